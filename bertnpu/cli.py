@@ -1,0 +1,124 @@
+"""The ``bertnpu`` command: parses arguments and calls the same functions the notebooks call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Optional
+
+from . import __version__
+from .errors import BertnpuError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _emit_json(data: dict) -> None:
+    print(json.dumps(data, sort_keys=True, default=float))
+
+
+def _load(args):
+    from .model import load_model
+
+    return load_model(args.model, pooling=getattr(args, "pooling", "auto"), trust_remote_code=args.trust_remote_code)
+
+
+@command("info")
+def _info(args) -> int:
+    from .analysis import format_summary, model_summary
+
+    summary = model_summary(_load(args))
+    if args.json:
+        _emit_json(summary)
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+@command("export-embeddings")
+def _export(args) -> int:
+    from .split import export_weight_dict
+
+    model = _load(args)
+    path = export_weight_dict(model.bert, args.out, force=args.force)
+    print(f"wrote {path} (keys word_embeddings, token_type_embeddings, position_embeddings, layernorm_weight, layernorm_bias)")
+    return 0
+
+
+@command("eval")
+def _eval(args) -> int:
+    from .encode import SentenceEncoder
+    from .evaluate import evaluate_sts
+    from .stsb import load_stsb
+
+    pairs = load_stsb(args.split, args.stsb_dir)
+    if args.limit:
+        pairs = pairs.subset(args.limit)
+    model = _load(args)
+    result = evaluate_sts(SentenceEncoder(model, batch_size=args.batch_size, progress=not args.json), pairs)
+    result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
+    if args.json:
+        _emit_json(result)
+    else:
+        print(f"{model.name} on STS-B {args.split} ({result['pairs']} pairs, {model.pooling.mode} pooling): "
+              f"Spearman {result['spearman']:.4f}, Pearson {result['pearson']:.4f} in {result['seconds']:.1f} s")
+    return 0
+
+
+def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
+    p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
+    if pooling:
+        p.add_argument("--pooling", default="auto", help="auto (sentence-transformers config) | mean | cls | max | pooler")
+
+
+def _stsb_options(p: argparse.ArgumentParser, split: str) -> None:
+    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR); default: hub mteb/stsbenchmark-sts")
+    p.add_argument("--split", default=split, help="train | validation | test")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bertnpu", description="BERT sentence embeddings to a Mobilint NPU, with quantization made visible.")
+    parser.add_argument("--version", action="version", version=f"bertnpu {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="architecture and CPU/NPU placement")
+    _model_options(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export-embeddings", help="write the CPU part's weight_dict.pth")
+    _model_options(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+
+    p = sub.add_parser("eval", help="STS-B Spearman/Pearson of the FP32 model")
+    _model_options(p, pooling=True)
+    _stsb_options(p, "test")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
+    p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BertnpuError as exc:
+        print(f"bertnpu: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bertnpu: interrupted; no partial output was kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

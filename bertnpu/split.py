@@ -1,0 +1,118 @@
+"""The CPU half of the split: embedding lookups + LayerNorm, and its ``weight_dict.pth``.
+
+Mobilint's NPU cannot run embedding lookups, so the runtime computes on the CPU::
+
+    x = LayerNorm(word_embeddings[input_ids] + token_type_embeddings[token_type_ids]
+                  + position_embeddings[0:seq_len])
+
+and feeds ``x`` (``[1, seq_len, hidden]``, float32) to the compiled encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .artifacts import atomic_write
+from .errors import BertnpuError
+
+WEIGHT_KEYS = ("word_embeddings", "token_type_embeddings", "position_embeddings", "layernorm_weight", "layernorm_bias")
+
+
+class CpuEmbedding(torch.nn.Module):
+    """Embedding part that stays on the CPU, built from the five tensors of ``weight_dict.pth``."""
+
+    def __init__(self, weights: dict[str, torch.Tensor], eps: float = 1e-12):
+        super().__init__()
+        check_weight_dict(weights)
+        for key in WEIGHT_KEYS:
+            self.register_buffer(key, weights[key].detach().to(torch.float32).clone())
+        self.eps = float(eps)
+
+    @classmethod
+    def from_bert(cls, bert) -> "CpuEmbedding":
+        """Take the embedding weights and LayerNorm eps of a ``transformers.BertModel``."""
+        return cls(weight_dict_of(bert), eps=bert.config.layer_norm_eps)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, eps: float = 1e-12) -> "CpuEmbedding":
+        """Rebuild the CPU part from a ``weight_dict.pth`` (eps is not stored in the file)."""
+        return cls(load_weight_dict(path), eps=eps)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.word_embeddings.shape[1])
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Args: input_ids ``[B, S]`` (int), token_type_ids ``[B, S]`` or None (zeros). Returns ``[B, S, hidden]``."""
+        seq_len = input_ids.shape[1]
+        if seq_len > self.position_embeddings.shape[0]:
+            raise BertnpuError(
+                f"A sequence of {seq_len} tokens exceeds the model's {self.position_embeddings.shape[0]} positions; lower --max-length."
+            )
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.word_embeddings[input_ids] + self.token_type_embeddings[token_type_ids]
+        x = x + self.position_embeddings[:seq_len]
+        return F.layer_norm(x, (x.shape[-1],), self.layernorm_weight, self.layernorm_bias, self.eps)
+
+    def weight_dict(self) -> dict[str, torch.Tensor]:
+        return {key: getattr(self, key) for key in WEIGHT_KEYS}
+
+
+def weight_dict_of(bert) -> dict[str, torch.Tensor]:
+    """The tutorial's five embedding tensors of a ``BertModel``, as plain detached tensors."""
+    emb = bert.embeddings
+    return {
+        "word_embeddings": emb.word_embeddings.weight.detach().clone(),
+        "token_type_embeddings": emb.token_type_embeddings.weight.detach().clone(),
+        "position_embeddings": emb.position_embeddings.weight.detach().clone(),
+        "layernorm_weight": emb.LayerNorm.weight.detach().clone(),
+        "layernorm_bias": emb.LayerNorm.bias.detach().clone(),
+    }
+
+
+def check_weight_dict(weights: object, source: str = "the weight dict", hidden_size: int | None = None) -> None:
+    """Validate keys, ranks and agreeing hidden sizes; each problem is one sentence."""
+    if not isinstance(weights, dict):
+        raise BertnpuError(f"{source} holds a {type(weights).__name__}, not a dict of tensors; export it with `bertnpu export-embeddings`.")
+    missing = [k for k in WEIGHT_KEYS if k not in weights]
+    if missing:
+        raise BertnpuError(f"{source} lacks the key(s) {', '.join(missing)}; it needs exactly {', '.join(WEIGHT_KEYS)}.")
+    for key in WEIGHT_KEYS:
+        if not isinstance(weights[key], torch.Tensor):
+            raise BertnpuError(f"{source}[{key!r}] is a {type(weights[key]).__name__}, not a tensor; re-export it with `bertnpu export-embeddings`.")
+    hidden = weights["word_embeddings"].shape[-1] if hidden_size is None else hidden_size
+    for key in WEIGHT_KEYS[:3]:
+        shape = tuple(weights[key].shape)
+        if len(shape) != 2 or shape[1] != hidden:
+            raise BertnpuError(f"{source}[{key!r}] has shape {shape}; expected [rows, {hidden}] to match the hidden size.")
+    for key in WEIGHT_KEYS[3:]:
+        shape = tuple(weights[key].shape)
+        if shape != (hidden,):
+            raise BertnpuError(f"{source}[{key!r}] has shape {shape}; expected ({hidden},) to match the hidden size.")
+
+
+def export_weight_dict(bert, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``weight_dict.pth`` with exactly the tutorial's keys, atomically.
+
+    The file holds plain float32 tensors, so ``torch.load(path, weights_only=True)`` reads it.
+    """
+    weights = {k: v.contiguous() for k, v in weight_dict_of(bert).items()}
+    return atomic_write(path, lambda tmp: torch.save(weights, tmp), force=force)
+
+
+def load_weight_dict(path: str | os.PathLike, hidden_size: int | None = None) -> dict[str, torch.Tensor]:
+    """Load and validate a ``weight_dict.pth`` without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise BertnpuError(f"Weight dict {str(path)!r} does not exist; create it with `bertnpu export-embeddings --out {path}`.")
+    try:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BertnpuError(f"{str(path)!r} is not a plain tensor file ({exc.__class__.__name__}); re-export it with `bertnpu export-embeddings`.") from exc
+    check_weight_dict(weights, source=repr(str(path)), hidden_size=hidden_size)
+    return weights

@@ -1,0 +1,107 @@
+"""STS Benchmark pairs from the original release folder or from the hub (mteb/stsbenchmark-sts)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import BertnpuError
+
+SPLITS = ("train", "validation", "test")
+_FILES = {"train": "sts-train.csv", "validation": "sts-dev.csv", "test": "sts-test.csv"}
+ENV_VAR = "BERTNPU_STSB_DIR"
+HUB_DATASET = "mteb/stsbenchmark-sts"
+
+
+@dataclass(frozen=True)
+class StsPairs:
+    """Sentence pairs with gold similarity scores (0-5)."""
+
+    sentence1: list[str]
+    sentence2: list[str]
+    scores: np.ndarray  # [n] float64
+    split: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def subset(self, n: int) -> "StsPairs":
+        """The first ``n`` pairs (for quick runs and tests)."""
+        return StsPairs(self.sentence1[:n], self.sentence2[:n], self.scores[:n], self.split, self.source)
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise BertnpuError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    return split
+
+
+def resolve_stsb_dir(stsb_dir: Optional[str | os.PathLike]) -> Optional[Path]:
+    """The folder given as an option, else ``$BERTNPU_STSB_DIR``, else None (use the hub)."""
+    value = stsb_dir if stsb_dir is not None else os.environ.get(ENV_VAR) or None
+    return Path(value).expanduser() if value is not None else None
+
+
+def read_stsb_file(path: Path, split: str) -> StsPairs:
+    """Parse one file of the original release: tab-separated, no quoting.
+
+    Columns: genre, file, year, id, score, sentence1, sentence2, then (on some lines)
+    license/source fields, which are ignored.
+    """
+    s1, s2, scores = [], [], []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 7:
+                raise BertnpuError(f"Line {lineno} of {str(path)!r} has {len(fields)} tab-separated fields, fewer than 7; use the original STS Benchmark release files.")
+            try:
+                scores.append(float(fields[4]))
+            except ValueError:
+                raise BertnpuError(f"Line {lineno} of {str(path)!r} has score {fields[4]!r}, not a number; use the original STS Benchmark release files.") from None
+            s1.append(fields[5])
+            s2.append(fields[6])
+    return StsPairs(s1, s2, np.asarray(scores, dtype=np.float64), split, str(path))
+
+
+def load_stsb(split: str = "test", stsb_dir: Optional[str | os.PathLike] = None) -> StsPairs:
+    """Load one STS-B split (train / validation / test).
+
+    From ``stsb_dir`` (or ``$BERTNPU_STSB_DIR``) holding ``sts-{train,dev,test}.csv``;
+    with neither, from the hub dataset ``mteb/stsbenchmark-sts`` via ``datasets``.
+
+    Example:
+        >>> len(load_stsb("test", "../shared/data/stsbenchmark"))
+        1379
+    """
+    check_split(split)
+    folder = resolve_stsb_dir(stsb_dir)
+    if folder is not None:
+        if not folder.is_dir():
+            raise BertnpuError(f"STS-B folder {str(folder)!r} does not exist; pass --stsb-dir (or {ENV_VAR}) pointing to the folder with sts-train.csv, sts-dev.csv and sts-test.csv.")
+        path = folder / _FILES[split]
+        if not path.is_file():
+            raise BertnpuError(f"STS-B folder {str(folder)!r} has no {_FILES[split]} for split {split!r}; use the original release folder with sts-train.csv, sts-dev.csv and sts-test.csv.")
+        return read_stsb_file(path, split)
+    return _load_from_hub(split)
+
+
+def _load_from_hub(split: str) -> StsPairs:
+    from .hub import hub_reachable
+
+    advice = f"pass --stsb-dir DIR or set {ENV_VAR}=DIR to a folder with sts-train.csv, sts-dev.csv and sts-test.csv."
+    if not hub_reachable():
+        raise BertnpuError(f"No STS-B folder was given and the Hugging Face hub (for {HUB_DATASET!r}) cannot be reached; {advice}")
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(HUB_DATASET, split=split)
+    except Exception as exc:  # offline, missing package, hub errors: one advice
+        raise BertnpuError(
+            f"No STS-B folder was given and {HUB_DATASET!r} could not be loaded from the hub ({exc.__class__.__name__}); {advice}"
+        ) from exc
+    return StsPairs(list(ds["sentence1"]), list(ds["sentence2"]), np.asarray(ds["score"], dtype=np.float64), split, HUB_DATASET)
