@@ -1,0 +1,41 @@
+"""Shared helpers for the benchmark scripts: timing, the STS-B folder, and the GEMM floor."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stsb_dir() -> str:
+    return os.environ.get("BERTNPU_STSB_DIR") or str(REPO.parent / "shared" / "data" / "stsbenchmark")
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    """Minimum wall time of ``repeats`` calls (the least disturbed run)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
+    """Large float32 matmul throughput of this machine: the reference for a GEMM floor."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    seconds = best_of(lambda: a @ b, repeats)
+    return 2 * n**3 / seconds
+
+
+def encoder_flops(lengths, hidden: int, intermediate: int, layers: int) -> float:
+    """Multiply-add FLOPs of a BERT encoder over unpadded sequences of the given lengths."""
+    tokens = float(sum(lengths))
+    linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * intermediate)
+    attention = sum(2 * 2 * n * n * hidden for n in lengths)
+    return layers * (linear + attention)

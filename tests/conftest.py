@@ -1,0 +1,74 @@
+"""Shared fixtures: the default model once, a tiny random BERT of odd sizes once, the STS-B folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def stsb_dir() -> Path:
+    path = Path(os.environ.get("BERTNPU_STSB_DIR") or REPO.parent / "shared" / "data" / "stsbenchmark")
+    if not (path / "sts-test.csv").is_file():
+        pytest.fail(f"STS-B release not found at {path}; set BERTNPU_STSB_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from bertnpu.model import load_model
+
+    return load_model()
+
+
+def build_tiny_bert(folder: Path, *, seed: int = 0, **overrides) -> Path:
+    """A random BertModel with odd sizes, saved with the default model's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from bertnpu.model import default_model_path
+
+    torch.manual_seed(seed)
+    kwargs = dict(
+        vocab_size=30522, hidden_size=36, num_hidden_layers=3, num_attention_heads=3, intermediate_size=70,
+        max_position_embeddings=77, type_vocab_size=3, layer_norm_eps=1e-7, hidden_act="gelu",
+    )
+    kwargs.update(overrides)
+    model = BertModel(BertConfig(**kwargs)).eval()
+    with torch.no_grad():  # make LayerNorm affine non-trivial so a wrong eps/bias would show
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from bertnpu.model import load_model
+
+    return load_model(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def stsb_test(stsb_dir):
+    from bertnpu.stsb import load_stsb
+
+    return load_stsb("test", stsb_dir)
+
+
+@pytest.fixture(scope="session")
+def stsb_validation(stsb_dir):
+    from bertnpu.stsb import load_stsb
+
+    return load_stsb("validation", stsb_dir)
