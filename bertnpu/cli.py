@@ -73,6 +73,20 @@ def _eval(args) -> int:
     return 0
 
 
+@command("calib")
+def _calib(args) -> int:
+    from .calibration import CalibrationSpec, build_calibration_set
+
+    spec = CalibrationSpec(count=args.count, seed=args.seed, split=args.split, column=args.column,
+                           strategy=args.strategy, max_length=args.max_length)
+    model = _load(args)
+    cs = build_calibration_set(model, args.out, spec, stsb_dir=args.stsb_dir, force=args.force)
+    lengths = cs.lengths
+    print(f"wrote {len(cs)} samples to {args.out} (tokens per sample {lengths.min()}-{lengths.max()}, median {int(sorted(lengths)[len(lengths) // 2])}); "
+          f"use {args.out} or {args.out}/npy_files.txt as qbcompiler's calib_data_path")
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
     p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
@@ -105,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
     p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+
+    p = sub.add_parser("calib", help="build calibration data in qbcompiler's format")
+    _model_options(p)
+    _stsb_options(p, "validation")
+    p.add_argument("--out", required=True, help="folder to create (one .npy per sample, npy_files.txt, manifest.json)")
+    p.add_argument("--column", default="sentence1", help="sentence1 | sentence2")
+    p.add_argument("--count", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=None, help="truncate samples to N tokens")
+    p.add_argument("--strategy", default="random", help="random | length-stratified | score-stratified")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
     return parser
 
 

@@ -116,3 +116,16 @@ def load_weight_dict(path: str | os.PathLike, hidden_size: int | None = None) ->
         raise BertnpuError(f"{str(path)!r} is not a plain tensor file ({exc.__class__.__name__}); re-export it with `bertnpu export-embeddings`.") from exc
     check_weight_dict(weights, source=repr(str(path)), hidden_size=hidden_size)
     return weights
+
+
+def embedding_hash(weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the five embedding tensors (key order fixed): identifies a CPU part."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in WEIGHT_KEYS:
+        t = weights[key].detach().to(torch.float32).contiguous()
+        digest.update(key.encode())
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()

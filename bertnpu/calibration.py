@@ -1,0 +1,242 @@
+"""Calibration data in qbcompiler's format: one ``[1, seq_len, hidden]`` float32 ``.npy`` per sentence.
+
+Each sentence is tokenized alone (no padding) and passed through the CPU embedding
+part, as in Mobilint's tutorial. Beside the ``.npy`` files: ``npy_files.txt`` (one path
+per line, usable as qbcompiler's ``calib_data_path``) and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .artifacts import atomic_directory
+from .encode import length_sorted_batches, tokenize
+from .errors import BertnpuError
+from .model import LoadedModel
+from .split import CpuEmbedding, embedding_hash, weight_dict_of
+from .stsb import StsPairs, check_split, load_stsb
+
+STRATEGIES = ("random", "length-stratified", "score-stratified")
+COLUMNS = ("sentence1", "sentence2")
+SCHEMA_VERSION = 1
+LENGTH_BINS = 8
+SCORE_BINS = 5
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """What to sample: ``count`` unique sentences of an STS-B ``split`` / ``column``."""
+
+    count: int = 256
+    seed: int = 0
+    split: str = "validation"
+    column: str = "sentence1"
+    strategy: str = "random"
+    max_length: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.count, int) or self.count < 1:
+            raise BertnpuError(f"Calibration count {self.count!r} must be a positive integer; Mobilint advises 100-128 or more samples.")
+        if self.strategy not in STRATEGIES:
+            raise BertnpuError(f"Unknown calibration strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}.")
+        if self.column not in COLUMNS:
+            raise BertnpuError(f"Unknown column {self.column!r}; use sentence1 or sentence2.")
+        check_split(self.split)
+        if self.max_length is not None and self.max_length < 3:
+            raise BertnpuError(f"max_length {self.max_length!r} is too small; use at least 3 tokens ([CLS], a word, [SEP]).")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CalibrationSet:
+    """A loaded calibration set: the arrays in file order, and the manifest if there is one."""
+
+    files: list[Path]
+    arrays: list[np.ndarray]  # each [1, seq_len, hidden] float32
+    manifest: Optional[dict] = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.arrays[0].shape[-1])
+
+    def tokens(self, limit: Optional[int] = None) -> np.ndarray:
+        """All token vectors ``[n_tokens, hidden]`` of the first ``limit`` samples."""
+        return np.concatenate([a[0] for a in self.arrays[:limit]], axis=0)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([a.shape[1] for a in self.arrays])
+
+    @property
+    def sentences(self) -> list[str]:
+        return [s["sentence"] for s in (self.manifest or {}).get("samples", [])]
+
+
+def _stratified(rng: np.random.Generator, cells: np.ndarray, count: int) -> np.ndarray:
+    """Take ``count`` items spread evenly over cells: shuffle within cells, then round-robin."""
+    pools = [rng.permutation(np.flatnonzero(cells == c)).tolist() for c in np.unique(cells)]
+    picked: list[int] = []
+    while len(picked) < count:
+        for pool in pools:
+            if pool and len(picked) < count:
+                picked.append(pool.pop())
+    return np.array(picked)
+
+
+def _quantile_bins(values: np.ndarray, bins: int) -> np.ndarray:
+    ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+    return (ranks * bins) // len(values)
+
+
+def select_samples(pairs: StsPairs, spec: CalibrationSpec, lengths_of) -> tuple[list[str], list[float]]:
+    """Pick the calibration sentences (unique, in file order) and their pair scores."""
+    column = pairs.sentence1 if spec.column == "sentence1" else pairs.sentence2
+    first_row: dict[str, int] = {}
+    for row, sentence in enumerate(column):
+        first_row.setdefault(sentence, row)
+    sentences = list(first_row)
+    scores = pairs.scores[list(first_row.values())]
+    if spec.count > len(sentences):
+        raise BertnpuError(f"Calibration count {spec.count} exceeds the {len(sentences)} unique sentences of {spec.split}/{spec.column}; lower --count.")
+    rng = np.random.default_rng(spec.seed)
+    if spec.strategy == "random":
+        chosen = rng.choice(len(sentences), size=spec.count, replace=False)
+    else:
+        lengths = np.asarray(lengths_of(sentences))
+        cells = _quantile_bins(lengths, LENGTH_BINS)
+        if spec.strategy == "score-stratified":
+            score_bin = np.minimum((scores / 5.0 * SCORE_BINS).astype(int), SCORE_BINS - 1)
+            cells = score_bin * LENGTH_BINS + _quantile_bins(lengths, 3)
+        chosen = _stratified(rng, cells, spec.count)
+    return [sentences[i] for i in chosen], [float(scores[i]) for i in chosen]
+
+
+def embed_sentences(model: LoadedModel, sentences: list[str], max_length: Optional[int] = None, batch_size: int = 128) -> list[np.ndarray]:
+    """CPU-part output of each sentence tokenized alone: a list of ``[1, seq_len, hidden]`` float32 arrays."""
+    ids = tokenize(model, sentences, max_length)
+    cpu = CpuEmbedding.from_bert(model.bert)
+    out: list[Optional[np.ndarray]] = [None] * len(sentences)
+    with torch.inference_mode():
+        for batch in length_sorted_batches(ids, batch_size, model.tokenizer.pad_token_id or 0):
+            # LayerNorm is per position, so padding a batch leaves each real token's vector unchanged.
+            x = cpu(batch.input_ids, batch.token_type_ids).numpy()
+            for row, i in enumerate(batch.order):
+                out[i] = np.ascontiguousarray(x[row : row + 1, : len(ids[i])], dtype=np.float32)
+    return out  # type: ignore[return-value]
+
+
+def build_calibration_set(
+    model: LoadedModel,
+    out: str | os.PathLike,
+    spec: CalibrationSpec = CalibrationSpec(),
+    *,
+    pairs: Optional[StsPairs] = None,
+    stsb_dir: Optional[str | os.PathLike] = None,
+    force: bool = False,
+    progress: bool = True,
+) -> CalibrationSet:
+    """Build a calibration folder for qbcompiler (``calib_data_path``) from STS-B sentences.
+
+    Written in a temp folder and renamed, so an interrupt leaves nothing half-built; an
+    existing folder is only replaced with ``force``. Same inputs and seed give
+    byte-identical files.
+
+    Example:
+        >>> cs = build_calibration_set(load_model(), "calib", CalibrationSpec(count=128))
+        >>> cs.arrays[0].shape  # [1, seq_len, hidden]
+        (1, 14, 384)
+    """
+    pairs = pairs if pairs is not None else load_stsb(spec.split, stsb_dir)
+    sentences, scores = select_samples(pairs, spec, lambda s: [len(x) for x in tokenize(model, s, spec.max_length)])
+    arrays = embed_sentences(model, sentences, spec.max_length)
+    out = Path(out)
+    names = [f"calib_{i:05d}.npy" for i in range(len(arrays))]
+    final = out.resolve()
+    with atomic_directory(out, force=force) as tmp:
+        for name, array in tqdm(list(zip(names, arrays)), desc="write calibration", disable=not progress, leave=False):
+            np.save(tmp / name, array)
+        (tmp / "npy_files.txt").write_text("".join(f"{final / n}\n" for n in names))
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": f"bertnpu {__version__}",
+            "model": model.name,
+            "embedding_sha256": embedding_hash(weight_dict_of(model.bert)),
+            "hidden_size": int(model.config.hidden_size),
+            "source": pairs.source if os.sep not in pairs.source else Path(pairs.source).name,
+            **spec.to_dict(),
+            "samples": [
+                {"file": n, "sentence": s, "tokens": int(a.shape[1]), "pair_score": sc}
+                for n, s, a, sc in zip(names, sentences, arrays, scores)
+            ],
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return CalibrationSet([final / n for n in names], arrays, manifest, str(out))
+
+
+def _read_list(path: Path) -> list[Path]:
+    files = [Path(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+    return [f if f.is_absolute() else path.parent / f for f in files]
+
+
+def load_calibration_set(path: str | os.PathLike, model: Optional[LoadedModel] = None) -> CalibrationSet:
+    """Load and validate a calibration folder or an ``npy_files.txt`` list.
+
+    Checks: not empty, float32, rank 3 with batch 1, hidden size (against ``model``),
+    finite values, and the manifest's embedding hash against ``model``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BertnpuError(f"Calibration set {str(path)!r} does not exist; build one with `bertnpu calib --out {path}`.")
+    manifest = None
+    if path.is_dir():
+        if (path / "manifest.json").is_file():
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+            files = [path / s["file"] for s in manifest["samples"]]
+        elif (path / "npy_files.txt").is_file():
+            files = _read_list(path / "npy_files.txt")
+        else:
+            files = sorted(path.glob("*.npy"))
+    else:
+        files = _read_list(path)
+        if (path.parent / "manifest.json").is_file():
+            manifest = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
+    if not files:
+        raise BertnpuError(f"Calibration set {str(path)!r} holds no .npy files; build one with `bertnpu calib`.")
+    hidden = int(model.config.hidden_size) if model is not None else None
+    arrays = []
+    for f in files:
+        if not f.is_file():
+            raise BertnpuError(f"Calibration file {str(f)!r} listed in {str(path)!r} does not exist; rebuild the set with `bertnpu calib --force`.")
+        a = np.load(f, allow_pickle=False)
+        if a.dtype != np.float32:
+            raise BertnpuError(f"Calibration file {f.name!r} has dtype {a.dtype}; qbcompiler expects float32 embeddings.")
+        if a.ndim != 3 or a.shape[0] != 1 or a.shape[1] < 1:
+            raise BertnpuError(f"Calibration file {f.name!r} has shape {a.shape}; expected [1, seq_len, hidden].")
+        hidden = a.shape[2] if hidden is None else hidden
+        if a.shape[2] != hidden:
+            raise BertnpuError(f"Calibration file {f.name!r} has hidden size {a.shape[2]}, but the model's is {hidden}; build the set with the same model.")
+        if not np.isfinite(a).all():
+            raise BertnpuError(f"Calibration file {f.name!r} contains NaN or inf values; rebuild the set.")
+        arrays.append(a)
+    if manifest is not None and model is not None:
+        expected = embedding_hash(weight_dict_of(model.bert))
+        if manifest.get("embedding_sha256") != expected:
+            raise BertnpuError(
+                f"Calibration set {str(path)!r} was built for model {manifest.get('model')!r} with other embedding weights than {model.name!r}; rebuild it with this model."
+            )
+    return CalibrationSet(files, arrays, manifest, str(path))

@@ -1,0 +1,85 @@
+"""Pure plot functions: each takes data (and optionally an Axes) and returns a Figure.
+
+No pyplot state: figures are built with ``matplotlib.figure.Figure`` so notebooks,
+reports and tests can share them.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .embedding_ranges import ChannelRanges
+
+
+def _axes(ax: Optional[Axes], size=(8, 3.5)) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def plot_channel_ranges(ranges: ChannelRanges, outliers: Sequence[dict] = (), ax: Optional[Axes] = None) -> Figure:
+    """Per-channel min/max band and p1-p99 band of the calibration embeddings."""
+    fig, ax = _axes(ax)
+    ch = np.arange(len(ranges.min))
+    ax.fill_between(ch, ranges.min, ranges.max, color="tab:blue", alpha=0.25, step="mid", label="min..max")
+    lo = ranges.percentiles[list(ranges.levels).index(1.0)] if 1.0 in ranges.levels else ranges.min
+    hi = ranges.percentiles[list(ranges.levels).index(99.0)] if 99.0 in ranges.levels else ranges.max
+    ax.fill_between(ch, lo, hi, color="tab:blue", alpha=0.6, step="mid", label="p1..p99")
+    for o in outliers:
+        ax.annotate(str(o["channel"]), (o["channel"], o["max"] if abs(o["max"]) >= abs(o["min"]) else o["min"]), fontsize=7, color="tab:red")
+    ax.set_xlabel("hidden channel")
+    ax.set_ylabel("embedding value")
+    ax.set_title(f"Calibration embedding range per channel ({ranges.tokens} tokens)")
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def plot_value_histogram(tokens: np.ndarray, bins: int = 200, ax: Optional[Axes] = None) -> Figure:
+    """Histogram of all embedding values (log count), with the abs-max marked."""
+    fig, ax = _axes(ax)
+    values = np.asarray(tokens).ravel()
+    ax.hist(values, bins=bins, color="tab:blue", log=True)
+    m = float(np.abs(values).max())
+    for x in (-m, m):
+        ax.axvline(x, color="tab:red", lw=1, ls="--")
+    ax.set_xlabel("embedding value")
+    ax.set_ylabel("count (log)")
+    ax.set_title(f"All calibration embedding values (abs-max {m:.2f})")
+    return fig
+
+
+def plot_sequence_lengths(lengths: Sequence[int], ax: Optional[Axes] = None) -> Figure:
+    """Histogram of calibration sequence lengths in tokens."""
+    fig, ax = _axes(ax, (6, 3))
+    lengths = np.asarray(lengths)
+    ax.hist(lengths, bins=np.arange(lengths.min(), lengths.max() + 2) - 0.5, color="tab:green")
+    ax.set_xlabel("tokens per sample")
+    ax.set_ylabel("samples")
+    ax.set_title(f"Sequence lengths (n={len(lengths)}, median {np.median(lengths):.0f})")
+    return fig
+
+
+def plot_coverage(per_channel: np.ndarray, curve: dict, ax: Optional[Axes] = None) -> Figure:
+    """Left: eval values outside the calibration range per channel; right: that fraction vs count."""
+    if ax is not None:
+        fig, left = ax.figure, ax
+        right = None
+    else:
+        fig = Figure(figsize=(10, 3.5), layout="constrained")
+        left, right = fig.subplots(1, 2, width_ratios=[2, 1])
+    left.bar(np.arange(len(per_channel)), per_channel * 100, color="tab:orange", width=1.0)
+    left.set_xlabel("hidden channel")
+    left.set_ylabel("% of eval values outside")
+    left.set_title(f"Eval values outside calibration range: {per_channel.mean() * 100:.3f}% overall")
+    if right is not None:
+        right.plot(curve["counts"], np.asarray(curve["outside_fraction"]) * 100, "o-")
+        right.set_xscale("log", base=2)
+        right.set_xlabel("calibration samples")
+        right.set_ylabel("% outside")
+        right.set_title("Coverage as the count grows")
+    return fig
