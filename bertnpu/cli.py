@@ -87,6 +87,34 @@ def _calib(args) -> int:
     return 0
 
 
+@command("sites")
+def _sites(args) -> int:
+    from .sites import sites_of
+
+    sites = sites_of(_load(args))
+    if args.json:
+        _emit_json({"sites": [s.__dict__ for s in sites]})
+    else:
+        for s in sites:
+            print(f"{s.name:34s} {s.layout:9s} {s.description}")
+    return 0
+
+
+@command("stats")
+def _stats(args) -> int:
+    from .calibration import load_calibration_set
+    from .stats import collect_activation_stats
+    from .artifacts import check_writable
+
+    check_writable(args.out, args.force, "stats file")
+    model = _load(args)
+    calib = load_calibration_set(args.calib, model)
+    stats = collect_activation_stats(model, calib, batch_size=args.batch_size)
+    stats.save(args.out, force=args.force)
+    print(f"wrote statistics of {len(stats.sites)} sites over {len(calib)} calibration samples to {args.out}")
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
     p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
@@ -130,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="truncate samples to N tokens")
     p.add_argument("--strategy", default="random", help="random | length-stratified | score-stratified")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
+
+    p = sub.add_parser("sites", help="list the quantization sites of the NPU part")
+    _model_options(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("stats", help="activation statistics of every site over a calibration set")
+    _model_options(p)
+    p.add_argument("--calib", required=True, help="calibration folder or npy_files.txt")
+    p.add_argument("--out", required=True, help="stats file to write (.npz)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--force", action="store_true")
     return parser
 
 
@@ -140,6 +179,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except BertnpuError as exc:
         print(f"bertnpu: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `bertnpu sites | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("bertnpu: interrupted; no partial output was kept.", file=sys.stderr)
         return 130

@@ -29,7 +29,7 @@ class CpuEmbedding(torch.nn.Module):
         super().__init__()
         check_weight_dict(weights)
         for key in WEIGHT_KEYS:
-            self.register_buffer(key, weights[key].detach().to(torch.float32).clone())
+            self.register_buffer(key, weights[key].detach().to(torch.float32))  # read-only: no copy
         self.eps = float(eps)
 
     @classmethod
@@ -67,11 +67,11 @@ def weight_dict_of(bert) -> dict[str, torch.Tensor]:
     """The tutorial's five embedding tensors of a ``BertModel``, as plain detached tensors."""
     emb = bert.embeddings
     return {
-        "word_embeddings": emb.word_embeddings.weight.detach().clone(),
-        "token_type_embeddings": emb.token_type_embeddings.weight.detach().clone(),
-        "position_embeddings": emb.position_embeddings.weight.detach().clone(),
-        "layernorm_weight": emb.LayerNorm.weight.detach().clone(),
-        "layernorm_bias": emb.LayerNorm.bias.detach().clone(),
+        "word_embeddings": emb.word_embeddings.weight.detach(),
+        "token_type_embeddings": emb.token_type_embeddings.weight.detach(),
+        "position_embeddings": emb.position_embeddings.weight.detach(),
+        "layernorm_weight": emb.LayerNorm.weight.detach(),
+        "layernorm_bias": emb.LayerNorm.bias.detach(),
     }
 
 

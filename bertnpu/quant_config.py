@@ -1,0 +1,102 @@
+"""The quantization config, in qbcompiler's vocabulary, with conversion to both API generations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .artifacts import atomic_write_json
+from .errors import BertnpuError
+
+SCHEMA_VERSION = 1
+METHODS = {0: "weight per-channel, activation per-layer", 1: "weight per-channel, activation multi-layer",
+           2: "method 0 with activation zero-point", 3: "method 1 with activation zero-point"}
+OUTPUTS = {0: "one scale per layer output", 1: "one scale per output channel", 2: "sigmoid-based"}
+MODES = {0: "Max", 1: "MaxPercentile", 2: "Histogram"}
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """qbcompiler's calibration knobs. The default is Mobilint's tutorial config.
+
+    method 0-3, output 0-2, mode 0 (Max) / 1 (MaxPercentile) / 2 (Histogram);
+    ``percentile`` in (0, 1] and ``topk_ratio`` in (0, 1] are used by mode 1; ``bits`` is
+    the integer width (8 on the NPU; other widths for what-if simulation).
+    """
+
+    method: int = 1
+    output: int = 0
+    mode: int = 1
+    percentile: float = 0.999
+    topk_ratio: float = 0.01
+    bits: int = 8
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("method", METHODS), ("output", OUTPUTS), ("mode", MODES)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+                raise BertnpuError(f"QuantConfig.{name}={value!r} is invalid; use one of {sorted(allowed)} ({'; '.join(f'{k}: {v}' for k, v in allowed.items())}).")
+        for name in ("percentile", "topk_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise BertnpuError(f"QuantConfig.{name}={value!r} is invalid; it must lie in (0, 1], e.g. 0.999 for percentile or 0.01 for topk_ratio.")
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 2 <= self.bits <= 16:
+            raise BertnpuError(f"QuantConfig.bits={self.bits!r} is invalid; use an integer from 2 to 16 (the NPU runs 8).")
+
+    @property
+    def zero_point(self) -> bool:
+        """Methods 2 and 3 quantize activations asymmetrically (with a zero-point)."""
+        return self.method in (2, 3)
+
+    @property
+    def multi_layer(self) -> bool:
+        """Methods 1 and 3 share activation statistics across layers."""
+        return self.method in (1, 3)
+
+    def with_(self, **changes: Any) -> "QuantConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QuantConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"schema_version", "tool"})
+        if unknown:
+            raise BertnpuError(f"Unknown QuantConfig field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}.")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the config as JSON, stamped with the tool and schema version."""
+        return atomic_write_json(path, {**self.to_dict(), "schema_version": SCHEMA_VERSION, "tool": f"bertnpu {__version__}"}, force=force)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QuantConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BertnpuError(f"Config file {str(path)!r} does not exist; write one with QuantConfig().save(path) or `bertnpu sweep`.") from None
+        except json.JSONDecodeError as exc:
+            raise BertnpuError(f"Config file {str(path)!r} is not valid JSON (line {exc.lineno}); fix or regenerate it.") from None
+        if not isinstance(data, dict):
+            raise BertnpuError(f"Config file {str(path)!r} holds a {type(data).__name__}, not a JSON object; regenerate it.")
+        return cls.from_dict(data)
+
+    def legacy_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``QuantizationConfig.from_kwargs`` (qbcompiler 1.0.x)."""
+        return {"quantization_method": self.method, "quantization_output": self.output, "quantization_mode": self.mode,
+                "percentile": self.percentile, "topk_ratio": self.topk_ratio}
+
+    def calibration_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``CalibrationConfig`` (qbcompiler 1.1+), with ``max_percentile`` as a plain dict."""
+        return {"method": self.method, "output": self.output, "mode": self.mode,
+                "max_percentile": {"percentile": self.percentile, "topk_ratio": self.topk_ratio}}
+
+    def label(self) -> str:
+        return f"method {self.method}, output {self.output}, {MODES[self.mode]}" + (
+            f" p={self.percentile:g} topk={self.topk_ratio:g}" if self.mode == 1 else "") + ("" if self.bits == 8 else f", {self.bits}-bit")

@@ -1,0 +1,184 @@
+"""Activation statistics of every quantization site over a calibration set, and their file format."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .artifacts import atomic_write
+from .calibration import CalibrationSet
+from .encoder import NpuEncoder
+from .errors import BertnpuError
+from .model import LoadedModel
+from .observers import REPLICAS, SiteObserver, bootstrap_weights
+from .sites import SiteInfo, sites_of
+from .split import embedding_hash, weight_dict_of
+
+SCHEMA_VERSION = 1
+
+
+def model_hash(model: LoadedModel) -> str:
+    """SHA-256 of every parameter of the model (CPU and NPU parts)."""
+    digest = hashlib.sha256()
+    for name, p in sorted(model.bert.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(p.detach().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def calibration_hash(calib: CalibrationSet) -> str:
+    """SHA-256 of the calibration arrays in file order."""
+    digest = hashlib.sha256()
+    for a in calib.arrays:
+        digest.update(str(a.shape).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class ActivationStats:
+    """Observers of all sites plus what they were computed from."""
+
+    sites: list[SiteInfo]
+    observers: dict[str, SiteObserver]
+    meta: dict = field(default_factory=dict)
+
+    def __getitem__(self, site: str) -> SiteObserver:
+        return self.observers[site]
+
+    def state_size(self) -> int:
+        return sum(o.state_size() for o in self.observers.values())
+
+    def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
+        """One ``.npz`` holding every site's arrays and the JSON metadata (no pickles)."""
+        arrays = {"__meta__": np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8)}
+        for name, obs in self.observers.items():
+            for key, value in obs.to_arrays().items():
+                arrays[f"{name}/{key}"] = value
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        return atomic_write(path, write, force=force)
+
+
+def load_stats(path: str | os.PathLike, model: Optional[LoadedModel] = None, calib: Optional[CalibrationSet] = None) -> ActivationStats:
+    """Load stats saved by :meth:`ActivationStats.save`; check model and calibration hashes when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise BertnpuError(f"Stats file {str(path)!r} does not exist; create it with `bertnpu stats --calib DIR --out {path}`.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            content = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as exc:
+        raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file ({exc.__class__.__name__}); recreate it with `bertnpu stats`.") from None
+    if "__meta__" not in content:
+        raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (no metadata); recreate it with `bertnpu stats`.")
+    meta = json.loads(content.pop("__meta__").tobytes().decode())
+    if model is not None and meta.get("model_sha256") != model_hash(model):
+        raise BertnpuError(f"Stats file {str(path)!r} was computed for model {meta.get('model')!r} with other weights than {model.name!r}; recompute it with `bertnpu stats`.")
+    if calib is not None and meta.get("calibration_sha256") != calibration_hash(calib):
+        raise BertnpuError(f"Stats file {str(path)!r} was computed from another calibration set than {calib.source!r}; recompute it with `bertnpu stats`.")
+    grouped: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in content.items():
+        site, _, part = key.rpartition("/")
+        grouped.setdefault(site, {})[part] = value
+    sites = [SiteInfo(**s) for s in meta["sites"]]
+    return ActivationStats(sites, {s.name: SiteObserver.from_arrays(grouped[s.name]) for s in sites}, meta)
+
+
+class StatsTap:
+    """A tap that feeds every site's valid (unpadded) values into its observer."""
+
+    def __init__(self, sites: list[SiteInfo], hidden: int, heads: int, intermediate: int, seed: int = 0):
+        self.layouts = {s.name: s.layout for s in sites}
+        self.observers: dict[str, SiteObserver] = {}
+        self.channels = {"attention": heads, "intermediate": intermediate, "token": hidden}
+        self.seed = seed
+        self.roles: Optional[torch.Tensor] = None
+        self.weights: Optional[torch.Tensor] = None
+
+    def start_batch(self, attention_mask: torch.Tensor, sample_index: np.ndarray) -> None:
+        lengths = attention_mask.sum(1)
+        roles = torch.full(attention_mask.shape, 2, dtype=torch.long)
+        roles[:, 0] = 0
+        roles[torch.arange(len(lengths)), lengths - 1] = 1
+        self.roles = roles
+        self.weights = bootstrap_weights(sample_index, self.seed)
+
+    def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        assert self.roles is not None and self.weights is not None, "call start_batch first"
+        b = x.shape[0]
+        sample_rows = torch.arange(b)[:, None].expand(token_mask.shape)
+        if x.dim() == 2:  # pooler sites: one [CLS] vector per sample
+            values, roles, samples = x, torch.zeros(b, dtype=torch.long), torch.arange(b)
+        elif self.layouts[site] == "attention":  # [B, heads, S_q, S_k]: valid query x valid key, channel = head
+            pair = token_mask[:, :, None] & token_mask[:, None, :]
+            values = x.permute(0, 2, 3, 1)[pair]
+            roles = self.roles[:, :, None].expand(pair.shape)[pair]
+            samples = sample_rows[:, :, None].expand(pair.shape)[pair]
+        else:
+            values, roles, samples = x[token_mask], self.roles[token_mask], sample_rows[token_mask]
+        obs = self.observers.get(site)
+        if obs is None:
+            obs = self.observers[site] = SiteObserver(values.shape[-1])
+        obs.update(values, roles, samples, self.weights)
+        return x
+
+
+def _calibration_batches(calib: CalibrationSet, batch_size: int):
+    """Pad calibration arrays into length-sorted batches: (hidden [B,S,H], mask [B,S], sample indices)."""
+    lengths = calib.lengths
+    order = np.argsort(-lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = int(lengths[idx].max())
+        hidden = torch.zeros(len(idx), width, calib.hidden_size)
+        mask = torch.zeros(len(idx), width, dtype=torch.long)
+        for row, i in enumerate(idx):
+            hidden[row, : lengths[i]] = torch.from_numpy(calib.arrays[i][0])
+            mask[row, : lengths[i]] = 1
+        yield hidden, mask, idx
+
+
+def collect_activation_stats(
+    model: LoadedModel, calib: CalibrationSet, *, batch_size: int = 32, seed: int = 0,
+    encoder: Optional[NpuEncoder] = None, progress: bool = True,
+) -> ActivationStats:
+    """Run the calibration set through the NPU part and observe every site.
+
+    Padded positions are masked out, so batched collection equals one sample at a time.
+
+    Example:
+        >>> stats = collect_activation_stats(model, load_calibration_set("calib", model))
+        >>> stats["layer.0.attention.softmax.out"].max <= 1.0
+        True
+    """
+    if calib.hidden_size != model.config.hidden_size:
+        raise BertnpuError(f"Calibration hidden size {calib.hidden_size} does not match the model's {model.config.hidden_size}; build the set with this model.")
+    sites = sites_of(model)
+    cfg = model.config
+    tap = StatsTap(sites, cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, seed)
+    encoder = encoder if encoder is not None else NpuEncoder(model.bert)
+    batches = list(_calibration_batches(calib, batch_size))
+    with torch.inference_mode():
+        for hidden, mask, idx in tqdm(batches, desc="activation stats", disable=not progress, leave=False):
+            tap.start_batch(mask, idx)
+            encoder(hidden, mask, tap=tap)
+    meta = {
+        "schema_version": SCHEMA_VERSION, "tool": f"bertnpu {__version__}", "model": model.name,
+        "model_sha256": model_hash(model), "embedding_sha256": embedding_hash(weight_dict_of(model.bert)),
+        "calibration_sha256": calibration_hash(calib), "calibration": calib.source, "samples": len(calib),
+        "bootstrap_replicas": REPLICAS, "seed": seed, "sites": [s.__dict__ for s in sites],
+    }
+    return ActivationStats(sites, {s.name: tap.observers[s.name] for s in sites}, meta)
