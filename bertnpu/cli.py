@@ -115,6 +115,87 @@ def _stats(args) -> int:
     return 0
 
 
+def _stats_for(args, model):
+    """Stats from --stats FILE, or collected from --calib DIR."""
+    from .calibration import load_calibration_set
+    from .stats import collect_activation_stats, load_stats
+
+    if args.stats:
+        return load_stats(args.stats, model)
+    if not args.calib:
+        raise BertnpuError("Pass --calib DIR (a calibration set from `bertnpu calib`) or --stats FILE (from `bertnpu stats`).")
+    return collect_activation_stats(model, load_calibration_set(args.calib, model))
+
+
+@command("simulate")
+def _simulate(args) -> int:
+    from .encode import SentenceEncoder
+    from .evaluate import evaluate_sts
+    from .quant_config import QuantConfig
+    from .simulate import simulate_int8
+    from .stsb import load_stsb
+
+    config = QuantConfig.load(args.config) if args.config else QuantConfig()
+    pairs = load_stsb(args.split, args.stsb_dir)
+    if args.limit:
+        pairs = pairs.subset(args.limit)
+    model = _load(args)
+    stats = _stats_for(args, model)
+    keep = [s for s in (args.keep_fp32 or "").split(",") if s]
+    fp32 = evaluate_sts(SentenceEncoder(model, progress=not args.json), pairs)
+    int8 = evaluate_sts(simulate_int8(model, stats, config, keep_fp32=keep).encoder_for(progress=not args.json), pairs)
+    result = {"spearman": int8["spearman"], "pearson": int8["pearson"], "fp32_spearman": fp32["spearman"], "fp32_pearson": fp32["pearson"],
+              "config": config.to_dict(), "keep_fp32": keep, "split": args.split, "pairs": len(pairs), "model": model.name}
+    if args.json:
+        _emit_json(result)
+    else:
+        print(f"{model.name} on STS-B {args.split}: FP32 Spearman {fp32['spearman']:.4f}, simulated INT8 ({config.label()}) {int8['spearman']:.4f} "
+              f"(delta {int8['spearman'] - fp32['spearman']:+.4f})")
+    return 0
+
+
+@command("sweep")
+def _sweep(args) -> int:
+    from .quant_config import QuantConfig
+    from .range_plots import plot_sweep_heatmap
+    from .stsb import load_stsb
+    from .sweep import best_config, config_grid, recommend, sweep, write_sweep_table
+    from .artifacts import atomic_write, atomic_write_json
+    from pathlib import Path
+
+    out = Path(args.out)
+    base = QuantConfig.load(args.config) if args.config else QuantConfig()
+    configs = config_grid(base, _floats(args.percentiles), _floats(args.topk_ratios), [int(x) for x in _floats(args.modes)],
+                          [int(x) for x in _floats(args.methods)] if args.methods else None)
+    pairs = load_stsb("validation", args.stsb_dir)
+    if args.limit:
+        pairs = pairs.subset(args.limit)
+    model = _load(args)
+    stats = _stats_for(args, model)
+    rows = sweep(model, stats, pairs, configs, cache=out / "sweep_cache.jsonl")
+    write_sweep_table(rows, out, force=True)  # the table always reflects the cache
+    chosen = best_config(rows)
+    chosen.save(out / "recommended_config.json", force=True)
+    fig = plot_sweep_heatmap(rows, chosen.to_dict())
+    atomic_write(out / "sweep_heatmap.png", lambda p: fig.savefig(p, format="png", dpi=110), force=True)
+    summary = {"configs": len(rows), "recommended": chosen.to_dict(), "validation_spearman": max(r["spearman"] for r in rows)}
+    if args.test:
+        test = load_stsb("test", args.stsb_dir)
+        summary["test"] = recommend(model, stats, rows, test.subset(args.limit) if args.limit else test)
+        atomic_write_json(out / "recommendation.json", summary["test"], force=True)
+    print(f"swept {len(rows)} configs on validation; best: {chosen.label()} (Spearman {summary['validation_spearman']:.4f}); wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, recommended_config.json")
+    if args.json:
+        _emit_json(summary)
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BertnpuError(f"Could not read {text!r} as comma-separated numbers; write e.g. 0.99,0.999,1.0.") from None
+
+
 def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
     p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
@@ -169,6 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="stats file to write (.npz)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--force", action="store_true")
+
+    p = sub.add_parser("simulate", help="STS-B Spearman of the simulated INT8 model next to FP32")
+    _model_options(p)
+    _stsb_options(p, "validation")
+    p.add_argument("--config", help="QuantConfig JSON (default: the tutorial's config)")
+    p.add_argument("--calib", help="calibration folder or npy_files.txt")
+    p.add_argument("--stats", help="stats file from `bertnpu stats` (instead of --calib)")
+    p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32")
+    p.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+
+    p = sub.add_parser("sweep", help="grid over percentile x topk_ratio on validation, with a recommendation")
+    _model_options(p)
+    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR)")
+    p.add_argument("--calib", help="calibration folder or npy_files.txt")
+    p.add_argument("--stats", help="stats file from `bertnpu stats` (instead of --calib)")
+    p.add_argument("--out", required=True, help="folder for sweep.csv/json, the heatmap, the cache and the recommended config")
+    p.add_argument("--config", help="base QuantConfig JSON (default: the tutorial's config)")
+    p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
+    p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
+    p.add_argument("--modes", default="1", help="e.g. 0,1,2")
+    p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
+    p.add_argument("--test", action="store_true", help="report the recommended config once on the test split")
+    p.add_argument("--limit", type=int, default=0, help="only the first N pairs of each split")
+    p.add_argument("--json", action="store_true")
     return parser
 
 

@@ -26,12 +26,19 @@ EDGES = 2.0 ** (LOG2_MIN + np.arange(NBINS + 1) / BINS_PER_OCTAVE)  # bin b hold
 TOPK = 1024
 REPLICAS = 16
 NROLES = 3
+CHUNK_VALUES = 1 << 21  # values binned at once
+
+
+def bin_float(magnitude: torch.Tensor) -> torch.Tensor:
+    """Histogram bin of each non-negative value as float32 (0 and tiny values -> bin 0)."""
+    # float32 log2 is exact enough: bins are 1.09 % wide
+    b = (torch.log2(magnitude.float()) - LOG2_MIN).mul_(BINS_PER_OCTAVE).floor_()
+    return torch.nan_to_num_(b, nan=0.0, neginf=0.0).clamp_(0, NBINS - 1)
 
 
 def bin_index(magnitude: torch.Tensor) -> torch.Tensor:
     """Histogram bin of each non-negative value (0 and tiny values -> bin 0)."""
-    b = torch.floor((torch.log2(magnitude.double()) - LOG2_MIN) * BINS_PER_OCTAVE)
-    return torch.nan_to_num(b, nan=0.0, neginf=0.0).clamp_(0, NBINS - 1).long()
+    return bin_float(magnitude).long()
 
 
 def bootstrap_weights(sample_index: np.ndarray, seed: int = 0) -> torch.Tensor:
@@ -40,8 +47,11 @@ def bootstrap_weights(sample_index: np.ndarray, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(w.astype(np.float64))
 
 
-def _merge_top(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-    both = torch.cat([old, new[new > 0]])
+def _merge_top(old: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """The TOPK largest positive values of ``old`` and ``flat``, largest first."""
+    floor = old[-1] if old.numel() == TOPK else 0.0
+    new = flat[flat > floor]  # usually a handful once the store is full
+    both = torch.cat([old, new])
     return torch.topk(both, min(TOPK, both.numel())).values if both.numel() else both
 
 
@@ -69,24 +79,31 @@ class SiteObserver:
         """
         if values.numel() == 0:
             return
+        rows = max(1, CHUNK_VALUES // values.shape[1])
+        if values.shape[0] > rows:  # bound the transient memory of the bin keys
+            for start in range(0, values.shape[0], rows):
+                sl = slice(start, start + rows)
+                self.update(values[sl], roles[sl], samples[sl], weights)
+            return
         v = values.detach().float()
         a = v.abs()
         self.count += v.numel()
         self.min = min(self.min, float(v.min()))
         self.max = max(self.max, float(v.max()))
         self.channel_absmax = torch.maximum(self.channel_absmax, a.amax(0).double())
-        bins = bin_index(a).reshape(-1)
-        positive = (v >= 0).reshape(-1)
-        self.pos_hist += torch.bincount(bins[positive], minlength=NBINS).double()
-        self.neg_hist += torch.bincount(bins[~positive], minlength=NBINS).double()
-        flat = v.reshape(-1)
-        self.top_pos = _merge_top(self.top_pos, torch.topk(flat, min(TOPK, flat.numel())).values)
-        self.top_neg = _merge_top(self.top_neg, torch.topk(-flat, min(TOPK, flat.numel())).values)
-        per_value = lambda t: t[:, None].expand(-1, v.shape[1]).reshape(-1)  # noqa: E731
-        self.role_hist += torch.bincount(per_value(roles) * NBINS + bins, minlength=NROLES * NBINS).view(NROLES, NBINS).double()
+        # One bincount over a joint key (sample, role, sign, bin); every histogram is a sum of it.
         batch = weights.shape[1]
-        per_sample = torch.bincount(per_value(samples) * NBINS + bins, minlength=batch * NBINS).view(batch, NBINS).double()
-        self.replica_hist += weights @ per_sample
+        token_key = ((samples * NROLES + roles) * (2 * NBINS)).float()  # exact: keys stay far below 2^24
+        key = bin_float(a).add_((v < 0).float().mul_(NBINS)).add_(token_key[:, None]).long()
+        joint = torch.bincount(key.reshape(-1), minlength=batch * NROLES * 2 * NBINS).view(batch, NROLES, 2, NBINS).double()
+        by_sign = joint.sum((0, 1))
+        self.pos_hist += by_sign[0]
+        self.neg_hist += by_sign[1]
+        self.role_hist += joint.sum((0, 2))
+        self.replica_hist += weights @ joint.sum((1, 2))
+        flat = v.reshape(-1)
+        self.top_pos = _merge_top(self.top_pos, flat)
+        self.top_neg = _merge_top(self.top_neg, -flat)
 
     # ---- derive -------------------------------------------------------------------------
     @property

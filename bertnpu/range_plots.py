@@ -83,3 +83,30 @@ def plot_threshold_stability(stability: dict[str, float], ax: Optional[Axes] = N
     ax.set_title("Threshold stability: is the calibration set large enough?")
     ax.tick_params(axis="y", labelsize=7)
     return fig
+
+
+def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None, ax: Optional[Axes] = None) -> Figure:
+    """Spearman over percentile x topk_ratio (MaxPercentile rows of the first method), with the chosen point circled."""
+    fig, ax = _axes(ax, (6, 4))
+    mp = [r for r in rows if r["mode"] == 1]
+    method = mp[0]["method"] if mp else None
+    mp = [r for r in mp if r["method"] == method]
+    ps = sorted({r["percentile"] for r in mp})
+    ks = sorted({r["topk_ratio"] for r in mp})
+    grid = np.full((len(ps), len(ks)), np.nan)
+    for r in mp:
+        grid[ps.index(r["percentile"]), ks.index(r["topk_ratio"])] = r["spearman"]
+    im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+    for i in range(len(ps)):
+        for j in range(len(ks)):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8, color="white")
+    if chosen is not None and chosen.get("mode") == 1 and chosen["percentile"] in ps and chosen["topk_ratio"] in ks:
+        ax.scatter([ks.index(chosen["topk_ratio"])], [ps.index(chosen["percentile"])], s=600, facecolors="none", edgecolors="red", linewidths=2)
+    ax.set_xticks(range(len(ks)), [f"{k:g}" for k in ks])
+    ax.set_yticks(range(len(ps)), [f"{p:g}" for p in ps])
+    ax.set_xlabel("topk_ratio")
+    ax.set_ylabel("percentile")
+    ax.set_title(f"Simulated INT8 STS-B Spearman (method {method}, MaxPercentile)")
+    fig.colorbar(im, ax=ax)
+    return fig

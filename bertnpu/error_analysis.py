@@ -1,0 +1,117 @@
+"""Where INT8 hurts: per-site SQNR, per-site sensitivity, and embedding fidelity beyond the task score."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .encode import SentenceEncoder
+from .encoder import NpuEncoder
+from .evaluate import cosine_rows, evaluate_sts, unique_sentences
+from .model import LoadedModel
+from .quant_config import QuantConfig
+from .simulate import Int8Simulation, simulate_int8
+from .stsb import StsPairs
+
+
+def _valid(x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 2:
+        return x
+    if x.dim() == 4:
+        return x.permute(0, 2, 3, 1)[token_mask[:, :, None] & token_mask[:, None, :]]
+    return x[token_mask]
+
+
+def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str], batch_size: int = 32, progress: bool = False) -> dict[str, float]:
+    """SQNR in dB, ``10 log10(sum x^2 / sum (x - x_int8)^2)``, of every site over ``sentences``.
+
+    The INT8 activation includes the error propagated from earlier sites, as on the device.
+    """
+    fp32 = NpuEncoder(model.bert)
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    probe = SentenceEncoder(model, batch_size=batch_size, progress=False)
+    with torch.inference_mode():
+        for batch in tqdm(probe.batches(sentences), desc="SQNR", disable=not progress, leave=False):
+            hidden = probe.embedding(batch.input_ids, batch.token_type_ids)
+            recorded: dict[str, torch.Tensor] = {}
+
+            def record(site, x, mask):
+                recorded[site] = x
+                return x
+
+            fp32(hidden, batch.attention_mask, tap=record)
+
+            def compare(site, x, mask):
+                y = sim.tap(site, x, mask) if sim.tap is not None else x
+                ref, got = _valid(recorded[site], mask).double(), _valid(y, mask).double()
+                signal[site] = signal.get(site, 0.0) + float((ref * ref).sum())
+                noise[site] = noise.get(site, 0.0) + float(((ref - got) ** 2).sum())
+                return y
+
+            sim.encoder(hidden, batch.attention_mask, tap=compare)
+    return {s: (10 * math.log10(signal[s] / noise[s]) if noise[s] > 0 else float("inf")) for s in signal}
+
+
+def site_sensitivity(
+    model: LoadedModel, stats, config: QuantConfig, pairs: StsPairs, sites: Optional[Iterable[str]] = None, progress: bool = True,
+) -> list[dict]:
+    """STS Spearman delta against FP32 when quantizing only one site, and all but that site.
+
+    "only" quantizes that activation site alone (FP32 weights); "all but" quantizes the
+    weights and every other site. Rows are sorted by how much keeping the site in FP32
+    recovers (``all_but_delta - full_delta``), largest first.
+    """
+    names = list(sites) if sites is not None else [s.name for s in stats.sites]
+    fp32 = evaluate_sts(SentenceEncoder(model, progress=False), pairs)["spearman"]
+    full = evaluate_sts(simulate_int8(model, stats, config).encoder_for(), pairs)["spearman"]
+    rows = []
+    for name in tqdm(names, desc="sensitivity", disable=not progress, leave=False):
+        others = [n for n in stats.observers if n != name]
+        only = simulate_int8(model, stats, config, keep_fp32=others, quantize_weights=False)
+        all_but = simulate_int8(model, stats, config, keep_fp32=[name])
+        only_s = evaluate_sts(only.encoder_for(), pairs)["spearman"]
+        all_but_s = evaluate_sts(all_but.encoder_for(), pairs)["spearman"]
+        rows.append({"site": name, "only_delta": only_s - fp32, "all_but_delta": all_but_s - fp32,
+                     "recovered": all_but_s - full, "fp32": fp32, "int8": full})
+    rows.sort(key=lambda r: -r["recovered"])
+    return rows
+
+
+def neighbour_recall(reference: np.ndarray, other: np.ndarray, k: int = 10) -> float:
+    """Mean fraction of each row's ``k`` nearest neighbours (cosine, itself excluded) in ``reference`` found in ``other``."""
+    def knn(e):
+        e = e / np.linalg.norm(e, axis=1, keepdims=True).clip(min=1e-12)
+        sim = e @ e.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argpartition(-sim, k, axis=1)[:, :k]
+
+    a, b = knn(reference.astype(np.float64)), knn(other.astype(np.float64))
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
+
+
+def embedding_fidelity(fp32_encode, int8_encode, pairs: StsPairs, k: int = 10, worst: int = 10) -> dict:
+    """How close INT8 embeddings stay to FP32 over the split's sentences.
+
+    Returns per-sentence ``cosine`` (FP32 vs INT8) array and its summary, the ``worst``
+    sentences and pairs (largest change of pair similarity), and nearest-neighbour ``recall@k``.
+    """
+    sentences, rows1, rows2 = unique_sentences(pairs)
+    a, b = np.asarray(fp32_encode(sentences)), np.asarray(int8_encode(sentences))
+    cos = cosine_rows(a, b)
+    pair_fp32 = cosine_rows(a[rows1], a[rows2])
+    pair_int8 = cosine_rows(b[rows1], b[rows2])
+    change = np.abs(pair_int8 - pair_fp32)
+    order = np.argsort(cos)[:worst]
+    pair_order = np.argsort(-change)[:worst]
+    return {
+        "cosine": cos, "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "cosine_p05": float(np.percentile(cos, 5)),
+        "worst_sentences": [{"sentence": sentences[i], "cosine": float(cos[i])} for i in order],
+        "worst_pairs": [{"sentence1": pairs.sentence1[i], "sentence2": pairs.sentence2[i], "gold": float(pairs.scores[i]),
+                         "cos_fp32": float(pair_fp32[i]), "cos_int8": float(pair_int8[i])} for i in pair_order],
+        f"recall@{k}": neighbour_recall(a, b, k),
+    }

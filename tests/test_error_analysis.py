@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from bertnpu.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.encode import SentenceEncoder
+from bertnpu.error_analysis import embedding_fidelity, neighbour_recall, site_sensitivity, site_sqnr
+from bertnpu.quant_config import QuantConfig
+from bertnpu.simulate import simulate_int8
+from bertnpu.stats import collect_activation_stats
+
+
+@pytest.fixture(scope="module")
+def tiny_stats(tiny_model, stsb_validation, tmp_path_factory):
+    calib = build_calibration_set(tiny_model, tmp_path_factory.mktemp("c") / "calib", CalibrationSpec(count=32), pairs=stsb_validation, progress=False)
+    return collect_activation_stats(tiny_model, calib, progress=False)
+
+
+def test_sqnr_against_direct_computation(tiny_model, tiny_stats, stsb_validation):
+    sentences = stsb_validation.sentence1[:20]
+    off = simulate_int8(tiny_model, tiny_stats, QuantConfig(), quantize_weights=False, quantize_activations=False)
+    assert all(v == float("inf") for v in site_sqnr(tiny_model, off, sentences).values())
+    q8 = site_sqnr(tiny_model, simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0)), sentences)
+    q4 = site_sqnr(tiny_model, simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0, bits=4)), sentences)
+    assert len(q8) == len(tiny_stats.sites)
+    assert np.mean(list(q8.values())) > np.mean(list(q4.values())) + 10  # ~6 dB per bit
+    # the NPU input site sees no propagated error: its SQNR is the plain quantization SQNR
+    sim = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0))
+    enc = SentenceEncoder(tiny_model, progress=False)
+    x = np.concatenate([enc.embedding(b.input_ids, b.token_type_ids)[b.attention_mask.bool()].numpy() for b in enc.batches(sentences)])
+    t = tiny_stats["embeddings.out"].absmax
+    xq = np.clip(np.round(x / (t / 127)), -127, 127) * (t / 127)
+    direct = 10 * np.log10((x.astype(np.float64) ** 2).sum() / ((x - xq).astype(np.float64) ** 2).sum())
+    assert q8["embeddings.out"] == pytest.approx(direct, abs=0.01)
+
+
+def test_neighbour_recall_brute_force():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(60, 8))
+    assert neighbour_recall(a, a, 10) == 1.0
+    b = a + rng.normal(scale=0.3, size=a.shape)
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    hits = []
+    for i in range(60):
+        sa, sb = an @ an[i], bn @ bn[i]
+        sa[i] = sb[i] = -np.inf
+        hits.append(len(set(np.argsort(-sa)[:10]) & set(np.argsort(-sb)[:10])) / 10)
+    assert neighbour_recall(a, b, 10) == pytest.approx(np.mean(hits))
+
+
+def test_embedding_fidelity(tiny_model, tiny_stats, stsb_validation):
+    pairs = stsb_validation.subset(60)
+    fp32 = SentenceEncoder(tiny_model, progress=False)
+    int8 = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, bits=4)).encoder_for()
+    f = embedding_fidelity(fp32, int8, pairs)
+    assert 0 < f["cosine_min"] <= f["cosine_p05"] <= f["cosine_mean"] < 1
+    assert f["worst_sentences"][0]["cosine"] == f["cosine_min"]
+    changes = [abs(p["cos_int8"] - p["cos_fp32"]) for p in f["worst_pairs"]]
+    assert changes == sorted(changes, reverse=True)
+    assert 0 <= f["recall@10"] <= 1
+    same = embedding_fidelity(fp32, fp32, pairs)
+    assert same["recall@10"] == 1.0 and same["cosine_min"] == pytest.approx(1.0)
+
+
+def test_sensitivity_rows(tiny_model, tiny_stats, stsb_validation):
+    pairs = stsb_validation.subset(80)
+    sites = ["layer.1.ffn.residual", "layer.0.attention.softmax.out"]
+    rows = site_sensitivity(tiny_model, tiny_stats, QuantConfig(method=0, bits=4), pairs, sites=sites, progress=False)
+    assert {r["site"] for r in rows} == set(sites)
+    recovered = [r["recovered"] for r in rows]
+    assert recovered == sorted(recovered, reverse=True)
+    for r in rows:
+        assert r["all_but_delta"] == pytest.approx(r["int8"] - r["fp32"] + r["recovered"])
