@@ -65,3 +65,100 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"NPU input    {s['npu']['input']}",
     ]
     return "\n".join(lines)
+
+
+class _SplitModel:
+    """Builds the exportable CPU + NPU module of a model (kept out of import time: torch.export is heavy)."""
+
+    @staticmethod
+    def build(model: LoadedModel):
+        import torch
+
+        from .encoder import NpuEncoder
+        from .split import CpuEmbedding
+
+        class SplitBert(torch.nn.Module):
+            def __init__(self, bert):
+                super().__init__()
+                self.cpu_part = CpuEmbedding.from_bert(bert)
+                self.npu = NpuEncoder(bert)
+
+            def forward(self, input_ids, token_type_ids, attention_mask):
+                # an identity tap selects the op-by-op path, so attention shows as matmul/softmax
+                return self.npu(self.cpu_part(input_ids, token_type_ids), attention_mask, tap=lambda site, x, mask: x)
+
+        return SplitBert(model.bert).eval()
+
+
+_SKIP_OPS = ("_assert_tensor_metadata", "_assert_scalar", "sym_size")
+
+
+def op_inventory(model: LoadedModel, sentence: str = "Hello, my dog is cute") -> list[dict]:
+    """Every op of the split model (torch.export, aten level) with module path, block, placement, shape and FLOPs.
+
+    Placement: ops of the embedding part and of attention-mask preparation run on the CPU
+    (Mobilint's runtime does them); everything else is the NPU part.
+    """
+    import torch
+
+    tok = model.tokenizer(sentence, return_tensors="pt")
+    args = (tok["input_ids"], tok["token_type_ids"], tok["attention_mask"])
+    with torch.no_grad():
+        graph = torch.export.export(_SplitModel.build(model), args).graph
+    mask_only: set = set()
+    rows: list[dict] = []
+    block = "npu input"
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if node.name == "attention_mask":
+                mask_only.add(node)
+            continue
+        if node.op != "call_function" or any(s in str(node.target) for s in _SKIP_OPS):
+            continue
+        inputs = [a for a in node.all_input_nodes if a.op != "get_attr" and not a.name.startswith(("p_", "b_", "c_"))]
+        stack = node.meta.get("nn_module_stack") or {}
+        path = list(stack.values())[-1][0] if stack else ""
+        value = node.meta.get("val")
+        shape = tuple(int(s) for s in value.shape) if hasattr(value, "shape") else ()
+        if inputs and all(a in mask_only for a in inputs):
+            mask_only.add(node)
+            blk, place = "attention mask", "CPU"
+        elif path.startswith("cpu_part"):
+            blk, place = "embeddings", "CPU"
+        else:
+            if path.startswith("npu.layers."):
+                block = "layer." + path.split(".")[2]
+            elif path.startswith("npu.pooler"):
+                block = "pooler"
+            blk, place = block, "NPU"
+        op = str(node.target).replace("aten.", "").split(".")[0]
+        rows.append({"index": len(rows), "op": op, "module": path, "block": blk, "placement": place, "shape": list(shape), "flops": _flops(node, op, shape)})
+    return rows
+
+
+def _flops(node, op: str, shape: tuple) -> int:
+    """Multiply-add FLOPs of matrix products; other ops count 0."""
+    if op in ("linear", "matmul", "mm", "bmm", "addmm") and shape:
+        first = node.args[0].meta.get("val") if hasattr(node.args[0], "meta") else None
+        k = int(first.shape[-1]) if first is not None else 0
+        out = 1
+        for s in shape:
+            out *= s
+        return 2 * out * k
+    return 0
+
+
+def block_summary(model: LoadedModel, rows: list[dict]) -> list[dict]:
+    """Per block: placement, op count, parameters and FLOPs (at the inventory's sentence length)."""
+    bert = model.bert
+    params = {"embeddings": sum(p.numel() for p in bert.embeddings.parameters()), "attention mask": 0}
+    for i, layer in enumerate(bert.encoder.layer):
+        params[f"layer.{i}"] = sum(p.numel() for p in layer.parameters())
+    if bert.pooler is not None:
+        params["pooler"] = sum(p.numel() for p in bert.pooler.parameters())
+    blocks: dict[str, dict] = {}
+    for r in rows:
+        b = blocks.setdefault(r["block"], {"block": r["block"], "placement": r["placement"], "ops": 0, "flops": 0, "parameters": params.get(r["block"], 0)})
+        b["ops"] += 1
+        b["flops"] += r["flops"]
+    return list(blocks.values())

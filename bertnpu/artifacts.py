@@ -29,7 +29,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, for
     An interrupt or error leaves no partial file at ``path``.
     """
     path = check_writable(path, force, what)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)  # keep the extension tools may check
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -63,6 +63,8 @@ def _eval(args) -> int:
     if args.limit:
         pairs = pairs.subset(args.limit)
     model = _load(args)
+    if args.mxq:
+        return _eval_npu(args, model, pairs)
     result = evaluate_sts(SentenceEncoder(model, batch_size=args.batch_size, progress=not args.json), pairs)
     result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
     if args.json:
@@ -70,6 +72,36 @@ def _eval(args) -> int:
     else:
         print(f"{model.name} on STS-B {args.split} ({result['pairs']} pairs, {model.pooling.mode} pooling): "
               f"Spearman {result['spearman']:.4f}, Pearson {result['pearson']:.4f} in {result['seconds']:.1f} s")
+    return 0
+
+
+def _eval_npu(args, model, pairs) -> int:
+    from pathlib import Path
+
+    from .encode import SentenceEncoder
+    from .evaluate import evaluate_sts
+    from .npu_runtime import NpuEncoder
+    from .quant_config import QuantConfig
+    from .qbcompiler_adapter import config_path_for
+    from .simulate import simulate_int8
+
+    result = {"model": model.name, "split": args.split, "pairs": len(pairs), "mxq": args.mxq}
+    result["fp32_spearman"] = evaluate_sts(SentenceEncoder(model, progress=not args.json), pairs)["spearman"]
+    if args.calib or args.stats:
+        cfg_file = args.config or (config_path_for(args.mxq) if config_path_for(args.mxq).is_file() else None)
+        config = QuantConfig.load(cfg_file) if cfg_file else QuantConfig()
+        sim = simulate_int8(model, _stats_for(args, model), config)
+        result["int8_sim_spearman"] = evaluate_sts(sim.encoder_for(progress=not args.json), pairs)["spearman"]
+        result["config"] = config.to_dict()
+    with NpuEncoder(model, args.mxq, weights=args.weights, progress=not args.json) as npu:
+        npu_result = evaluate_sts(npu, pairs)
+    result["npu_spearman"], result["npu_pearson"] = npu_result["spearman"], npu_result["pearson"]
+    result["spearman"], result["pearson"] = npu_result["spearman"], npu_result["pearson"]
+    if args.json:
+        _emit_json(result)
+    else:
+        sim_text = f"{result['int8_sim_spearman']:.4f}" if "int8_sim_spearman" in result else "n/a (pass --calib)"
+        print(f"STS-B {args.split} Spearman ({len(pairs)} pairs): FP32 {result['fp32_spearman']:.4f} | simulated INT8 {sim_text} | NPU {result['npu_spearman']:.4f}")
     return 0
 
 
@@ -196,6 +228,72 @@ def _floats(text: str) -> list[float]:
         raise BertnpuError(f"Could not read {text!r} as comma-separated numbers; write e.g. 0.99,0.999,1.0.") from None
 
 
+@command("analyze")
+def _analyze(args) -> int:
+    import csv
+    import io
+    from pathlib import Path
+
+    from .analysis import block_summary, format_summary, model_summary, op_inventory
+    from .artifacts import atomic_write, atomic_write_text
+    from .plots import plot_block_placement
+    from .qbcompiler_adapter import compile_mblt, qbcompiler_available
+
+    model = _load(args)
+    rows = op_inventory(model)
+    blocks = block_summary(model, rows)
+    if args.out:
+        out = Path(args.out)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, ["index", "op", "module", "block", "placement", "shape", "flops"])
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "ops.csv", buf.getvalue(), force=args.force)
+        fig = plot_block_placement(blocks)
+        atomic_write(out / "placement.png", lambda p: fig.savefig(p, format="png", dpi=110), force=args.force)
+    mblt = None
+    if qbcompiler_available():
+        mblt = str(compile_mblt(model, Path(args.out or ".") / f"{Path(model.name).name}.mblt", force=args.force))
+    if args.json:
+        _emit_json({"summary": model_summary(model), "blocks": blocks, "ops": len(rows), "mblt": mblt})
+        return 0
+    print(format_summary(model_summary(model)))
+    print()
+    print(f"{'block':16s} {'runs on':8s} {'ops':>5s} {'parameters':>12s} {'MFLOP':>9s}   (sentence of {rows[0]['shape'][1]} tokens)")
+    for b in blocks:
+        print(f"{b['block']:16s} {b['placement']:8s} {b['ops']:5d} {b['parameters']:12,d} {b['flops'] / 1e6:9.2f}")
+    if args.out:
+        print(f"wrote {args.out}/ops.csv ({len(rows)} ops) and {args.out}/placement.png")
+    if mblt:
+        print(f"wrote {mblt}: open it in Netron (https://netron.mobilint.com) to see the graph qbcompiler built")
+    else:
+        print("qbcompiler is not installed, so no .mblt was written; the op inventory above is bertnpu's own (torch.export).")
+    return 0
+
+
+@command("compile")
+def _compile(args) -> int:
+    from .calibration import load_calibration_set
+    from .compile_bundle import write_compile_bundle
+    from .qbcompiler_adapter import compile_mxq, load_qbcompiler
+    from .quant_config import QuantConfig
+
+    config = QuantConfig.load(args.config) if args.config else QuantConfig()
+    if not args.bundle:
+        load_qbcompiler()  # fail fast, before loading anything
+        if not args.out:
+            raise BertnpuError("Pass --out model.mxq to compile, or --bundle DIR to export a compile bundle.")
+    model = _load(args)
+    calib = load_calibration_set(args.calib, model)
+    if args.bundle:
+        out = write_compile_bundle(model, calib, config, args.bundle, force=args.force)
+        print(f"wrote compile bundle {out}: see {out}/README.md for the docker commands")
+        return 0
+    out = compile_mxq(model, args.calib, config, args.out, force=args.force, device=args.device)
+    print(f"wrote {out} and {out}.config.json")
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
     p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
@@ -228,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
     p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    p.add_argument("--mxq", help="also run this compiled model on the NPU (needs qbruntime: pip install 'bertnpu[npu]')")
+    p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
+    p.add_argument("--calib", help="with --mxq: calibration set, to add the simulated INT8 score")
+    p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
+    p.add_argument("--config", help="with --mxq: QuantConfig JSON (default: <mxq>.config.json, else the tutorial's)")
 
     p = sub.add_parser("calib", help="build calibration data in qbcompiler's format")
     _model_options(p)
@@ -275,6 +378,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", action="store_true", help="report the recommended config once on the test split")
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs of each split")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("analyze", help="op inventory with CPU/NPU placement (and the .mblt where qbcompiler is installed)")
+    _model_options(p)
+    p.add_argument("--out", help="folder for ops.csv and placement.png (and the .mblt)")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("compile", help="compile to .mxq with qbcompiler, or export a compile bundle")
+    _model_options(p)
+    p.add_argument("--calib", required=True, help="calibration folder from `bertnpu calib`")
+    p.add_argument("--config", help="QuantConfig JSON (default: the tutorial's config)")
+    p.add_argument("--out", help="the .mxq to write")
+    p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
+    p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
+    p.add_argument("--force", action="store_true", help="replace an existing .mxq or bundle")
     return parser
 
 

@@ -83,3 +83,18 @@ def plot_coverage(per_channel: np.ndarray, curve: dict, ax: Optional[Axes] = Non
         right.set_ylabel("% outside")
         right.set_title("Coverage as the count grows")
     return fig
+
+
+def plot_block_placement(blocks: list[dict], ax: Optional[Axes] = None) -> Figure:
+    """The model's blocks in order, coloured by placement (CPU / NPU), with parameters and FLOPs."""
+    fig, ax = _axes(ax, (9, 0.45 * len(blocks) + 1))
+    colors = {"CPU": "tab:orange", "NPU": "tab:blue"}
+    for i, b in enumerate(blocks):
+        ax.barh(i, 1, color=colors[b["placement"]], edgecolor="white")
+        ax.text(0.02, i, f"{b['block']}  [{b['placement']}]  {b['parameters'] / 1e6:.2f} M params, {b['flops'] / 1e6:.1f} MFLOP, {b['ops']} ops",
+                va="center", fontsize=8, color="white")
+    ax.set_ylim(len(blocks) - 0.5, -0.5)
+    ax.set_xlim(0, 1)
+    ax.axis("off")
+    ax.set_title("Where each block runs (Mobilint: embeddings and mask preparation on the CPU)")
+    return fig
