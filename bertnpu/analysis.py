@@ -162,3 +162,17 @@ def block_summary(model: LoadedModel, rows: list[dict]) -> list[dict]:
         b["ops"] += 1
         b["flops"] += r["flops"]
     return list(blocks.values())
+
+
+def verify_split(model: LoadedModel, sentences: list[str]) -> float:
+    """Max abs difference, over real tokens of a padded batch, between the CPU+NPU split and the full Hugging Face model."""
+    import torch
+
+    from .encoder import NpuEncoder
+    from .split import CpuEmbedding
+
+    tok = model.tokenizer(sentences, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    with torch.no_grad():
+        ref = model.bert(**tok).last_hidden_state
+        last, _ = NpuEncoder(model.bert)(CpuEmbedding.from_bert(model.bert)(tok["input_ids"], tok["token_type_ids"]), tok["attention_mask"])
+    return float((last - ref)[tok["attention_mask"].bool()].abs().max())

@@ -13,6 +13,24 @@ from typing import Any, Callable, Iterator
 from .errors import BertnpuError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_permissions(path: Path, directory: bool) -> None:
+    """Temp files are private (0600/0700); published artifacts get the usual umask-based modes."""
+    mask = _umask()
+    if directory:
+        for root, dirs, files in os.walk(path):
+            os.chmod(root, 0o777 & ~mask)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o666 & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
+
+
 def check_writable(path: str | os.PathLike, force: bool, what: str = "file") -> Path:
     """Refuse to replace an existing artifact unless ``force`` is set."""
     path = Path(path)
@@ -34,6 +52,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, for
     tmp_path = Path(tmp)
     try:
         writer(tmp_path)
+        _publish_permissions(tmp_path, directory=False)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -64,6 +83,7 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _publish_permissions(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

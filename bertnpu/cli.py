@@ -294,6 +294,29 @@ def _compile(args) -> int:
     return 0
 
 
+@command("run")
+def _run(args) -> int:
+    from .pipeline import RunOptions, run_pipeline
+
+    summary = run_pipeline(RunOptions(model=args.model, stsb_dir=args.stsb_dir, out=args.out, quick=args.quick, force=args.force,
+                                      trust_remote_code=args.trust_remote_code))
+    ev = summary["evaluation"]
+    print(f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {ev['tutorial_default']['spearman']:.4f} | "
+          f"INT8 recommended {ev['recommended']['spearman']:.4f} ({ev['pairs']} pairs, simulated)")
+    if args.json:
+        _emit_json(summary)
+    return 0
+
+
+@command("render")
+def _render(args) -> int:
+    from .render import render_notebooks
+
+    paths = render_notebooks(args.out, model=args.model, stsb_dir=args.stsb_dir, calib_count=args.calib_count, eval_pairs=args.eval_pairs, force=args.force)
+    print("wrote " + ", ".join(str(p) for p in paths) + " (open them in a browser; figures are embedded as PNG)")
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
     p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
@@ -393,6 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
     p.add_argument("--force", action="store_true", help="replace an existing .mxq or bundle")
+
+    p = sub.add_parser("run", help="the whole pipeline headless, with summary.json and report.html")
+    _model_options(p)
+    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR)")
+    p.add_argument("--out", default="bertnpu-out", help="output folder (default: bertnpu-out)")
+    p.add_argument("--quick", action="store_true", help="small calibration set, sweep and evaluation (about a minute)")
+    p.add_argument("--force", action="store_true", help="recompute every stage")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("render", help="execute all notebooks and write shareable HTML")
+    _model_options(p)
+    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--calib-count", type=int, default=128)
+    p.add_argument("--eval-pairs", type=int, default=0, help="first N pairs of each split (0: all)")
+    p.add_argument("--force", action="store_true", help="replace rendered files")
     return parser
 
 

@@ -1,0 +1,49 @@
+"""A single self-contained HTML page (figures embedded as PNG data URIs), readable offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 4) -> str:
+    """An HTML table of dict rows (floats rounded)."""
+    if not rows:
+        return "<p>(none)</p>"
+    columns = list(columns or rows[0].keys())
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:.3g}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_report(title: str, sections: Sequence[tuple[str, str, dict[str, bytes]]]) -> str:
+    """HTML of ``sections``: (heading, html body, {figure alt text: png bytes})."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, body, figures in sections:
+        parts.append(f"<section><h2>{html.escape(heading)}</h2>{body}")
+        parts.extend(_img(png, alt) for alt, png in figures.items())
+        parts.append("</section>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+             "th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}section{margin-bottom:2em}code{background:#f3f3f3;padding:1px 4px}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"

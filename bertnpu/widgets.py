@@ -1,0 +1,216 @@
+"""ipywidgets for the notebooks. Notebooks only place these; every number comes from package functions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import ipywidgets as W
+from IPython.display import Image, display
+
+from .calibration import STRATEGIES, CalibrationSpec
+from .quant_config import MODES, QuantConfig
+from .report import figure_png
+
+
+def show_figure(fig, out: Optional[W.Output] = None) -> None:
+    """Display a Figure as a static PNG (so a notebook rendered without a kernel still shows it)."""
+    image = Image(data=figure_png(fig))
+    if out is None:
+        display(image)
+    else:  # works in a kernel and outside one (tests)
+        out.outputs = ()
+        out.append_display_data(image)
+
+
+class ModelPicker:
+    """Model name or folder (default: the bundled all-MiniLM-L6-v2) with a Load button."""
+
+    def __init__(self, initial: Optional[str] = None, on_load: Optional[Callable] = None):
+        from .model import DEFAULT_MODEL_NAME, TUTORIAL_MODEL
+
+        self.name = W.Combobox(value=initial or DEFAULT_MODEL_NAME, options=[DEFAULT_MODEL_NAME, TUTORIAL_MODEL], description="model", ensure_option=False,
+                               layout=W.Layout(width="520px"))
+        self.button = W.Button(description="Load", button_style="primary")
+        self.status = W.HTML()
+        self.model = None
+        self.on_load = on_load
+        self.button.on_click(lambda _: self.load())
+        self.widget = W.VBox([W.HBox([self.name, self.button]), self.status])
+
+    def load(self):
+        from .errors import BertnpuError
+        from .model import DEFAULT_MODEL_NAME, load_model
+
+        try:
+            self.model = load_model(None if self.name.value == DEFAULT_MODEL_NAME else self.name.value)
+        except BertnpuError as exc:
+            self.status.value = f"<span style='color:#b00'>{exc}</span>"
+            return None
+        cfg = self.model.config
+        self.status.value = f"loaded <b>{self.model.name}</b>: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, pooling {self.model.pooling.mode}"
+        if self.on_load:
+            self.on_load(self.model)
+        return self.model
+
+
+class CalibrationBuilder:
+    """Count / seed / strategy controls, a Build button, a progress bar and the embedding-range figures."""
+
+    def __init__(self, workspace, count: int = 128, seed: int = 0):
+        self.ws = workspace
+        self.count = W.IntSlider(value=count, min=8, max=1024, step=8, description="samples")
+        self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
+        self.strategy = W.Dropdown(options=STRATEGIES, value="random", description="strategy")
+        self.button = W.Button(description="Build", button_style="primary")
+        self.progress = W.IntProgress(value=0, min=0, max=3, description="progress")
+        self.status = W.HTML()
+        self.figures = W.Output()
+        self.button.on_click(lambda _: self.build())
+        self.widget = W.VBox([W.HBox([self.count, self.seed, self.strategy, self.button]), self.progress, self.status, self.figures])
+
+    def build(self):
+        from .embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
+        from .calibration import embed_sentences
+        from .evaluate import unique_sentences
+        from .plots import plot_channel_ranges, plot_coverage, plot_sequence_lengths
+
+        self.progress.value = 0
+        start = time.perf_counter()
+        cs = self.ws.build_calibration(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
+        self.progress.value = 1
+        tokens = cs.tokens()
+        ranges = channel_ranges(tokens)
+        outliers = outlier_channels(ranges)
+        eval_tokens = embed_sentences(self.ws.model, unique_sentences(self.ws.pairs("test"))[0])
+        import numpy as np
+
+        eval_flat = np.concatenate([a[0] for a in eval_tokens])
+        per_channel, overall = outside_fraction(tokens, eval_flat)
+        self.progress.value = 2
+        self.figures.outputs = ()
+        self.pngs = [figure_png(fig) for fig in (plot_channel_ranges(ranges, outliers), plot_sequence_lengths(cs.lengths),
+                                                  plot_coverage(per_channel, coverage_curve(cs.arrays, eval_flat)))]
+        for png in self.pngs:
+            self.figures.append_display_data(Image(data=png))
+        self.progress.value = 3
+        self.summary = {"samples": len(cs), "outlier_channels": [o["channel"] for o in outliers], "test_outside_fraction": overall}
+        self.status.value = (f"built {len(cs)} samples in {time.perf_counter() - start:.1f} s; outlier channels: "
+                             f"{', '.join(str(o['channel']) for o in outliers[:8]) or 'none'}; test values outside the calibration range: {overall * 100:.4f}%")
+        return cs
+
+    def show_static(self) -> None:
+        """The last build's figures as plain outputs, for notebooks rendered without a kernel."""
+        for png in getattr(self, "pngs", []):
+            display(Image(data=png))
+
+
+class ThresholdExplorer:
+    """Site picker + percentile / topk_ratio sliders; the histogram, threshold and clipped fraction follow at once."""
+
+    def __init__(self, stats, config: QuantConfig = QuantConfig(), site: Optional[str] = None):
+        self.stats = stats
+        names = [s.name for s in stats.sites]
+        self.site = W.Dropdown(options=names, value=site or next((n for n in names if n.endswith("ffn.output.out")), names[0]), description="site",
+                               layout=W.Layout(width="420px"))
+        self.percentile = W.FloatSlider(value=config.percentile, min=0.99, max=1.0, step=0.0001, readout_format=".4f", description="percentile",
+                                        continuous_update=False)
+        self.topk = W.FloatLogSlider(value=config.topk_ratio, base=10, min=-4, max=0, step=0.1, readout_format=".4f", description="topk_ratio",
+                                     continuous_update=False)
+        self.method = W.Dropdown(options=[(f"{k}", k) for k in (0, 1, 2, 3)], value=config.method, description="method")
+        self.mode = W.Dropdown(options=[(f"{k} {v}", k) for k, v in MODES.items()], value=config.mode, description="mode")
+        self.readout = W.HTML()
+        self.plot = W.Output()
+        self.last_seconds = 0.0
+        for w in (self.site, self.percentile, self.topk, self.method, self.mode):
+            w.observe(lambda change: self.update(), names="value")
+        self.widget = W.VBox([W.HBox([self.site, self.method, self.mode]), W.HBox([self.percentile, self.topk]), self.readout, self.plot])
+        self.update()
+
+    @property
+    def config(self) -> QuantConfig:
+        return QuantConfig(method=self.method.value, output=0, mode=self.mode.value, percentile=self.percentile.value, topk_ratio=self.topk.value)
+
+    def update(self) -> None:
+        from .range_plots import plot_site_histogram
+        from .thresholds import clip_thresholds, clipped_fraction
+
+        start = time.perf_counter()
+        cfg = self.config
+        name = self.site.value
+        rng = clip_thresholds(self.stats, cfg)[name]
+        frac = clipped_fraction(self.stats[name], rng)
+        self.readout.value = (f"<b>{name}</b>: threshold <span class='bertnpu-threshold'>{rng.threshold:.6g}</span> "
+                              f"(range [{rng.lo:.4g}, {rng.hi:.4g}]), clipped <span class='bertnpu-clipped'>{frac * 100:.5f}%</span> of {self.stats[name].count:,} values")
+        self.png = figure_png(plot_site_histogram(self.stats[name], cfg, name))
+        self.plot.outputs = ()
+        self.plot.append_display_data(Image(data=self.png))
+        self.last_seconds = time.perf_counter() - start
+
+    def show_static(self) -> None:
+        """The current histogram and readout as plain outputs, for notebooks rendered without a kernel."""
+        from IPython.display import HTML
+
+        display(HTML(self.readout.value), Image(data=self.png))
+
+
+class SimulatePanel:
+    """A Simulate button: predicted INT8 STS-B Spearman for the explorer's config, next to FP32."""
+
+    def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation"):
+        self.ws, self.explorer, self.split = workspace, explorer, split
+        self.button = W.Button(description="Simulate INT8", button_style="success")
+        self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above")
+        self.fp32: Optional[float] = None
+        self.button.on_click(lambda _: self.simulate())
+        self.widget = W.VBox([self.button, self.result])
+
+    def simulate(self) -> dict:
+        from .encode import SentenceEncoder
+        from .evaluate import evaluate_sts
+        from .simulate import simulate_int8
+
+        pairs = self.ws.pairs(self.split)
+        cfg = self.explorer.config
+        self.result.value = f"simulating {cfg.label()} on {len(pairs)} {self.split} pairs ..."
+        if self.fp32 is None:
+            self.fp32 = evaluate_sts(SentenceEncoder(self.ws.model, progress=False), pairs)["spearman"]
+        int8 = evaluate_sts(simulate_int8(self.ws.model, self.ws.stats, cfg).encoder_for(), pairs)["spearman"]
+        self.result.value = (f"STS-B {self.split}: FP32 Spearman <b>{self.fp32:.4f}</b>, predicted INT8 ({cfg.label()}) "
+                             f"<b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - self.fp32:+.4f})")
+        return {"fp32": self.fp32, "int8": int8, "config": cfg.to_dict()}
+
+
+class CompilePanel:
+    """Compile (qbcompiler installed) or Export bundle (not installed), with a log area."""
+
+    def __init__(self, workspace, config: QuantConfig, out: str | Path):
+        from .qbcompiler_adapter import MISSING, qbcompiler_available
+
+        self.ws, self.config, self.out = workspace, config, Path(out)
+        self.available = qbcompiler_available()
+        self.button = W.Button(description="Compile" if self.available else "Export bundle", button_style="warning")
+        self.force = W.Checkbox(value=False, description="replace existing")
+        self.log = W.Textarea(value="" if self.available else MISSING + "\n", layout=W.Layout(width="100%", height="140px"))
+        self.button.on_click(lambda _: self.run())
+        self.widget = W.VBox([W.HBox([self.button, self.force]), self.log])
+
+    def run(self) -> Optional[Path]:
+        from .compile_bundle import write_compile_bundle
+        from .errors import BertnpuError
+        from .qbcompiler_adapter import compile_mxq
+
+        def append(text: str) -> None:
+            self.log.value += text
+
+        try:
+            if self.available:
+                path = compile_mxq(self.ws.model, self.ws.calib_dir, self.config, self.out, force=self.force.value, log=append)
+            else:
+                path = write_compile_bundle(self.ws.model, self.ws.calibration, self.config, self.out, force=self.force.value)
+                append(f"wrote compile bundle {path}; see {path}/README.md for the docker commands\n")
+        except BertnpuError as exc:
+            append(f"error: {exc}\n")
+            return None
+        return path

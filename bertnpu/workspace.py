@@ -1,0 +1,67 @@
+"""A notebook's working folder: builds the calibration set and statistics once, then reuses them."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Optional
+
+from .calibration import CalibrationSet, CalibrationSpec, build_calibration_set, load_calibration_set
+from .model import LoadedModel, load_model
+from .stsb import StsPairs, load_stsb
+
+
+class Workspace:
+    """Model, STS-B splits, calibration set and activation stats under one folder.
+
+    Each notebook creates one with its parameters and asks for what it needs; anything
+    missing is built (and saved) on first use, so the notebooks also run on their own.
+    """
+
+    def __init__(self, folder: str | os.PathLike, model: Optional[str] = None, stsb_dir: Optional[str] = None,
+                 calib_count: int = 128, eval_pairs: int = 0):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.model_name, self.stsb_dir = model, stsb_dir
+        self.calib_count, self.eval_pairs = calib_count, eval_pairs
+        self._pairs: dict[str, StsPairs] = {}
+
+    @cached_property
+    def model(self) -> LoadedModel:
+        return load_model(self.model_name)
+
+    def pairs(self, split: str) -> StsPairs:
+        if split not in self._pairs:
+            p = load_stsb(split, self.stsb_dir)
+            self._pairs[split] = p.subset(self.eval_pairs) if self.eval_pairs else p
+        return self._pairs[split]
+
+    @property
+    def calib_dir(self) -> Path:
+        return self.folder / "calib"
+
+    def build_calibration(self, spec: CalibrationSpec, progress: bool = True) -> CalibrationSet:
+        """(Re)build the calibration set and drop stats computed from an older one."""
+        cs = build_calibration_set(self.model, self.calib_dir, spec, pairs=load_stsb(spec.split, self.stsb_dir), force=True, progress=progress)
+        (self.folder / "stats.npz").unlink(missing_ok=True)
+        self.__dict__.pop("stats", None)
+        self.__dict__["calibration"] = cs
+        return cs
+
+    @cached_property
+    def calibration(self) -> CalibrationSet:
+        if (self.calib_dir / "manifest.json").is_file():
+            return load_calibration_set(self.calib_dir, self.model)
+        return self.build_calibration(CalibrationSpec(count=self.calib_count))
+
+    @cached_property
+    def stats(self):
+        from .stats import collect_activation_stats, load_stats
+
+        path = self.folder / "stats.npz"
+        if path.is_file():
+            return load_stats(path, self.model, self.calibration)
+        stats = collect_activation_stats(self.model, self.calibration)
+        stats.save(path, force=True)
+        return stats

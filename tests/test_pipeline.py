@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+import bertnpu.pipeline as pipeline_mod
+from bertnpu.cli import main
+from bertnpu.pipeline import RunOptions, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_model_dir, stsb_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    lines = []
+    summary = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True), log=lines.append)
+    return out, summary, lines
+
+
+def test_everything_lands_in_one_folder(first_run):
+    out, summary, _ = first_run
+    names = {p.name for p in out.iterdir()}
+    assert {"summary.json", "report.html", "weight_dict.pth", "calib", "stats.npz", "sweep", "recommended_config.json", "compile_bundle", "figures"} <= names
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["evaluation"]["fp32"]["spearman"] == summary["evaluation"]["fp32"]["spearman"]
+    for key in ("analysis", "embeddings", "calibration", "stats", "sweep", "evaluation", "compile", "inputs", "versions"):
+        assert key in saved
+    assert {"fp32", "tutorial_default", "recommended"} <= set(saved["evaluation"])
+    saved_config = json.loads((out / "recommended_config.json").read_text())
+    assert {k: saved_config[k] for k in saved["sweep"]["recommended"]} == saved["sweep"]["recommended"]
+    best = max(saved["sweep"]["rows"], key=lambda r: r["spearman"])
+    assert (best["percentile"], best["topk_ratio"], best["method"]) == tuple(saved["sweep"]["recommended"][k] for k in ("percentile", "topk_ratio", "method"))
+    assert saved["compile"]["bundle"] == "compile_bundle"  # qbcompiler absent here
+
+
+def test_report_is_self_contained(first_run):
+    html = (first_run[0] / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6
+    assert "src=\"http" not in html and "<script" not in html  # readable offline
+    assert "Predicted accuracy on STS-B test" in html
+
+
+def test_rerun_reuses_and_force_recomputes(first_run, tiny_model_dir, stsb_dir):
+    out, summary, _ = first_run
+    lines = []
+    again = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True), log=lines.append)
+    assert sum("reused (inputs unchanged)" in line for line in lines) == 7
+    assert again["evaluation"] == summary["evaluation"]
+    lines.clear()
+    run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True, force=True), log=lines.append)
+    assert not any("reused" in line for line in lines)
+
+
+def test_interrupted_run_resumes(tiny_model_dir, stsb_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    opts = RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True)
+
+    def interrupt(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline_mod.Pipeline, "_evaluation", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(opts, log=lambda line: None)
+    assert not (out / "summary.json").exists()
+    monkeypatch.undo()
+    lines = []
+    run_pipeline(opts, log=lines.append)
+    reused = [line for line in lines if "reused" in line]
+    assert len(reused) == 5 and "[6/7] evaluation: done" in " ".join(lines)
+
+
+def test_cli_run(first_run, tiny_model_dir, stsb_dir, capsys):
+    out = first_run[0]
+    assert main(["run", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--out", str(out), "--quick"]) == 0
+    assert "INT8 recommended" in capsys.readouterr().out

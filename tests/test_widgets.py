@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from bertnpu.calibration import CalibrationSpec
+from bertnpu.encode import SentenceEncoder
+from bertnpu.evaluate import evaluate_sts
+from bertnpu.quant_config import QuantConfig
+from bertnpu.simulate import simulate_int8
+from bertnpu.thresholds import clip_thresholds
+from bertnpu.widgets import CalibrationBuilder, CompilePanel, ModelPicker, SimulatePanel, ThresholdExplorer
+from bertnpu.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def ws(tiny_model_dir, stsb_dir, tmp_path_factory):
+    w = Workspace(tmp_path_factory.mktemp("ws"), model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=16, eval_pairs=60)
+    w.stats  # builds the calibration set and the statistics
+    return w
+
+
+def test_model_picker(tiny_model_dir):
+    picker = ModelPicker(str(tiny_model_dir))
+    assert picker.load().config.hidden_size == 36 and "hidden 36" in picker.status.value
+    picker.name.value = "./no/such/model"
+    assert picker.load() is None and "does not exist" in picker.status.value
+
+
+def test_threshold_explorer_follows_the_sliders(ws):
+    ex = ThresholdExplorer(ws.stats, QuantConfig(method=0), site="layer.1.ffn.gelu.out")
+    before = ex.readout.value
+    want = clip_thresholds(ws.stats, QuantConfig(method=0))["layer.1.ffn.gelu.out"].threshold
+    assert f"{want:.6g}" in before
+    ex.percentile.value = 0.99
+    ex.topk.value = 1.0
+    after = ex.readout.value
+    want_after = clip_thresholds(ws.stats, QuantConfig(method=0, percentile=0.99, topk_ratio=1.0))["layer.1.ffn.gelu.out"].threshold
+    assert after != before and f"{want_after:.6g}" in after
+    assert len(ex.plot.outputs) == 1 and "image/png" in ex.plot.outputs[0]["data"]
+
+
+def test_simulate_panel_matches_direct_evaluation(ws):
+    ex = ThresholdExplorer(ws.stats, QuantConfig(method=0, percentile=0.999))
+    result = SimulatePanel(ws, ex).simulate()
+    pairs = ws.pairs("validation")
+    assert result["fp32"] == pytest.approx(evaluate_sts(SentenceEncoder(ws.model, progress=False), pairs)["spearman"])
+    direct = evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, percentile=0.999)).encoder_for(), pairs)["spearman"]
+    assert result["int8"] == pytest.approx(direct)
+
+
+def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
+    w = Workspace(tmp_path / "w", model=str(tiny_model_dir), stsb_dir=str(stsb_dir), eval_pairs=30)
+    b = CalibrationBuilder(w, count=24, seed=3)
+    b.strategy.value = "length-stratified"
+    b.button.click()
+    assert b.progress.value == 3 and len(list((tmp_path / "w" / "calib").glob("*.npy"))) == 24
+    assert w.calibration.manifest["strategy"] == "length-stratified"
+    assert len(b.figures.outputs) == 3 and "built 24 samples" in b.status.value
+
+
+def test_compile_panel_exports_a_bundle_without_qbcompiler(ws, tmp_path):
+    panel = CompilePanel(ws, QuantConfig(), tmp_path / "bundle")
+    assert panel.button.description == "Export bundle" and "qbcompiler is not installed" in panel.log.value
+    panel.button.click()
+    assert (tmp_path / "bundle" / "compile_mxq.py").is_file() and "wrote compile bundle" in panel.log.value
+    panel.button.click()
+    assert "already exists" in panel.log.value
+
+
+def test_verify_split(default_model):
+    from bertnpu.analysis import verify_split
+
+    assert verify_split(default_model, ["Hello, my dog is cute", "A", "Two men play chess in the park."]) <= 1e-5
