@@ -270,6 +270,7 @@ class Pipeline:
              "Embeddings and mask preparation run on the CPU; the encoder runs on the NPU.</p>" + table(s["analysis"]["blocks"]), figs(s["analysis"]["figure"])),
             ("Calibration data", f"<p>{s['calibration']['samples']} samples ({s['calibration']['tokens']} tokens); "
              f"{s['calibration']['eval_outside_fraction'] * 100:.4f}% of validation embedding values fall outside the calibration range.</p>"
+             "<p>Outlier channels (abs-max above 4x the median channel's):</p>"
              + table(s["calibration"]["outlier_channels"]), figs(*s["calibration"]["figures"])),
             ("Activation ranges", "<p>Worst outlier sites (max / p99):</p>" + table(s["stats"]["outlier_sites"]), figs(*s["stats"]["figures"])),
             ("Sweep on validation", table(s["sweep"]["rows"]), figs(s["sweep"]["figure"])),

@@ -1,0 +1,105 @@
+"""Real browser: JupyterLab on localhost, Playwright driving Debian's chromium, notebook 04's percentile slider."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bertnpu.render import inject_parameters, notebooks_dir
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path, tiny_model_dir, stsb_dir):
+    import nbformat
+
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    root = tmp_path / "lab"
+    root.mkdir()
+    nb = inject_parameters(nbformat.read(notebooks_dir() / "04_tune_quantization.ipynb", as_version=4),
+                           {"MODEL": str(tiny_model_dir), "STSB_DIR": str(stsb_dir), "WORKDIR": str(root / "work"), "CALIB_COUNT": 64, "EVAL_PAIRS": 30})
+    nb.cells = [c for c in nb.cells if "sweep" not in c.source and "rec = recommend" not in c.source and "site_sensitivity" not in c.source]
+    nbformat.write(nb, root / "04_tune_quantization.ipynb")
+    port, token = _free_port(), "bertnpu-test"
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"))
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail("JupyterLab did not start: " + (tmp_path / "jupyterlab.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/lab/tree/04_tune_quantization.ipynb?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_percentile_slider_moves_the_threshold(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(jupyterlab)
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus", timeout=60_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            threshold = page.locator(".bertnpu-threshold").first
+            threshold.wait_for(timeout=240_000)
+            before = threshold.inner_text()
+            readout = page.locator(".widget-hslider .widget-readout").first  # the percentile slider's editable readout
+            readout.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("0.9900")
+            page.keyboard.press("Enter")
+            deadline = time.time() + 60
+            while threshold.inner_text() == before and time.time() < deadline:
+                time.sleep(0.25)
+            after = threshold.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "browser_04_tune_quantization.png"), full_page=False)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "browser_04_failure.png"))
+            raise
+        finally:
+            browser.close()
+    assert after != before, f"threshold stayed at {before}"
+    assert float(after) > 0
