@@ -72,3 +72,19 @@ def stsb_validation(stsb_dir):
     from bertnpu.stsb import load_stsb
 
     return load_stsb("validation", stsb_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_calib(tiny_model, stsb_validation, tmp_path_factory):
+    """32 calibration samples of the tiny BERT (validation sentence1, seed 0)."""
+    from bertnpu.calibration import CalibrationSpec, build_calibration_set
+
+    return build_calibration_set(tiny_model, tmp_path_factory.mktemp("calib") / "calib", CalibrationSpec(count=32), pairs=stsb_validation, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_stats(tiny_model, tiny_calib):
+    """Activation stats of the tiny BERT, collected in padded batches of an odd size (7)."""
+    from bertnpu.stats import collect_activation_stats
+
+    return collect_activation_stats(tiny_model, tiny_calib, batch_size=7, progress=False)

@@ -1,18 +1,10 @@
 import numpy as np
 import pytest
 
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
 from bertnpu.encode import SentenceEncoder
 from bertnpu.error_analysis import embedding_fidelity, neighbour_recall, site_sensitivity, site_sqnr
 from bertnpu.quant_config import QuantConfig
 from bertnpu.simulate import simulate_int8
-from bertnpu.stats import collect_activation_stats
-
-
-@pytest.fixture(scope="module")
-def tiny_stats(tiny_model, stsb_validation, tmp_path_factory):
-    calib = build_calibration_set(tiny_model, tmp_path_factory.mktemp("c") / "calib", CalibrationSpec(count=32), pairs=stsb_validation, progress=False)
-    return collect_activation_stats(tiny_model, calib, progress=False)
 
 
 def test_sqnr_against_direct_computation(tiny_model, tiny_stats, stsb_validation):

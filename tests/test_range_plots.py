@@ -11,9 +11,8 @@ from bertnpu.thresholds import clip_thresholds, threshold_stability
 
 
 @pytest.fixture(scope="module")
-def stats(tiny_model, stsb_validation, tmp_path_factory):
-    calib = build_calibration_set(tiny_model, tmp_path_factory.mktemp("c") / "calib", CalibrationSpec(count=16), pairs=stsb_validation, progress=False)
-    return collect_activation_stats(tiny_model, calib, progress=False)
+def stats(tiny_stats):
+    return tiny_stats
 
 
 def test_views_are_pure_figures(stats):
@@ -44,7 +43,7 @@ def test_outlier_table_orders_by_max_over_p99(stats):
 
 def test_role_summary(stats):
     summary = role_summary(stats["layer.1.attention.residual"])
-    assert summary["cls"]["count"] == summary["sep"]["count"] == 16 * 36
+    assert summary["cls"]["count"] == summary["sep"]["count"] == stats.meta["samples"] * 36
     assert summary["content"]["absmax_upper"] > 0
 
 

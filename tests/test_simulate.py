@@ -13,12 +13,6 @@ from bertnpu.thresholds import clip_thresholds
 
 
 @pytest.fixture(scope="module")
-def tiny_stats(tiny_model, stsb_validation, tmp_path_factory):
-    calib = build_calibration_set(tiny_model, tmp_path_factory.mktemp("c") / "calib", CalibrationSpec(count=32), pairs=stsb_validation, progress=False)
-    return collect_activation_stats(tiny_model, calib, progress=False)
-
-
-@pytest.fixture(scope="module")
 def default_stats(default_model, stsb_validation, tmp_path_factory):
     calib = build_calibration_set(default_model, tmp_path_factory.mktemp("c") / "calib", CalibrationSpec(count=128), pairs=stsb_validation, progress=False)
     return collect_activation_stats(default_model, calib, progress=False)

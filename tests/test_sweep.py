@@ -13,13 +13,8 @@ from bertnpu.sweep import best_config, config_grid, recommend, sweep, write_swee
 
 
 @pytest.fixture(scope="module")
-def calib(tiny_model, stsb_validation, tmp_path_factory):
-    return build_calibration_set(tiny_model, tmp_path_factory.mktemp("c") / "calib", CalibrationSpec(count=16), pairs=stsb_validation, progress=False)
-
-
-@pytest.fixture(scope="module")
-def tiny_stats(tiny_model, calib):
-    return collect_activation_stats(tiny_model, calib, progress=False)
+def calib(tiny_calib):
+    return tiny_calib
 
 
 def test_config_grid():
