@@ -20,9 +20,13 @@ def plot_site_ranges(stats, ranges: dict[str, ClipRange], ax: Optional[Axes] = N
     names = [s.name for s in stats.sites]
     x = np.arange(len(names))
     absmax = np.array([stats[n].absmax for n in names])
+    mins = np.array([abs(min(stats[n].min, 0.0)) for n in names])
+    maxs = np.array([max(stats[n].max, 0.0) for n in names])
     thr = np.array([ranges[n].threshold for n in names])
-    ax.bar(x, absmax, color="tab:blue", alpha=0.5, label="max |x|")
-    ax.scatter(x, thr, color="tab:red", s=10, zorder=3, label="clip threshold")
+    ax.bar(x, absmax, color="tab:blue", alpha=0.35, label="max |x|")
+    ax.scatter(x, maxs, marker="^", color="tab:blue", s=9, zorder=3, label="max")
+    ax.scatter(x, np.where(mins > 0, mins, np.nan), marker="v", color="tab:green", s=9, zorder=3, label="|min|")
+    ax.scatter(x, thr, color="tab:red", s=10, zorder=4, label="clip threshold")
     ax.set_yscale("log")
     layers = [s.layer for s in stats.sites]
     for i in range(1, len(layers)):

@@ -38,8 +38,8 @@ class SiteInfo:
     description: str
 
 
-def list_sites(num_layers: int, has_pooler: bool = True) -> list[SiteInfo]:
-    """All sites in forward order.
+def list_sites(model_or_layers, has_pooler: bool = True) -> list[SiteInfo]:
+    """All sites in forward order, of a :class:`~bertnpu.model.LoadedModel` or of ``num_layers`` layers.
 
     Layer ``i``'s query/key/value Linears read ``embeddings.out`` (i = 0) or
     ``layer.{i-1}.ffn.layernorm.out``; the last ``ffn.layernorm.out`` is the final hidden state.
@@ -48,6 +48,9 @@ def list_sites(num_layers: int, has_pooler: bool = True) -> list[SiteInfo]:
         >>> [s.name for s in list_sites(1, False)][:3]
         ['embeddings.out', 'layer.0.attention.query.out', 'layer.0.attention.key.out']
     """
+    if not isinstance(model_or_layers, int):
+        return list_sites(model_or_layers.config.num_hidden_layers, model_or_layers.bert.pooler is not None)
+    num_layers = model_or_layers
     sites = [SiteInfo("embeddings.out", -1, "embeddings.out", "token", "CPU embedding output: the NPU input, read by layer 0's query/key/value Linears")]
     for i in range(num_layers):
         for suffix, layout, desc in LAYER_SITES:
@@ -61,5 +64,5 @@ def list_sites(num_layers: int, has_pooler: bool = True) -> list[SiteInfo]:
 
 
 def sites_of(model) -> list[SiteInfo]:
-    """Sites of a :class:`~bertnpu.model.LoadedModel`."""
-    return list_sites(model.config.num_hidden_layers, model.bert.pooler is not None)
+    """Sites of a :class:`~bertnpu.model.LoadedModel` (same as ``list_sites(model)``)."""
+    return list_sites(model)

@@ -55,9 +55,12 @@ class CpuEmbedding(torch.nn.Module):
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.word_embeddings[input_ids] + self.token_type_embeddings[token_type_ids]
-        x = x + self.position_embeddings[:seq_len]
-        return F.layer_norm(x, (x.shape[-1],), self.layernorm_weight, self.layernorm_bias, self.eps)
+        # float64 inside, one rounding to float32 at the end: the output is the tutorial's
+        # arithmetic correctly rounded (float32 sums + LayerNorm drift by ~2 ulps)
+        x = self.word_embeddings[input_ids].double() + self.token_type_embeddings[token_type_ids].double()
+        x = x + self.position_embeddings[:seq_len].double()
+        y = F.layer_norm(x, (x.shape[-1],), self.layernorm_weight.double(), self.layernorm_bias.double(), self.eps)
+        return y.float()
 
     def weight_dict(self) -> dict[str, torch.Tensor]:
         return {key: getattr(self, key) for key in WEIGHT_KEYS}

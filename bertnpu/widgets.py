@@ -111,6 +111,7 @@ class ThresholdExplorer:
 
     def __init__(self, stats, config: QuantConfig = QuantConfig(), site: Optional[str] = None):
         self.stats = stats
+        self.base = config  # bits and output are kept from it; the controls set the rest
         names = [s.name for s in stats.sites]
         self.site = W.Dropdown(options=names, value=site or next((n for n in names if n.endswith("ffn.output.out")), names[0]), description="site",
                                layout=W.Layout(width="420px"))
@@ -130,7 +131,7 @@ class ThresholdExplorer:
 
     @property
     def config(self) -> QuantConfig:
-        return QuantConfig(method=self.method.value, output=0, mode=self.mode.value, percentile=self.percentile.value, topk_ratio=self.topk.value)
+        return self.base.with_(method=self.method.value, mode=self.mode.value, percentile=self.percentile.value, topk_ratio=self.topk.value)
 
     def update(self) -> None:
         from .range_plots import plot_site_histogram
@@ -161,10 +162,12 @@ class SimulatePanel:
     def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation"):
         self.ws, self.explorer, self.split = workspace, explorer, split
         self.button = W.Button(description="Simulate INT8", button_style="success")
-        self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above")
+        self.keep_fp32 = W.SelectMultiple(options=[s.name for s in workspace.stats.sites], rows=6, description="keep FP32",
+                                          layout=W.Layout(width="420px"))
+        self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
         self.fp32: Optional[float] = None
         self.button.on_click(lambda _: self.simulate())
-        self.widget = W.VBox([self.button, self.result])
+        self.widget = W.VBox([W.HBox([self.button, self.keep_fp32]), self.result])
 
     def simulate(self) -> dict:
         from .encode import SentenceEncoder
@@ -176,10 +179,12 @@ class SimulatePanel:
         self.result.value = f"simulating {cfg.label()} on {len(pairs)} {self.split} pairs ..."
         if self.fp32 is None:
             self.fp32 = evaluate_sts(SentenceEncoder(self.ws.model, progress=False), pairs)["spearman"]
-        int8 = evaluate_sts(simulate_int8(self.ws.model, self.ws.stats, cfg).encoder_for(), pairs)["spearman"]
-        self.result.value = (f"STS-B {self.split}: FP32 Spearman <b>{self.fp32:.4f}</b>, predicted INT8 ({cfg.label()}) "
+        keep = list(self.keep_fp32.value)
+        int8 = evaluate_sts(simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep).encoder_for(), pairs)["spearman"]
+        kept = f", {len(keep)} site(s) kept in FP32" if keep else ""
+        self.result.value = (f"STS-B {self.split}: FP32 Spearman <b>{self.fp32:.4f}</b>, predicted INT8 ({cfg.label()}{kept}) "
                              f"<b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - self.fp32:+.4f})")
-        return {"fp32": self.fp32, "int8": int8, "config": cfg.to_dict()}
+        return {"fp32": self.fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep}
 
 
 class CompilePanel:

@@ -20,7 +20,7 @@ def tutorial_embedding(model, sentence: str) -> np.ndarray:
     x = w["word_embeddings.weight"][ids] + w["token_type_embeddings.weight"][types] + w["position_embeddings.weight"][: len(ids)]
     mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
     y = (x - mu) / np.sqrt(var + model.config.layer_norm_eps) * w["LayerNorm.weight"] + w["LayerNorm.bias"]
-    return y[None].astype(np.float32)
+    return y[None]  # float64: the comparison measures only bertnpu's float32 error
 
 
 @pytest.mark.parametrize("which", ["default_model", "tiny_model"])
@@ -33,7 +33,7 @@ def test_files_equal_the_tutorial_arithmetic(request, which, stsb_validation, tm
         got = np.load(tmp_path / "calib" / sample["file"])
         want = tutorial_embedding(model, sample["sentence"])
         assert got.dtype == np.float32 and got.shape == want.shape == (1, sample["tokens"], model.config.hidden_size)
-        assert np.abs(got - want).max() <= 1e-6 if which == "tiny_model" else np.abs(got - want).max() <= 1e-5
+        assert np.abs(got - want).max() <= 1e-6
         assert sample["sentence"] in stsb_validation.sentence1
 
 

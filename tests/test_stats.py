@@ -39,7 +39,7 @@ def test_site_names():
 
 
 def test_every_site_is_observed(tiny_model, tiny_stats):
-    assert [s.name for s in tiny_stats.sites] == [s.name for s in sites_of(tiny_model)]
+    assert [s.name for s in tiny_stats.sites] == [s.name for s in sites_of(tiny_model)] == [s.name for s in list_sites(tiny_model)]
     assert all(tiny_stats[s.name].count > 0 for s in tiny_stats.sites)
 
 

@@ -47,6 +47,18 @@ def test_simulate_panel_matches_direct_evaluation(ws):
     assert result["int8"] == pytest.approx(direct)
 
 
+def test_simulate_panel_keep_fp32_toggles(ws):
+    ex = ThresholdExplorer(ws.stats, QuantConfig(method=0, bits=4))
+    panel = SimulatePanel(ws, ex)
+    keep = ("layer.1.ffn.residual", "layer.2.ffn.residual")
+    panel.keep_fp32.value = keep
+    result = panel.simulate()
+    pairs = ws.pairs("validation")
+    direct = evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep).encoder_for(), pairs)["spearman"]
+    assert result["int8"] == pytest.approx(direct) and result["keep_fp32"] == list(keep)
+    assert "2 site(s) kept in FP32" in panel.result.value
+
+
 def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
     w = Workspace(tmp_path / "w", model=str(tiny_model_dir), stsb_dir=str(stsb_dir), eval_pairs=30)
     b = CalibrationBuilder(w, count=24, seed=3)
