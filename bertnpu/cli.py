@@ -80,7 +80,7 @@ def _eval_npu(args, model, pairs) -> int:
 
     from .encode import SentenceEncoder
     from .evaluate import evaluate_sts
-    from .npu_runtime import NpuEncoder
+    from .npu_runtime import QbruntimeEncoder
     from .quant_config import QuantConfig
     from .qbcompiler_adapter import config_path_for
     from .simulate import simulate_int8
@@ -93,7 +93,7 @@ def _eval_npu(args, model, pairs) -> int:
         sim = simulate_int8(model, _stats_for(args, model), config)
         result["int8_sim_spearman"] = evaluate_sts(sim.encoder_for(progress=not args.json), pairs)["spearman"]
         result["config"] = config.to_dict()
-    with NpuEncoder(model, args.mxq, weights=args.weights, progress=not args.json) as npu:
+    with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json) as npu:
         npu_result = evaluate_sts(npu, pairs)
     result["npu_spearman"], result["npu_pearson"] = npu_result["spearman"], npu_result["pearson"]
     result["spearman"], result["pearson"] = npu_result["spearman"], npu_result["pearson"]

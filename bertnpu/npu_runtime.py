@@ -32,11 +32,11 @@ def load_qbruntime() -> Any:
         raise BertnpuError(MISSING) from None
 
 
-class NpuEncoder:
+class QbruntimeEncoder:
     """``encode(sentences) -> [n, hidden]`` through a compiled ``.mxq`` on the NPU; use it as a context manager.
 
     Example:
-        >>> with NpuEncoder(model, "model.mxq") as encode:  # doctest: +SKIP
+        >>> with QbruntimeEncoder(model, "model.mxq") as encode:  # doctest: +SKIP
         ...     evaluate_sts(encode, pairs)
     """
 
@@ -53,7 +53,7 @@ class NpuEncoder:
         self.progress = progress
         self._npu = None
 
-    def __enter__(self) -> "NpuEncoder":
+    def __enter__(self) -> "QbruntimeEncoder":
         qb = load_qbruntime()
         try:
             acc = qb.Accelerator(self.device)
@@ -89,7 +89,7 @@ class NpuEncoder:
 
     def __call__(self, sentences: Sequence[str]) -> np.ndarray:
         if self._npu is None:
-            raise BertnpuError("Use the NPU encoder inside `with NpuEncoder(...) as encode:` so the device is launched and released.")
+            raise BertnpuError("Use the NPU encoder inside `with QbruntimeEncoder(...) as encode:` so the device is launched and released.")
         out = np.zeros((len(sentences), self.model.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
             for i, ids in enumerate(tqdm(tokenize(self.model, sentences), desc="encode (NPU)", disable=not self.progress, leave=False)):

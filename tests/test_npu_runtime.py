@@ -10,7 +10,7 @@ from bertnpu.cli import main
 from bertnpu.encode import SentenceEncoder
 from bertnpu.errors import BertnpuError
 from bertnpu.evaluate import evaluate_sts
-from bertnpu.npu_runtime import MISSING, NpuEncoder
+from bertnpu.npu_runtime import MISSING, QbruntimeEncoder
 from bertnpu.quant_config import QuantConfig
 from bertnpu.split import export_weight_dict
 from conftest import REPO
@@ -37,7 +37,7 @@ def test_npu_backend_matches_fp32_and_releases(compiled, tiny_model, stsb_test, 
     mxq, _ = compiled
     pairs = stsb_test.subset(60)
     weights = export_weight_dict(tiny_model.bert, tmp_path / "weight_dict.pth")
-    with NpuEncoder(tiny_model, mxq, weights=weights, progress=False) as npu:
+    with QbruntimeEncoder(tiny_model, mxq, weights=weights, progress=False) as npu:
         got = evaluate_sts(npu, pairs)
     import qbruntime
 
@@ -52,7 +52,7 @@ def test_released_on_error(compiled, tiny_model):
 
     qbruntime.disposed.clear()
     with pytest.raises(RuntimeError):
-        with NpuEncoder(tiny_model, mxq, progress=False):
+        with QbruntimeEncoder(tiny_model, mxq, progress=False):
             raise RuntimeError("boom")
     assert qbruntime.disposed == [str(mxq)]
 
@@ -71,8 +71,8 @@ def test_without_qbruntime_one_sentence(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "qbruntime", None)  # import fails
     (tmp_path / "m.mxq").write_bytes(b"x")
     with pytest.raises(BertnpuError) as info:
-        with NpuEncoder(tiny_model, tmp_path / "m.mxq"):
+        with QbruntimeEncoder(tiny_model, tmp_path / "m.mxq"):
             pass
     assert str(info.value) == MISSING
     with pytest.raises(BertnpuError, match="does not exist"):
-        NpuEncoder(tiny_model, tmp_path / "absent.mxq")
+        QbruntimeEncoder(tiny_model, tmp_path / "absent.mxq")
