@@ -39,3 +39,14 @@ def encoder_flops(lengths, hidden: int, intermediate: int, layers: int) -> float
     linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * intermediate)
     attention = sum(2 * 2 * n * n * hidden for n in lengths)
     return layers * (linear + attention)
+
+
+def default_model_and_stats(count: int = 256):
+    """The default model and its activation stats over ``count`` random STS-B validation sentences."""
+    from bertnpu import load_model, load_stsb
+    from bertnpu.calibration import CalibrationSet, CalibrationSpec, embed_sentences, select_samples
+    from bertnpu.stats import collect_activation_stats
+
+    model = load_model()
+    sentences, _ = select_samples(load_stsb("validation", stsb_dir()), CalibrationSpec(count=count), None)
+    return model, collect_activation_stats(model, CalibrationSet([], embed_sentences(model, sentences)), progress=False)

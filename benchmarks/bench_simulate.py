@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import time
 
-from _common import best_of, stsb_dir
-from bertnpu import SentenceEncoder, evaluate_sts, load_model, load_stsb
-from bertnpu.calibration import CalibrationSet, CalibrationSpec, embed_sentences, select_samples
+from _common import best_of, default_model_and_stats, stsb_dir
+from bertnpu import SentenceEncoder, evaluate_sts, load_stsb
 from bertnpu.quant_config import QuantConfig
 from bertnpu.simulate import simulate_int8
-from bertnpu.stats import collect_activation_stats
 from bertnpu.sweep import config_grid, sweep
 
 
 def main() -> None:
-    model = load_model()
+    model, stats = default_model_and_stats()
     validation, test = load_stsb("validation", stsb_dir()), load_stsb("test", stsb_dir())
-    sentences, _ = select_samples(validation, CalibrationSpec(count=256), None)
-    stats = collect_activation_stats(model, CalibrationSet([], embed_sentences(model, sentences)), progress=False)
     fp32_enc = SentenceEncoder(model, progress=False)
     sim_enc = simulate_int8(model, stats, QuantConfig()).encoder_for()
     fp32 = best_of(lambda: evaluate_sts(fp32_enc, test), 2)

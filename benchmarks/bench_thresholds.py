@@ -12,21 +12,18 @@ import time
 import numpy as np
 import torch
 
-from _common import stsb_dir
-from bertnpu import load_model, load_stsb
-from bertnpu.calibration import CalibrationSpec, embed_sentences, select_samples, CalibrationSet
+from _common import default_model_and_stats, stsb_dir
+from bertnpu import load_stsb
+from bertnpu.calibration import CalibrationSpec, embed_sentences, select_samples
 from bertnpu.encoder import NpuEncoder
 from bertnpu.quant_config import QuantConfig
-from bertnpu.stats import collect_activation_stats
 from bertnpu.thresholds import clip_thresholds
 
 
 def main() -> None:
-    model = load_model()
-    pairs = load_stsb("validation", stsb_dir())
-    sentences, _ = select_samples(pairs, CalibrationSpec(count=256), None)
-    calib = CalibrationSet([], embed_sentences(model, sentences))
-    stats = collect_activation_stats(model, calib, progress=False)
+    model, stats = default_model_and_stats()
+    sentences, _ = select_samples(load_stsb("validation", stsb_dir()), CalibrationSpec(count=256), None)
+    arrays = embed_sentences(model, sentences)  # the same samples, for the raw-value reference
     grid = [(p, r) for p in (0.99, 0.999, 0.9999) for r in (0.001, 0.01, 0.1)]
     start = time.perf_counter()
     for p, r in grid:
@@ -36,7 +33,7 @@ def main() -> None:
     raw: dict[str, list[np.ndarray]] = {}
     enc = NpuEncoder(model.bert)
     with torch.no_grad():
-        for a in calib.arrays:
+        for a in arrays:
             enc(torch.from_numpy(a), torch.ones(1, a.shape[1], dtype=torch.long), tap=lambda s, x, m: raw.setdefault(s, []).append(x.abs().reshape(-1).numpy()) or x)
     flat = {k: np.concatenate(v) for k, v in raw.items()}
     start = time.perf_counter()

@@ -42,7 +42,7 @@ def plot_site_ranges(stats, ranges: dict[str, ClipRange], ax: Optional[Axes] = N
 
 def plot_site_histogram(obs, config: QuantConfig, name: str = "", ax: Optional[Axes] = None) -> Figure:
     """One site's |x| histogram with the Max, MaxPercentile and Histogram thresholds drawn."""
-    fig, ax = _axes(ax)
+    fig, ax = _axes(ax, fast=True)
     hist = obs.abs_hist()
     nz = np.flatnonzero(hist)
     lo_bin, hi_bin = (nz[0], nz[-1]) if len(nz) else (0, 1)

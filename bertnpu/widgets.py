@@ -144,7 +144,9 @@ class ThresholdExplorer:
         frac = clipped_fraction(self.stats[name], rng)
         self.readout.value = (f"<b>{name}</b>: threshold <span class='bertnpu-threshold'>{rng.threshold:.6g}</span> "
                               f"(range [{rng.lo:.4g}, {rng.hi:.4g}]), clipped <span class='bertnpu-clipped'>{frac * 100:.5f}%</span> of {self.stats[name].count:,} values")
-        self.png = figure_png(plot_site_histogram(self.stats[name], cfg, name))
+        fig = plot_site_histogram(self.stats[name], cfg, name)
+        self.png = figure_png(fig)
+        fig.clear()  # break the figure's reference cycles now, not in a later garbage-collector pause
         self.plot.outputs = ()
         self.plot.append_display_data(Image(data=self.png))
         self.last_seconds = time.perf_counter() - start
