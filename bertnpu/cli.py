@@ -76,7 +76,6 @@ def _eval(args) -> int:
 
 
 def _eval_npu(args, model, pairs) -> int:
-    from pathlib import Path
 
     from .encode import SentenceEncoder
     from .evaluate import evaluate_sts

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -23,7 +21,6 @@ import numpy as np
 
 from . import __version__
 from .artifacts import atomic_write, atomic_write_json, atomic_write_text
-from .errors import BertnpuError
 from .quant_config import QuantConfig
 
 

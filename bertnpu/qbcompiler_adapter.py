@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .artifacts import atomic_write, atomic_write_json, check_writable
+from .artifacts import atomic_write, check_writable
 from .errors import BertnpuError
 from .model import LoadedModel
 from .quant_config import QuantConfig

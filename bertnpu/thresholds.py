@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .observers import EDGES, NBINS, SiteObserver, tail_from
+from .observers import EDGES, SiteObserver, tail_from
 from .quant_config import QuantConfig
 
 CENTERS = np.sqrt(EDGES[:-1] * EDGES[1:])

@@ -16,7 +16,6 @@ def test_sqnr_against_direct_computation(tiny_model, tiny_stats, stsb_validation
     assert len(q8) == len(tiny_stats.sites)
     assert np.mean(list(q8.values())) > np.mean(list(q4.values())) + 10  # ~6 dB per bit
     # the NPU input site sees no propagated error: its SQNR is the plain quantization SQNR
-    sim = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0))
     enc = SentenceEncoder(tiny_model, progress=False)
     x = np.concatenate([enc.embedding(b.input_ids, b.token_type_ids)[b.attention_mask.bool()].numpy() for b in enc.batches(sentences)])
     t = tiny_stats["embeddings.out"].absmax

@@ -9,7 +9,7 @@ from bertnpu.observers import EDGES, TOPK
 from bertnpu.quant_config import QuantConfig
 from bertnpu.sites import list_sites, sites_of
 from bertnpu.stats import collect_activation_stats, load_stats
-from bertnpu.thresholds import CENTERS, clip_thresholds, clipped_count, clipped_fraction, site_range
+from bertnpu.thresholds import clip_thresholds, clipped_count, clipped_fraction, site_range
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,9 @@ import json
 import pytest
 
 import bertnpu.sweep as sweep_mod
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
 from bertnpu.cli import main
 from bertnpu.quant_config import QuantConfig
 from bertnpu.range_plots import plot_sweep_heatmap
-from bertnpu.stats import collect_activation_stats
 from bertnpu.sweep import best_config, config_grid, recommend, sweep, write_sweep_table
 
 

@@ -1,7 +1,5 @@
-import numpy as np
 import pytest
 
-from bertnpu.calibration import CalibrationSpec
 from bertnpu.encode import SentenceEncoder
 from bertnpu.evaluate import evaluate_sts
 from bertnpu.quant_config import QuantConfig
