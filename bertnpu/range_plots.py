@@ -90,10 +90,11 @@ def plot_threshold_stability(stability: dict[str, float], ax: Optional[Axes] = N
 
 
 def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None, ax: Optional[Axes] = None) -> Figure:
-    """Spearman over percentile x topk_ratio (MaxPercentile rows of the first method), with the chosen point circled."""
+    """Spearman over percentile x topk_ratio (MaxPercentile rows of the chosen config's method), with the chosen point circled."""
     fig, ax = _axes(ax, (6, 4))
     mp = [r for r in rows if r["mode"] == 1]
-    method = mp[0]["method"] if mp else None
+    # show the chosen config's method, so the circle marks a point of the grid drawn
+    method = chosen["method"] if chosen is not None and chosen.get("mode") == 1 else (mp[0]["method"] if mp else None)
     mp = [r for r in mp if r["method"] == method]
     ps = sorted({r["percentile"] for r in mp})
     ks = sorted({r["topk_ratio"] for r in mp})

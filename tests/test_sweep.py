@@ -53,6 +53,15 @@ def test_tables_heatmap_and_recommendation(tiny_model, tiny_stats, stsb_validati
     assert {"spearman", "pearson"} <= set(rec["fp32"]) and rec["split"] == "test"
 
 
+def test_heatmap_shows_the_chosen_method():
+    rows = [{"mode": 1, "method": m, "percentile": p, "topk_ratio": 0.1, "spearman": 0.5 + 0.1 * m + p / 10}
+            for m in (0, 1) for p in (0.99, 1.0)]
+    fig = plot_sweep_heatmap(rows, {"mode": 1, "method": 1, "percentile": 1.0, "topk_ratio": 0.1})
+    grid = fig.axes[0].images[0].get_array()
+    assert grid[1, 0] == pytest.approx(0.6 + 0.1)  # method 1's value at percentile 1.0
+    assert "method 1" in fig.axes[0].get_title()
+
+
 def test_cli_simulate_and_sweep(tiny_model_dir, calib, stsb_dir, tmp_path, capsys):
     cfg = QuantConfig(method=0, percentile=0.99).save(tmp_path / "cfg.json")
     calib_dir = str(calib.files[0].parent)
