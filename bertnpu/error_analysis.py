@@ -17,6 +17,8 @@ from .quant_config import QuantConfig
 from .simulate import Int8Simulation, simulate_int8
 from .stsb import StsPairs
 
+SQNR_SENTENCES = 64  # sentences probed for per-site SQNR in sweeps and the Simulate panel
+
 
 def _valid(x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
     if x.dim() == 2:
@@ -94,14 +96,9 @@ def neighbour_recall(reference: np.ndarray, other: np.ndarray, k: int = 10) -> f
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
 
 
-def embedding_fidelity(fp32_encode, int8_encode, pairs: StsPairs, k: int = 10, worst: int = 10) -> dict:
-    """How close INT8 embeddings stay to FP32 over the split's sentences.
-
-    Returns per-sentence ``cosine`` (FP32 vs INT8) array and its summary, the ``worst``
-    sentences and pairs (largest change of pair similarity), and nearest-neighbour ``recall@k``.
-    """
-    sentences, rows1, rows2 = unique_sentences(pairs)
-    a, b = np.asarray(fp32_encode(sentences)), np.asarray(int8_encode(sentences))
+def fidelity_from_embeddings(a: np.ndarray, b: np.ndarray, sentences: Sequence[str], rows1: np.ndarray, rows2: np.ndarray,
+                             pairs: StsPairs, k: int = 10, worst: int = 10) -> dict:
+    """Fidelity of INT8 embeddings ``b`` to FP32 ``a`` (both ``[n_sentences, hidden]``, rows of ``unique_sentences``)."""
     cos = cosine_rows(a, b)
     pair_fp32 = cosine_rows(a[rows1], a[rows2])
     pair_int8 = cosine_rows(b[rows1], b[rows2])
@@ -115,3 +112,14 @@ def embedding_fidelity(fp32_encode, int8_encode, pairs: StsPairs, k: int = 10, w
                          "cos_fp32": float(pair_fp32[i]), "cos_int8": float(pair_int8[i])} for i in pair_order],
         f"recall@{k}": neighbour_recall(a, b, k),
     }
+
+
+def embedding_fidelity(fp32_encode, int8_encode, pairs: StsPairs, k: int = 10, worst: int = 10) -> dict:
+    """How close INT8 embeddings stay to FP32 over the split's sentences.
+
+    Returns per-sentence ``cosine`` (FP32 vs INT8) array and its summary, the ``worst``
+    sentences and pairs (largest change of pair similarity), and nearest-neighbour ``recall@k``.
+    """
+    sentences, rows1, rows2 = unique_sentences(pairs)
+    a, b = np.asarray(fp32_encode(sentences)), np.asarray(int8_encode(sentences))
+    return fidelity_from_embeddings(a, b, sentences, rows1, rows2, pairs, k, worst)

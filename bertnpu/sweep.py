@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .artifacts import atomic_write_json, atomic_write_text
 from .encode import SentenceEncoder
 from .encoder import NpuEncoder
-from .error_analysis import site_sqnr
+from .error_analysis import SQNR_SENTENCES, site_sqnr
 from .evaluate import evaluate_sts, unique_sentences
 from .model import LoadedModel
 from .quant_config import QuantConfig
@@ -27,7 +27,6 @@ from .stsb import StsPairs
 
 PERCENTILES = (0.99, 0.999, 0.9999, 1.0)
 TOPK_RATIOS = (0.001, 0.01, 0.1)
-SQNR_SENTENCES = 64
 
 
 def config_grid(base: QuantConfig = QuantConfig(), percentiles: Sequence[float] = PERCENTILES, topk_ratios: Sequence[float] = TOPK_RATIOS,

@@ -159,7 +159,8 @@ class ThresholdExplorer:
 
 
 class SimulatePanel:
-    """A Simulate button: predicted INT8 STS-B Spearman for the explorer's config, next to FP32."""
+    """A Simulate button: predicted INT8 STS-B Spearman next to FP32, embedding fidelity and per-site SQNR,
+    for the explorer's config with the selected sites kept in FP32."""
 
     def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation"):
         self.ws, self.explorer, self.split = workspace, explorer, split
@@ -167,26 +168,49 @@ class SimulatePanel:
         self.keep_fp32 = W.SelectMultiple(options=[s.name for s in workspace.stats.sites], rows=6, description="keep FP32",
                                           layout=W.Layout(width="420px"))
         self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
-        self.fp32: Optional[float] = None
+        self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
         self.button.on_click(lambda _: self.simulate())
         self.widget = W.VBox([W.HBox([self.button, self.keep_fp32]), self.result])
 
-    def simulate(self) -> dict:
+    def _fp32_embeddings(self):
         from .encode import SentenceEncoder
-        from .evaluate import evaluate_sts
+        from .evaluate import sts_scores, unique_sentences
+
+        if self._fp32 is None:
+            pairs = self.ws.pairs(self.split)
+            sentences, rows1, rows2 = unique_sentences(pairs)
+            emb = SentenceEncoder(self.ws.model, progress=False)(sentences)
+            self._fp32 = (emb, sentences, rows1, rows2, sts_scores(emb, rows1, rows2, pairs.scores)["spearman"])
+        return self._fp32
+
+    def simulate(self) -> dict:
+        import numpy as np
+
+        from .error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
+        from .evaluate import sts_scores
         from .simulate import simulate_int8
 
         pairs = self.ws.pairs(self.split)
         cfg = self.explorer.config
-        self.result.value = f"simulating {cfg.label()} on {len(pairs)} {self.split} pairs ..."
-        if self.fp32 is None:
-            self.fp32 = evaluate_sts(SentenceEncoder(self.ws.model, progress=False), pairs)["spearman"]
         keep = list(self.keep_fp32.value)
-        int8 = evaluate_sts(simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep).encoder_for(), pairs)["spearman"]
+        self.result.value = f"simulating {cfg.label()} on {len(pairs)} {self.split} pairs ..."
+        fp32_emb, sentences, rows1, rows2, fp32 = self._fp32_embeddings()
+        sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep)
+        int8_emb = sim.encoder_for()(sentences)
+        int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
+        fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
+        sqnr = {k: v for k, v in site_sqnr(self.ws.model, sim, sentences[:SQNR_SENTENCES]).items() if np.isfinite(v)}
+        worst_site = min(sqnr, key=sqnr.get) if sqnr else None
         kept = f", {len(keep)} site(s) kept in FP32" if keep else ""
-        self.result.value = (f"STS-B {self.split}: FP32 Spearman <b>{self.fp32:.4f}</b>, predicted INT8 ({cfg.label()}{kept}) "
-                             f"<b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - self.fp32:+.4f})")
-        return {"fp32": self.fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep}
+        self.result.value = (
+            f"STS-B {self.split}: FP32 Spearman <b>{fp32:.4f}</b>, predicted INT8 ({cfg.label()}{kept}) "
+            f"<b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f})<br>"
+            f"cosine(FP32, INT8) per sentence: mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; "
+            f"nearest-neighbour recall@10 {fid['recall@10']:.3f}<br>"
+            + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over the quantized sites, lowest {sqnr[worst_site]:.1f} dB at {worst_site}" if sqnr
+               else "SQNR: every site kept in FP32"))
+        return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "cosine_mean": fid["cosine_mean"],
+                "recall@10": fid["recall@10"], "sqnr_db": sqnr}
 
 
 class CompilePanel:

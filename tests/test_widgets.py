@@ -55,6 +55,18 @@ def test_simulate_panel_keep_fp32_toggles(ws):
     direct = evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep).encoder_for(), pairs)["spearman"]
     assert result["int8"] == pytest.approx(direct) and result["keep_fp32"] == list(keep)
     assert "2 site(s) kept in FP32" in panel.result.value
+    from bertnpu.error_analysis import site_sqnr
+    from bertnpu.evaluate import unique_sentences
+
+    probe = unique_sentences(ws.pairs("validation"))[0][:64]  # the panel's probe
+    direct_sqnr = site_sqnr(ws.model, simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep), probe)
+    assert result["sqnr_db"] == pytest.approx(direct_sqnr)
+    from bertnpu.error_analysis import embedding_fidelity
+
+    sim = simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep)
+    fid = embedding_fidelity(SentenceEncoder(ws.model, progress=False), sim.encoder_for(), pairs)
+    assert result["cosine_mean"] == pytest.approx(fid["cosine_mean"]) and result["recall@10"] == pytest.approx(fid["recall@10"])
+    assert "recall@10" in panel.result.value and "SQNR" in panel.result.value
 
 
 def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
