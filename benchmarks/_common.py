@@ -44,8 +44,8 @@ def encoder_flops(lengths, hidden: int, intermediate: int, layers: int) -> float
 def default_model_and_stats(count: int = 256):
     """The default model and its activation stats over ``count`` random STS-B validation sentences."""
     from bertnpu import load_model, load_stsb
-    from bertnpu.calibration import CalibrationSet, CalibrationSpec, embed_sentences, select_samples
-    from bertnpu.stats import collect_activation_stats
+    from bertnpu.data.calibration import CalibrationSet, CalibrationSpec, embed_sentences, select_samples
+    from bertnpu.quant.stats import collect_activation_stats
 
     model = load_model()
     sentences, _ = select_samples(load_stsb("validation", stsb_dir()), CalibrationSpec(count=count), None)

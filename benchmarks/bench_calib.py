@@ -15,7 +15,7 @@ import torch
 
 from _common import stsb_dir
 from bertnpu import load_model, load_stsb
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
 
 
 def tutorial_loop(model, sentences, out: Path) -> None:

@@ -10,8 +10,8 @@ import torch
 
 from _common import best_of, encoder_flops, matmul_flops_per_second, stsb_dir
 from bertnpu import SentenceEncoder, evaluate_sts, load_model, load_stsb
-from bertnpu.encode import tokenize
-from bertnpu.evaluate import unique_sentences
+from bertnpu.model.sentence_encoder import tokenize
+from bertnpu.tune.evaluate import unique_sentences
 
 
 def main() -> None:

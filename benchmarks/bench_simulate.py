@@ -10,9 +10,9 @@ import time
 
 from _common import best_of, default_model_and_stats, stsb_dir
 from bertnpu import SentenceEncoder, evaluate_sts, load_stsb
-from bertnpu.quant_config import QuantConfig
-from bertnpu.simulate import simulate_int8
-from bertnpu.sweep import config_grid, sweep
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.simulate import simulate_int8
+from bertnpu.tune.sweep import config_grid, sweep
 
 
 def main() -> None:

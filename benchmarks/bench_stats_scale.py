@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from bertnpu.calibration import CalibrationSet
-from bertnpu.encoder import NpuEncoder
-from bertnpu.model import LoadedModel, Pooling
-from bertnpu.stats import _calibration_batches, collect_activation_stats
+from bertnpu.data.calibration import CalibrationSet
+from bertnpu.model.npu_part import NpuEncoder
+from bertnpu.model.load import LoadedModel, Pooling
+from bertnpu.quant.stats import _calibration_batches, collect_activation_stats
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ import torch
 
 from _common import default_model_and_stats, stsb_dir
 from bertnpu import load_stsb
-from bertnpu.calibration import CalibrationSpec, embed_sentences, select_samples
-from bertnpu.encoder import NpuEncoder
-from bertnpu.quant_config import QuantConfig
-from bertnpu.thresholds import clip_thresholds
+from bertnpu.data.calibration import CalibrationSpec, embed_sentences, select_samples
+from bertnpu.model.npu_part import NpuEncoder
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.thresholds import clip_thresholds
 
 
 def main() -> None:

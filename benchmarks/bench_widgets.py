@@ -14,10 +14,10 @@ import time
 import tempfile
 
 from _common import stsb_dir
-from bertnpu.quant_config import QuantConfig
-from bertnpu.thresholds import clip_thresholds
-from bertnpu.widgets import ThresholdExplorer
-from bertnpu.workspace import Workspace
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.thresholds import clip_thresholds
+from bertnpu.ui.widgets import ThresholdExplorer
+from bertnpu.ui.workspace import Workspace
 
 
 def main() -> None:

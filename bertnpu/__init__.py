@@ -1,19 +1,19 @@
 """bertnpu: take a BERT sentence-embedding model to a Mobilint NPU, and see what INT8 does to it first."""
 
-__version__ = "0.1.0"
+from .version import __version__
 
-from .calibration import CalibrationSpec, build_calibration_set, load_calibration_set
-from .encode import SentenceEncoder
+from .data.calibration import CalibrationSpec, build_calibration_set, load_calibration_set
+from .model.sentence_encoder import SentenceEncoder
 from .errors import BertnpuError
-from .evaluate import evaluate_sts
-from .model import LoadedModel, load_model
-from .quant_config import QuantConfig
-from .simulate import simulate_int8
-from .sites import list_sites
-from .split import CpuEmbedding, export_weight_dict, load_weight_dict
-from .stats import collect_activation_stats, load_stats
-from .stsb import StsPairs, load_stsb
-from .thresholds import clip_thresholds
+from .tune.evaluate import evaluate_sts
+from .model.load import LoadedModel, load_model
+from .quant.config import QuantConfig
+from .quant.simulate import simulate_int8
+from .quant.sites import list_sites
+from .model.cpu_part import CpuEmbedding, export_weight_dict, load_weight_dict
+from .quant.stats import collect_activation_stats, load_stats
+from .data.stsb import StsPairs, load_stsb
+from .quant.thresholds import clip_thresholds
 
 __all__ = [
     "__version__",

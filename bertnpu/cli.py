@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Callable, Optional
 
-from . import __version__
+from .version import __version__
 from .errors import BertnpuError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -26,14 +26,14 @@ def _emit_json(data: dict) -> None:
 
 
 def _load(args):
-    from .model import load_model
+    from .model.load import load_model
 
     return load_model(args.model, pooling=getattr(args, "pooling", "auto"), trust_remote_code=args.trust_remote_code)
 
 
 @command("info")
 def _info(args) -> int:
-    from .analysis import format_summary, model_summary
+    from .model.analysis import format_summary, model_summary
 
     summary = model_summary(_load(args))
     if args.json:
@@ -45,7 +45,7 @@ def _info(args) -> int:
 
 @command("export-embeddings")
 def _export(args) -> int:
-    from .split import export_weight_dict
+    from .model.cpu_part import export_weight_dict
 
     model = _load(args)
     path = export_weight_dict(model.bert, args.out, force=args.force)
@@ -55,9 +55,9 @@ def _export(args) -> int:
 
 @command("eval")
 def _eval(args) -> int:
-    from .encode import SentenceEncoder
-    from .evaluate import evaluate_sts
-    from .stsb import load_stsb
+    from .model.sentence_encoder import SentenceEncoder
+    from .tune.evaluate import evaluate_sts
+    from .data.stsb import load_stsb
 
     pairs = load_stsb(args.split, args.stsb_dir)
     if args.limit:
@@ -77,12 +77,12 @@ def _eval(args) -> int:
 
 def _eval_npu(args, model, pairs) -> int:
 
-    from .encode import SentenceEncoder
-    from .evaluate import evaluate_sts
-    from .npu_runtime import QbruntimeEncoder
-    from .quant_config import QuantConfig
-    from .qbcompiler_adapter import config_path_for
-    from .simulate import simulate_int8
+    from .model.sentence_encoder import SentenceEncoder
+    from .tune.evaluate import evaluate_sts
+    from .device.npu_runtime import QbruntimeEncoder
+    from .quant.config import QuantConfig
+    from .device.qbcompiler_adapter import config_path_for
+    from .quant.simulate import simulate_int8
 
     result = {"model": model.name, "split": args.split, "pairs": len(pairs), "mxq": args.mxq}
     result["fp32_spearman"] = evaluate_sts(SentenceEncoder(model, progress=not args.json), pairs)["spearman"]
@@ -106,7 +106,7 @@ def _eval_npu(args, model, pairs) -> int:
 
 @command("calib")
 def _calib(args) -> int:
-    from .calibration import CalibrationSpec, build_calibration_set
+    from .data.calibration import CalibrationSpec, build_calibration_set
 
     spec = CalibrationSpec(count=args.count, seed=args.seed, split=args.split, column=args.column,
                            strategy=args.strategy, max_length=args.max_length)
@@ -120,7 +120,7 @@ def _calib(args) -> int:
 
 @command("sites")
 def _sites(args) -> int:
-    from .sites import sites_of
+    from .quant.sites import sites_of
 
     sites = sites_of(_load(args))
     if args.json:
@@ -133,8 +133,8 @@ def _sites(args) -> int:
 
 @command("stats")
 def _stats(args) -> int:
-    from .calibration import load_calibration_set
-    from .stats import collect_activation_stats
+    from .data.calibration import load_calibration_set
+    from .quant.stats import collect_activation_stats
     from .artifacts import check_writable
 
     check_writable(args.out, args.force, "stats file")
@@ -148,8 +148,8 @@ def _stats(args) -> int:
 
 def _stats_for(args, model):
     """Stats from --stats FILE, or collected from --calib DIR."""
-    from .calibration import load_calibration_set
-    from .stats import collect_activation_stats, load_stats
+    from .data.calibration import load_calibration_set
+    from .quant.stats import collect_activation_stats, load_stats
 
     if args.stats:
         return load_stats(args.stats, model)
@@ -160,11 +160,11 @@ def _stats_for(args, model):
 
 @command("simulate")
 def _simulate(args) -> int:
-    from .encode import SentenceEncoder
-    from .evaluate import evaluate_sts
-    from .quant_config import QuantConfig
-    from .simulate import simulate_int8
-    from .stsb import load_stsb
+    from .model.sentence_encoder import SentenceEncoder
+    from .tune.evaluate import evaluate_sts
+    from .quant.config import QuantConfig
+    from .quant.simulate import simulate_int8
+    from .data.stsb import load_stsb
 
     config = QuantConfig.load(args.config) if args.config else QuantConfig()
     pairs = load_stsb(args.split, args.stsb_dir)
@@ -187,10 +187,10 @@ def _simulate(args) -> int:
 
 @command("sweep")
 def _sweep(args) -> int:
-    from .quant_config import QuantConfig
-    from .range_plots import plot_sweep_heatmap
-    from .stsb import load_stsb
-    from .sweep import best_config, config_grid, recommend, sweep, write_sweep_table
+    from .quant.config import QuantConfig
+    from .ui.range_plots import plot_sweep_heatmap
+    from .data.stsb import load_stsb
+    from .tune.sweep import best_config, config_grid, recommend, sweep, write_sweep_table
     from .artifacts import atomic_write, atomic_write_json
     from pathlib import Path
 
@@ -233,10 +233,10 @@ def _analyze(args) -> int:
     import io
     from pathlib import Path
 
-    from .analysis import block_summary, format_summary, model_summary, op_inventory
+    from .model.analysis import block_summary, format_summary, model_summary, op_inventory
     from .artifacts import atomic_write, atomic_write_text
-    from .plots import plot_block_placement
-    from .qbcompiler_adapter import compile_mblt, qbcompiler_available
+    from .ui.plots import plot_block_placement
+    from .device.qbcompiler_adapter import compile_mblt, qbcompiler_available
 
     model = _load(args)
     rows = op_inventory(model)
@@ -272,10 +272,10 @@ def _analyze(args) -> int:
 
 @command("compile")
 def _compile(args) -> int:
-    from .calibration import load_calibration_set
-    from .compile_bundle import write_compile_bundle
-    from .qbcompiler_adapter import compile_mxq, load_qbcompiler
-    from .quant_config import QuantConfig
+    from .data.calibration import load_calibration_set
+    from .device.bundle import write_compile_bundle
+    from .device.qbcompiler_adapter import compile_mxq, load_qbcompiler
+    from .quant.config import QuantConfig
 
     config = QuantConfig.load(args.config) if args.config else QuantConfig()
     if not args.bundle:
@@ -309,7 +309,7 @@ def _run(args) -> int:
 
 @command("render")
 def _render(args) -> int:
-    from .render import render_notebooks
+    from .ui.render import render_notebooks
 
     paths = render_notebooks(args.out, model=args.model, stsb_dir=args.stsb_dir, calib_count=args.calib_count, eval_pairs=args.eval_pairs, force=args.force)
     print("wrote " + ", ".join(str(p) for p in paths) + " (open them in a browser; figures are embedded as PNG)")

@@ -19,9 +19,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .artifacts import atomic_write, atomic_write_json, atomic_write_text
-from .quant_config import QuantConfig
+from .quant.config import QuantConfig
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,9 @@ class Pipeline:
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict:
-        from .model import load_model
-        from .stats import model_hash
-        from .stsb import load_stsb
+        from .model.load import load_model
+        from .quant.stats import model_hash
+        from .data.stsb import load_stsb
 
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -144,29 +144,29 @@ class Pipeline:
         return f"figures/{name}.png"
 
     def _analysis(self, model) -> dict:
-        from .analysis import block_summary, model_summary, op_inventory
-        from .plots import plot_block_placement
+        from .model.analysis import block_summary, model_summary, op_inventory
+        from .ui.plots import plot_block_placement
 
         rows = op_inventory(model)
         blocks = block_summary(model, rows)
         atomic_write_json(self.out / "analysis" / "ops.json", rows, force=True)
-        from .qbcompiler_adapter import compile_mblt, qbcompiler_available
+        from .device.qbcompiler_adapter import compile_mblt, qbcompiler_available
 
         mblt = str(compile_mblt(model, self.out / "analysis" / "model.mblt", force=True)) if qbcompiler_available() else None
         return {"summary": model_summary(model), "blocks": blocks, "ops": len(rows), "mblt": mblt,
                 "figure": self._fig("placement", plot_block_placement(blocks))}
 
     def _embeddings(self, model) -> dict:
-        from .split import export_weight_dict
+        from .model.cpu_part import export_weight_dict
 
         path = export_weight_dict(model.bert, self.out / "weight_dict.pth", force=True)
         return {"weight_dict": path.name, "sha256": _file_sha(path)}
 
     def _calibration(self, model, validation) -> dict:
-        from .calibration import CalibrationSpec, build_calibration_set, embed_sentences
-        from .embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
-        from .evaluate import unique_sentences
-        from .plots import plot_channel_ranges, plot_coverage
+        from .data.calibration import CalibrationSpec, build_calibration_set, embed_sentences
+        from .data.embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
+        from .tune.evaluate import unique_sentences
+        from .ui.plots import plot_channel_ranges, plot_coverage
 
         cs = build_calibration_set(model, self.out / "calib", CalibrationSpec(count=self.o.calib_count), pairs=validation, force=True)
         tokens = cs.tokens()
@@ -176,22 +176,22 @@ class Pipeline:
         eval_tokens = np.concatenate([a[0] for a in embed_sentences(model, eval_sentences)])
         per_channel, overall = outside_fraction(tokens, eval_tokens)
         curve = coverage_curve(cs.arrays, eval_tokens)
-        from .stats import calibration_hash
+        from .quant.stats import calibration_hash
 
         return {"samples": len(cs), "sha256": calibration_hash(cs)[:16], "tokens": int(len(tokens)), "outlier_channels": outliers[:10],
                 "eval_outside_fraction": overall, "coverage_curve": curve,
                 "figures": [self._fig("calibration_ranges", plot_channel_ranges(ranges, outliers)), self._fig("calibration_coverage", plot_coverage(per_channel, curve))]}
 
     def _load_calib(self, model):
-        from .calibration import load_calibration_set
+        from .data.calibration import load_calibration_set
 
         return load_calibration_set(self.out / "calib", model)
 
     def _stats(self, model, calib) -> dict:
-        from .range_plots import plot_site_ranges, plot_threshold_stability
-        from .range_report import outlier_table
-        from .stats import collect_activation_stats
-        from .thresholds import clip_thresholds, threshold_stability
+        from .ui.range_plots import plot_site_ranges, plot_threshold_stability
+        from .ui.range_tables import outlier_table
+        from .quant.stats import collect_activation_stats
+        from .quant.thresholds import clip_thresholds, threshold_stability
 
         stats = collect_activation_stats(model, calib)
         stats.save(self.out / "stats.npz", force=True)
@@ -201,13 +201,13 @@ class Pipeline:
                             self._fig("threshold_stability", plot_threshold_stability(threshold_stability(stats, cfg)))]}
 
     def _load_stats(self, model):
-        from .stats import load_stats
+        from .quant.stats import load_stats
 
         return load_stats(self.out / "stats.npz", model)
 
     def _sweep(self, model, stats, validation) -> dict:
-        from .range_plots import plot_sweep_heatmap
-        from .sweep import best_config, config_grid, sweep, write_sweep_table
+        from .ui.range_plots import plot_sweep_heatmap
+        from .tune.sweep import best_config, config_grid, sweep, write_sweep_table
 
         configs = config_grid(QuantConfig(), self.o.percentiles, self.o.topk_ratios, modes=(1,), methods=(0, 1))
         rows = sweep(model, stats, validation, configs, cache=self.out / "sweep" / "sweep_cache.jsonl")
@@ -219,10 +219,10 @@ class Pipeline:
                 "figure": self._fig("sweep_heatmap", plot_sweep_heatmap(rows, chosen.to_dict()))}
 
     def _evaluation(self, model, stats, test) -> dict:
-        from .encode import SentenceEncoder
-        from .error_analysis import embedding_fidelity
-        from .evaluate import evaluate_sts
-        from .simulate import simulate_int8
+        from .model.sentence_encoder import SentenceEncoder
+        from .tune.error_analysis import embedding_fidelity
+        from .tune.evaluate import evaluate_sts
+        from .quant.simulate import simulate_int8
 
         chosen = QuantConfig.from_dict(self.summary["sweep"]["recommended"])
         fp32_enc = SentenceEncoder(model)
@@ -239,8 +239,8 @@ class Pipeline:
                 "fidelity": fidelity}
 
     def _compile(self, model, calib) -> dict:
-        from .compile_bundle import write_compile_bundle
-        from .qbcompiler_adapter import compile_mxq, qbcompiler_available
+        from .device.bundle import write_compile_bundle
+        from .device.qbcompiler_adapter import compile_mxq, qbcompiler_available
 
         config = QuantConfig.from_dict(self.summary["sweep"]["recommended"])
         if qbcompiler_available():
@@ -252,7 +252,7 @@ class Pipeline:
 
     # -- report -------------------------------------------------------------------------------
     def _report(self) -> str:
-        from .report import render_report, table
+        from .ui.report import render_report, table
 
         s = self.summary
 

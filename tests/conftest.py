@@ -21,7 +21,7 @@ def stsb_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def default_model():
-    from bertnpu.model import load_model
+    from bertnpu.model.load import load_model
 
     return load_model()
 
@@ -30,7 +30,7 @@ def build_tiny_bert(folder: Path, *, seed: int = 0, **overrides) -> Path:
     """A random BertModel with odd sizes, saved with the default model's tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from bertnpu.model import default_model_path
+    from bertnpu.model.load import default_model_path
 
     torch.manual_seed(seed)
     kwargs = dict(
@@ -55,21 +55,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from bertnpu.model import load_model
+    from bertnpu.model.load import load_model
 
     return load_model(str(tiny_model_dir))
 
 
 @pytest.fixture(scope="session")
 def stsb_test(stsb_dir):
-    from bertnpu.stsb import load_stsb
+    from bertnpu.data.stsb import load_stsb
 
     return load_stsb("test", stsb_dir)
 
 
 @pytest.fixture(scope="session")
 def stsb_validation(stsb_dir):
-    from bertnpu.stsb import load_stsb
+    from bertnpu.data.stsb import load_stsb
 
     return load_stsb("validation", stsb_dir)
 
@@ -77,7 +77,7 @@ def stsb_validation(stsb_dir):
 @pytest.fixture(scope="session")
 def tiny_calib(tiny_model, stsb_validation, tmp_path_factory):
     """32 calibration samples of the tiny BERT (validation sentence1, seed 0)."""
-    from bertnpu.calibration import CalibrationSpec, build_calibration_set
+    from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
 
     return build_calibration_set(tiny_model, tmp_path_factory.mktemp("calib") / "calib", CalibrationSpec(count=32), pairs=stsb_validation, progress=False)
 
@@ -85,6 +85,6 @@ def tiny_calib(tiny_model, stsb_validation, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_stats(tiny_model, tiny_calib):
     """Activation stats of the tiny BERT, collected in padded batches of an odd size (7)."""
-    from bertnpu.stats import collect_activation_stats
+    from bertnpu.quant.stats import collect_activation_stats
 
     return collect_activation_stats(tiny_model, tiny_calib, batch_size=7, progress=False)

@@ -1,8 +1,8 @@
 import pytest
 from matplotlib.figure import Figure
 
-from bertnpu.analysis import block_summary, format_summary, model_summary, op_inventory
-from bertnpu.plots import plot_block_placement
+from bertnpu.model.analysis import block_summary, format_summary, model_summary, op_inventory
+from bertnpu.ui.plots import plot_block_placement
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from bertnpu.render import inject_parameters, notebooks_dir
+from bertnpu.ui.render import inject_parameters, notebooks_dir
 from conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

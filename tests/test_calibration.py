@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from bertnpu.calibration import (
+from bertnpu.data.calibration import (
     LENGTH_BINS, CalibrationSpec, _quantile_bins, build_calibration_set, load_calibration_set,
 )
 from bertnpu.cli import main
 from bertnpu.errors import BertnpuError
-from bertnpu.model import load_model
+from bertnpu.model.load import load_model
 
 
 def tutorial_embedding(model, sentence: str) -> np.ndarray:

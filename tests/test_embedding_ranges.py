@@ -1,8 +1,8 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from bertnpu.embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
-from bertnpu.plots import plot_channel_ranges, plot_coverage, plot_sequence_lengths, plot_value_histogram
+from bertnpu.data.embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
+from bertnpu.ui.plots import plot_channel_ranges, plot_coverage, plot_sequence_lengths, plot_value_histogram
 
 
 def _arrays(rng, n, hidden=6):

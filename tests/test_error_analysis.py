@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from bertnpu.encode import SentenceEncoder
-from bertnpu.error_analysis import embedding_fidelity, neighbour_recall, site_sensitivity, site_sqnr
-from bertnpu.quant_config import QuantConfig
-from bertnpu.simulate import simulate_int8
+from bertnpu.model.sentence_encoder import SentenceEncoder
+from bertnpu.tune.error_analysis import embedding_fidelity, neighbour_recall, site_sensitivity, site_sqnr
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.simulate import simulate_int8
 
 
 def test_sqnr_against_direct_computation(tiny_model, tiny_stats, stsb_validation):

@@ -3,9 +3,9 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from bertnpu.encode import SentenceEncoder
-from bertnpu.evaluate import evaluate_sts, unique_sentences
-from bertnpu.model import Pooling
+from bertnpu.model.sentence_encoder import SentenceEncoder
+from bertnpu.tune.evaluate import evaluate_sts, unique_sentences
+from bertnpu.model.load import Pooling
 
 
 def _st_evaluator(pairs):

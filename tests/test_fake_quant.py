@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from bertnpu.fake_quant import fake_quant_affine, fake_quant_symmetric, quantize_weight_per_channel
+from bertnpu.quant.fake_quant import fake_quant_affine, fake_quant_symmetric, quantize_weight_per_channel
 
 
 def test_symmetric_matches_torch_kernel_and_numpy():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bertnpu.errors import BertnpuError
-from bertnpu.model import Pooling, load_model, read_pooling
+from bertnpu.model.load import Pooling, load_model, read_pooling
 
 
 def test_default_model_is_offline_minilm(default_model):
@@ -49,9 +49,9 @@ def test_not_bert_family_names_the_architecture(tmp_path):
 
 
 def test_hub_id_offline_is_one_sentence(monkeypatch):
-    import bertnpu.hub
+    import bertnpu.model.hub
 
-    monkeypatch.setattr(bertnpu.hub, "hub_reachable", lambda: False)
+    monkeypatch.setattr(bertnpu.model.hub, "hub_reachable", lambda: False)
     with pytest.raises(BertnpuError, match="hub cannot be reached"):
         load_model("sentence-transformers-testing/stsb-bert-tiny-safetensors")
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bertnpu.render import NOTEBOOKS, execute_notebook, inject_parameters, notebooks_dir, render_notebooks
+from bertnpu.ui.render import NOTEBOOKS, execute_notebook, inject_parameters, notebooks_dir, render_notebooks
 
 
 @pytest.fixture(scope="module")

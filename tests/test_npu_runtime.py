@@ -5,14 +5,14 @@ import sys
 
 import pytest
 
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
 from bertnpu.cli import main
-from bertnpu.encode import SentenceEncoder
+from bertnpu.model.sentence_encoder import SentenceEncoder
 from bertnpu.errors import BertnpuError
-from bertnpu.evaluate import evaluate_sts
-from bertnpu.npu_runtime import MISSING, QbruntimeEncoder
-from bertnpu.quant_config import QuantConfig
-from bertnpu.split import export_weight_dict
+from bertnpu.tune.evaluate import evaluate_sts
+from bertnpu.device.npu_runtime import MISSING, QbruntimeEncoder
+from bertnpu.quant.config import QuantConfig
+from bertnpu.model.cpu_part import export_weight_dict
 from conftest import REPO
 
 DOUBLES = REPO / "tests" / "doubles"
@@ -24,7 +24,7 @@ def compiled(tiny_model, stsb_validation, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(DOUBLES / "qbruntime_double"))
     for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
         del sys.modules[name]
-    from bertnpu.qbcompiler_adapter import compile_mxq
+    from bertnpu.device.qbcompiler_adapter import compile_mxq
 
     calib = build_calibration_set(tiny_model, tmp_path / "calib", CalibrationSpec(count=8), pairs=stsb_validation, progress=False)
     mxq = compile_mxq(tiny_model, tmp_path / "calib", QuantConfig(), tmp_path / "tiny.mxq")

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
 from bertnpu.cli import main
-from bertnpu.compile_bundle import CPU_IMAGE, CUDA_IMAGE, write_compile_bundle
+from bertnpu.device.bundle import CPU_IMAGE, CUDA_IMAGE, write_compile_bundle
 from bertnpu.errors import BertnpuError
-from bertnpu.qbcompiler_adapter import MISSING, compile_mblt, compile_mxq
-from bertnpu.quant_config import QuantConfig
+from bertnpu.device.qbcompiler_adapter import MISSING, compile_mblt, compile_mxq
+from bertnpu.quant.config import QuantConfig
 from conftest import REPO
 
 DOUBLE = REPO / "tests" / "doubles" / "qbcompiler_double"

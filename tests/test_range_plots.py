@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
-from bertnpu.quant_config import QuantConfig
-from bertnpu.range_plots import plot_channel_heatmap, plot_site_histogram, plot_site_ranges, plot_threshold_stability
-from bertnpu.range_report import outlier_table, role_summary
-from bertnpu.stats import collect_activation_stats
-from bertnpu.thresholds import clip_thresholds, threshold_stability
+from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.quant.config import QuantConfig
+from bertnpu.ui.range_plots import plot_channel_heatmap, plot_site_histogram, plot_site_ranges, plot_threshold_stability
+from bertnpu.ui.range_tables import outlier_table, role_summary
+from bertnpu.quant.stats import collect_activation_stats
+from bertnpu.quant.thresholds import clip_thresholds, threshold_stability
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from bertnpu.calibration import CalibrationSpec, build_calibration_set
-from bertnpu.encode import SentenceEncoder
+from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.model.sentence_encoder import SentenceEncoder
 from bertnpu.errors import BertnpuError
-from bertnpu.evaluate import evaluate_sts
-from bertnpu.quant_config import QuantConfig
-from bertnpu.simulate import simulate_int8
-from bertnpu.stats import collect_activation_stats
-from bertnpu.thresholds import clip_thresholds
+from bertnpu.tune.evaluate import evaluate_sts
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.simulate import simulate_int8
+from bertnpu.quant.stats import collect_activation_stats
+from bertnpu.quant.thresholds import clip_thresholds
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from bertnpu.calibration import CalibrationSet, CalibrationSpec, build_calibration_set
-from bertnpu.encoder import NpuEncoder
+from bertnpu.data.calibration import CalibrationSet, CalibrationSpec, build_calibration_set
+from bertnpu.model.npu_part import NpuEncoder
 from bertnpu.errors import BertnpuError
-from bertnpu.observers import EDGES, TOPK
-from bertnpu.quant_config import QuantConfig
-from bertnpu.sites import list_sites, sites_of
-from bertnpu.stats import collect_activation_stats, load_stats
-from bertnpu.thresholds import clip_thresholds, clipped_count, clipped_fraction, site_range
+from bertnpu.quant.observers import EDGES, TOPK
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.sites import list_sites, sites_of
+from bertnpu.quant.stats import collect_activation_stats, load_stats
+from bertnpu.quant.thresholds import clip_thresholds, clipped_count, clipped_fraction, site_range
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_save_load_round_trip(tiny_model, tiny_calib, tiny_stats, tmp_path, stsb
 
 def test_load_rejects_other_model(tiny_stats, tmp_path):
     from conftest import build_tiny_bert
-    from bertnpu.model import load_model
+    from bertnpu.model.load import load_model
 
     path = tiny_stats.save(tmp_path / "s.npz")
     other = load_model(str(build_tiny_bert(tmp_path / "m", seed=5)))

@@ -1,7 +1,7 @@
 import pytest
 
 from bertnpu.errors import BertnpuError
-from bertnpu.stsb import load_stsb
+from bertnpu.data.stsb import load_stsb
 
 
 @pytest.mark.parametrize("split,count", [("train", 5749), ("validation", 1500), ("test", 1379)])
@@ -40,10 +40,10 @@ def test_unknown_split(stsb_dir):
 
 
 def test_offline_without_folder_names_both_ways(monkeypatch):
-    import bertnpu.hub
+    import bertnpu.model.hub
 
     monkeypatch.delenv("BERTNPU_STSB_DIR", raising=False)
-    monkeypatch.setattr(bertnpu.hub, "hub_reachable", lambda: False)
+    monkeypatch.setattr(bertnpu.model.hub, "hub_reachable", lambda: False)
     with pytest.raises(BertnpuError) as info:
         load_stsb("test")
     msg = str(info.value)

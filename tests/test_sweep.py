@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-import bertnpu.sweep as sweep_mod
+import bertnpu.tune.sweep as sweep_mod
 from bertnpu.cli import main
-from bertnpu.quant_config import QuantConfig
-from bertnpu.range_plots import plot_sweep_heatmap
-from bertnpu.sweep import best_config, config_grid, recommend, sweep, write_sweep_table
+from bertnpu.quant.config import QuantConfig
+from bertnpu.ui.range_plots import plot_sweep_heatmap
+from bertnpu.tune.sweep import best_config, config_grid, recommend, sweep, write_sweep_table
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 import pytest
 
-from bertnpu.encode import SentenceEncoder
-from bertnpu.evaluate import evaluate_sts
-from bertnpu.quant_config import QuantConfig
-from bertnpu.simulate import simulate_int8
-from bertnpu.thresholds import clip_thresholds
-from bertnpu.widgets import CalibrationBuilder, CompilePanel, ModelPicker, SimulatePanel, ThresholdExplorer
-from bertnpu.workspace import Workspace
+from bertnpu.model.sentence_encoder import SentenceEncoder
+from bertnpu.tune.evaluate import evaluate_sts
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.simulate import simulate_int8
+from bertnpu.quant.thresholds import clip_thresholds
+from bertnpu.ui.widgets import CalibrationBuilder, CompilePanel, ModelPicker, SimulatePanel, ThresholdExplorer
+from bertnpu.ui.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,13 @@ def test_simulate_panel_keep_fp32_toggles(ws):
     direct = evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep).encoder_for(), pairs)["spearman"]
     assert result["int8"] == pytest.approx(direct) and result["keep_fp32"] == list(keep)
     assert "2 site(s) kept in FP32" in panel.result.value
-    from bertnpu.error_analysis import site_sqnr
-    from bertnpu.evaluate import unique_sentences
+    from bertnpu.tune.error_analysis import site_sqnr
+    from bertnpu.tune.evaluate import unique_sentences
 
     probe = unique_sentences(ws.pairs("validation"))[0][:64]  # the panel's probe
     direct_sqnr = site_sqnr(ws.model, simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep), probe)
     assert result["sqnr_db"] == pytest.approx(direct_sqnr)
-    from bertnpu.error_analysis import embedding_fidelity
+    from bertnpu.tune.error_analysis import embedding_fidelity
 
     sim = simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep)
     fid = embedding_fidelity(SentenceEncoder(ws.model, progress=False), sim.encoder_for(), pairs)
@@ -89,6 +89,6 @@ def test_compile_panel_exports_a_bundle_without_qbcompiler(ws, tmp_path):
 
 
 def test_verify_split(default_model):
-    from bertnpu.analysis import verify_split
+    from bertnpu.model.analysis import verify_split
 
     assert verify_split(default_model, ["Hello, my dog is cute", "A", "Two men play chess in the park."]) <= 1e-5

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from .stsb import StsPairs
+from ..data.stsb import StsPairs
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 

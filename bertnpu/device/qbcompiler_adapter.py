@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .artifacts import atomic_write, check_writable
-from .errors import BertnpuError
-from .model import LoadedModel
-from .quant_config import QuantConfig
+from ..artifacts import atomic_write, check_writable
+from ..errors import BertnpuError
+from ..model.load import LoadedModel
+from ..quant.config import QuantConfig
 
 MISSING = ("qbcompiler is not installed (Mobilint ships it as the Docker image mobilint/qbcompiler and a wheel from its download center); "
            "run `bertnpu compile --bundle DIR` to export a bundle that compiles inside that image.")

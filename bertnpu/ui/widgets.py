@@ -9,8 +9,8 @@ from typing import Callable, Optional
 import ipywidgets as W
 from IPython.display import Image, display
 
-from .calibration import STRATEGIES, CalibrationSpec
-from .quant_config import MODES, QuantConfig
+from ..data.calibration import STRATEGIES, CalibrationSpec
+from ..quant.config import MODES, QuantConfig
 from .report import figure_png
 
 
@@ -28,7 +28,7 @@ class ModelPicker:
     """Model name or folder (default: the bundled all-MiniLM-L6-v2) with a Load button."""
 
     def __init__(self, initial: Optional[str] = None, on_load: Optional[Callable] = None):
-        from .model import DEFAULT_MODEL_NAME, TUTORIAL_MODEL
+        from ..model.load import DEFAULT_MODEL_NAME, TUTORIAL_MODEL
 
         self.name = W.Combobox(value=initial or DEFAULT_MODEL_NAME, options=[DEFAULT_MODEL_NAME, TUTORIAL_MODEL], description="model", ensure_option=False,
                                layout=W.Layout(width="520px"))
@@ -40,8 +40,8 @@ class ModelPicker:
         self.widget = W.VBox([W.HBox([self.name, self.button]), self.status])
 
     def load(self):
-        from .errors import BertnpuError
-        from .model import DEFAULT_MODEL_NAME, load_model
+        from ..errors import BertnpuError
+        from ..model.load import DEFAULT_MODEL_NAME, load_model
 
         try:
             self.model = load_model(None if self.name.value == DEFAULT_MODEL_NAME else self.name.value)
@@ -71,9 +71,9 @@ class CalibrationBuilder:
         self.widget = W.VBox([W.HBox([self.count, self.seed, self.strategy, self.button]), self.progress, self.status, self.figures])
 
     def build(self):
-        from .embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
-        from .calibration import embed_sentences
-        from .evaluate import unique_sentences
+        from ..data.embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
+        from ..data.calibration import embed_sentences
+        from ..tune.evaluate import unique_sentences
         from .plots import plot_channel_ranges, plot_coverage, plot_sequence_lengths
 
         self.progress.value = 0
@@ -135,7 +135,7 @@ class ThresholdExplorer:
 
     def update(self) -> None:
         from .range_plots import plot_site_histogram
-        from .thresholds import clip_thresholds, clipped_fraction
+        from ..quant.thresholds import clip_thresholds, clipped_fraction
 
         start = time.perf_counter()
         cfg = self.config
@@ -173,8 +173,8 @@ class SimulatePanel:
         self.widget = W.VBox([W.HBox([self.button, self.keep_fp32]), self.result])
 
     def _fp32_embeddings(self):
-        from .encode import SentenceEncoder
-        from .evaluate import sts_scores, unique_sentences
+        from ..model.sentence_encoder import SentenceEncoder
+        from ..tune.evaluate import sts_scores, unique_sentences
 
         if self._fp32 is None:
             pairs = self.ws.pairs(self.split)
@@ -186,9 +186,9 @@ class SimulatePanel:
     def simulate(self) -> dict:
         import numpy as np
 
-        from .error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
-        from .evaluate import sts_scores
-        from .simulate import simulate_int8
+        from ..tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
+        from ..tune.evaluate import sts_scores
+        from ..quant.simulate import simulate_int8
 
         pairs = self.ws.pairs(self.split)
         cfg = self.explorer.config
@@ -217,7 +217,7 @@ class CompilePanel:
     """Compile (qbcompiler installed) or Export bundle (not installed), with a log area."""
 
     def __init__(self, workspace, config: QuantConfig, out: str | Path):
-        from .qbcompiler_adapter import MISSING, qbcompiler_available
+        from ..device.qbcompiler_adapter import MISSING, qbcompiler_available
 
         self.ws, self.config, self.out = workspace, config, Path(out)
         self.available = qbcompiler_available()
@@ -228,9 +228,9 @@ class CompilePanel:
         self.widget = W.VBox([W.HBox([self.button, self.force]), self.log])
 
     def run(self) -> Optional[Path]:
-        from .compile_bundle import write_compile_bundle
-        from .errors import BertnpuError
-        from .qbcompiler_adapter import compile_mxq
+        from ..device.bundle import write_compile_bundle
+        from ..errors import BertnpuError
+        from ..device.qbcompiler_adapter import compile_mxq
 
         def append(text: str) -> None:
             self.log.value += text

@@ -8,15 +8,15 @@ from typing import Any, Optional
 
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_write_text, check_writable
-from .errors import BertnpuError
+from ..artifacts import atomic_write_text, check_writable
+from ..errors import BertnpuError
 
 NOTEBOOKS = ("01_analyze_model", "02_calibration_data", "03_activation_ranges", "04_tune_quantization", "05_compile_and_verify")
 
 
 def notebooks_dir() -> Path:
     """The repository's notebooks folder (next to the package in a source checkout)."""
-    here = Path(__file__).resolve().parents[1] / "notebooks"
+    here = Path(__file__).resolve().parents[2] / "notebooks"
     if not here.is_dir():
         raise BertnpuError("The notebooks folder was not found next to the bertnpu package; run from a source checkout (git clone) of bertnpu.")
     return here

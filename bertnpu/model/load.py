@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BertnpuError
+from ..errors import BertnpuError
 
 TUTORIAL_MODEL = "sentence-transformers-testing/stsb-bert-tiny-safetensors"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"

@@ -15,15 +15,15 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_write_json, atomic_write_text
-from .encode import SentenceEncoder
-from .encoder import NpuEncoder
+from ..artifacts import atomic_write_json, atomic_write_text
+from ..model.sentence_encoder import SentenceEncoder
+from ..model.npu_part import NpuEncoder
 from .error_analysis import SQNR_SENTENCES, site_sqnr
 from .evaluate import evaluate_sts, unique_sentences
-from .model import LoadedModel
-from .quant_config import QuantConfig
-from .simulate import quantize_weights_, simulate_int8
-from .stsb import StsPairs
+from ..model.load import LoadedModel
+from ..quant.config import QuantConfig
+from ..quant.simulate import quantize_weights_, simulate_int8
+from ..data.stsb import StsPairs
 
 PERCENTILES = (0.99, 0.999, 0.9999, 1.0)
 TOPK_RATIOS = (0.001, 0.01, 0.1)

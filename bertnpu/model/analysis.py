@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import LoadedModel
+from .load import LoadedModel
 
 
 def model_summary(model: LoadedModel) -> dict[str, Any]:
@@ -74,8 +74,8 @@ class _SplitModel:
     def build(model: LoadedModel):
         import torch
 
-        from .encoder import NpuEncoder
-        from .split import CpuEmbedding
+        from .npu_part import NpuEncoder
+        from .cpu_part import CpuEmbedding
 
         class SplitBert(torch.nn.Module):
             def __init__(self, bert):
@@ -168,8 +168,8 @@ def verify_split(model: LoadedModel, sentences: list[str]) -> float:
     """Max abs difference, over real tokens of a padded batch, between the CPU+NPU split and the full Hugging Face model."""
     import torch
 
-    from .encoder import NpuEncoder
-    from .split import CpuEmbedding
+    from .npu_part import NpuEncoder
+    from .cpu_part import CpuEmbedding
 
     tok = model.tokenizer(sentences, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
     with torch.no_grad():

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .embedding_ranges import ChannelRanges
+from ..data.embedding_ranges import ChannelRanges
 
 
 def _axes(ax: Optional[Axes], size=(8, 3.5), fast: bool = False) -> tuple[Figure, Axes]:

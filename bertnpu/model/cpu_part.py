@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .artifacts import atomic_write
-from .errors import BertnpuError
+from ..artifacts import atomic_write
+from ..errors import BertnpuError
 
 WEIGHT_KEYS = ("word_embeddings", "token_type_embeddings", "position_embeddings", "layernorm_weight", "layernorm_bias")
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .encode import tokenize
-from .errors import BertnpuError
-from .model import LoadedModel, Pooling
-from .split import CpuEmbedding
+from ..model.sentence_encoder import tokenize
+from ..errors import BertnpuError
+from ..model.load import LoadedModel, Pooling
+from ..model.cpu_part import CpuEmbedding
 
 MISSING = ("qbruntime is not installed; install it with `pip install 'bertnpu[npu]'` (PyPI: mobilint-qb-runtime, CPython 3.11) "
            "on a machine with a Mobilint NPU.")
@@ -83,7 +83,7 @@ class QbruntimeEncoder:
             raise BertnpuError(f"The NPU returned shapes {[a.shape for a in arrays]}, none with [{seq_len}, {hidden}] token states; recompile the model with bertnpu's bundle.")
         states = torch.from_numpy(tokens[0].reshape(1, seq_len, hidden).astype(np.float32))
         mask = torch.ones(1, seq_len, dtype=torch.long)
-        from .pooling import pool
+        from ..model.pooling import pool
 
         return pool(states, mask, None, "mean" if self.pooling.mode == "pooler" else self.pooling.mode)[0].numpy()
 

@@ -21,12 +21,12 @@ from typing import Iterable, Optional
 
 import torch
 
-from .encode import SentenceEncoder
-from .encoder import NpuEncoder
-from .errors import BertnpuError
+from ..model.sentence_encoder import SentenceEncoder
+from ..model.npu_part import NpuEncoder
+from ..errors import BertnpuError
 from .fake_quant import fake_quant_affine, fake_quant_symmetric, quantize_weight_per_channel
-from .model import LoadedModel
-from .quant_config import QuantConfig
+from ..model.load import LoadedModel
+from .config import QuantConfig
 from .sites import LAYER_LINEARS
 from .thresholds import ClipRange, clip_thresholds
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import BertnpuError
+from ..errors import BertnpuError
 
 SPLITS = ("train", "validation", "test")
 _FILES = {"train": "sts-train.csv", "validation": "sts-dev.csv", "test": "sts-test.csv"}
@@ -91,7 +91,7 @@ def load_stsb(split: str = "test", stsb_dir: Optional[str | os.PathLike] = None)
 
 
 def _load_from_hub(split: str) -> StsPairs:
-    from .hub import hub_reachable
+    from ..model.hub import hub_reachable
 
     advice = f"pass --stsb-dir DIR or set {ENV_VAR}=DIR to a folder with sts-train.csv, sts-dev.csv and sts-test.csv."
     if not hub_reachable():

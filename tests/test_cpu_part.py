@@ -1,9 +1,9 @@
 import torch
 import pytest
 
-from bertnpu.encoder import NpuEncoder
+from bertnpu.model.npu_part import NpuEncoder
 from bertnpu.errors import BertnpuError
-from bertnpu.split import WEIGHT_KEYS, CpuEmbedding, export_weight_dict, load_weight_dict
+from bertnpu.model.cpu_part import WEIGHT_KEYS, CpuEmbedding, export_weight_dict, load_weight_dict
 
 SENTENCES = [
     "Hello, my dog is cute",

@@ -8,10 +8,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .observers import EDGES
+from ..quant.observers import EDGES
 from .plots import _axes
-from .quant_config import QuantConfig
-from .thresholds import ClipRange, clipped_fraction, site_range
+from ..quant.config import QuantConfig
+from ..quant.thresholds import ClipRange, clipped_fraction, site_range
 
 
 def plot_site_ranges(stats, ranges: dict[str, ClipRange], ax: Optional[Axes] = None) -> Figure:

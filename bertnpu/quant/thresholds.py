@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .observers import EDGES, SiteObserver, tail_from
-from .quant_config import QuantConfig
+from .config import QuantConfig
 
 CENTERS = np.sqrt(EDGES[:-1] * EDGES[1:])
 CENTERS[0] = 0.0  # bin 0 also holds zeros and tiny values

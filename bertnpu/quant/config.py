@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .artifacts import atomic_write_json
-from .errors import BertnpuError
+from ..version import __version__
+from ..artifacts import atomic_write_json
+from ..errors import BertnpuError
 
 SCHEMA_VERSION = 1
 METHODS = {0: "weight per-channel, activation per-layer", 1: "weight per-channel, activation multi-layer",

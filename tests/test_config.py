@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bertnpu.errors import BertnpuError
-from bertnpu.quant_config import QuantConfig
+from bertnpu.quant.config import QuantConfig
 
 
 def test_default_is_the_tutorial_config():

@@ -8,13 +8,13 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from . import __version__
-from .artifacts import atomic_directory
-from .calibration import CalibrationSet
-from .model import LoadedModel
+from ..version import __version__
+from ..artifacts import atomic_directory
+from ..data.calibration import CalibrationSet
+from ..model.load import LoadedModel
 from .qbcompiler_adapter import FEED_SENTENCE
-from .quant_config import QuantConfig
-from .split import export_weight_dict
+from ..quant.config import QuantConfig
+from ..model.cpu_part import export_weight_dict
 
 QB_VERSION = "1.0"
 CPU_IMAGE = f"mobilint/qbcompiler:{QB_VERSION}-cpu-ubuntu22.04"
@@ -83,7 +83,7 @@ def write_compile_bundle(model: LoadedModel, calib: CalibrationSet, config: Quan
                                                      "layer_norm_eps": model.config.layer_norm_eps, "pooling": model.pooling.mode,
                                                      "tool": f"bertnpu {__version__}"}, indent=2, sort_keys=True) + "\n")
         export_weight_dict(model.bert, tmp / "weight_dict.pth")
-        script = resources.files("bertnpu").joinpath("bundle_template/compile_mxq.py").read_text()
+        script = resources.files("bertnpu.device").joinpath("bundle_template/compile_mxq.py").read_text()
         (tmp / "compile_mxq.py").write_text(script)
         (tmp / "README.md").write_text(_readme(model.name, mxq_name, config, len(calib)))
     return Path(out)

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .encode import SentenceEncoder
-from .encoder import NpuEncoder
+from ..model.sentence_encoder import SentenceEncoder
+from ..model.npu_part import NpuEncoder
 from .evaluate import cosine_rows, evaluate_sts, unique_sentences
-from .model import LoadedModel
-from .quant_config import QuantConfig
-from .simulate import Int8Simulation, simulate_int8
-from .stsb import StsPairs
+from ..model.load import LoadedModel
+from ..quant.config import QuantConfig
+from ..quant.simulate import Int8Simulation, simulate_int8
+from ..data.stsb import StsPairs
 
 SQNR_SENTENCES = 64  # sentences probed for per-site SQNR in sweeps and the Simulate panel
 

@@ -8,9 +8,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
-from .calibration import CalibrationSet, CalibrationSpec, build_calibration_set, load_calibration_set
-from .model import LoadedModel, load_model
-from .stsb import StsPairs, load_stsb
+from ..data.calibration import CalibrationSet, CalibrationSpec, build_calibration_set, load_calibration_set
+from ..model.load import LoadedModel, load_model
+from ..data.stsb import StsPairs, load_stsb
 
 
 class Workspace:
@@ -58,7 +58,7 @@ class Workspace:
 
     @cached_property
     def stats(self):
-        from .stats import collect_activation_stats, load_stats
+        from ..quant.stats import collect_activation_stats, load_stats
 
         path = self.folder / "stats.npz"
         if path.is_file():

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .encoder import NpuEncoder, Tap
-from .model import LoadedModel, Pooling
+from .npu_part import NpuEncoder, Tap
+from .load import LoadedModel, Pooling
 from .pooling import pool
-from .split import CpuEmbedding
+from .cpu_part import CpuEmbedding
 
 
 @dataclass

@@ -26,7 +26,7 @@ def outlier_table(stats, top: int = 10) -> list[dict]:
 
 def role_summary(obs) -> dict[str, dict]:
     """Max |x| and value count per token role ([CLS], [SEP], content) of one site, from its role histograms."""
-    from .observers import EDGES
+    from ..quant.observers import EDGES
 
     out = {}
     for i, role in enumerate(("cls", "sep", "content")):

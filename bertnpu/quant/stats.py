@@ -13,15 +13,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .artifacts import atomic_write
-from .calibration import CalibrationSet
-from .encoder import NpuEncoder
-from .errors import BertnpuError
-from .model import LoadedModel
+from ..version import __version__
+from ..artifacts import atomic_write
+from ..data.calibration import CalibrationSet
+from ..model.npu_part import NpuEncoder
+from ..errors import BertnpuError
+from ..model.load import LoadedModel
 from .observers import REPLICAS, SiteObserver, bootstrap_weights
 from .sites import SiteInfo, sites_of
-from .split import embedding_hash, weight_dict_of
+from ..model.cpu_part import embedding_hash, weight_dict_of
 
 SCHEMA_VERSION = 1
 

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .artifacts import atomic_directory
-from .encode import length_sorted_batches, tokenize
-from .errors import BertnpuError
-from .model import LoadedModel
-from .split import CpuEmbedding, embedding_hash, weight_dict_of
+from ..version import __version__
+from ..artifacts import atomic_directory
+from ..model.sentence_encoder import length_sorted_batches, tokenize
+from ..errors import BertnpuError
+from ..model.load import LoadedModel
+from ..model.cpu_part import CpuEmbedding, embedding_hash, weight_dict_of
 from .stsb import StsPairs, check_split, load_stsb
 
 STRATEGIES = ("random", "length-stratified", "score-stratified")

@@ -1,0 +1,186 @@
+"""The recipe: everything qbcompiler takes for one compile, in bertnpu's names, as versioned JSON.
+
+A recipe nests the calibration config (:class:`~bertnpu.quant.config.QuantConfig`), the sites
+whose activations go to 16 bits, the equivalent transformations, the precision profile the
+prediction assumed, and the target device. The simulator, the planner, the compile path and
+the bundle all read this one object, so what is compiled is what was simulated.
+
+JSON layout (schema 2)::
+
+    {"schema_version": 2, "tool": "bertnpu 0.2.0",
+     "calibration": {"method": 1, "output": 0, "mode": 1, "percentile": 0.999, "topk_ratio": 0.01, "bits": 8},
+     "activation_16bits": ["layer.0.ffn.residual"],
+     "equivalent_transformation": {"norm_conv": false, "qk": true, "vo": false, "ud": false},
+     "profile": "aries", "target_device": null, "prediction": {}}
+
+A flat QuantConfig JSON (schema 1) loads as a recipe with no overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from ..artifacts import atomic_write_json
+from ..errors import BertnpuError
+from ..version import __version__
+from .config import QuantConfig
+from .precision import DEFAULT_PROFILE, get_profile
+
+SCHEMA_VERSION = 2
+TRANSFORMATIONS = {
+    "norm_conv": "NormConv: fold each LayerNorm's scale and shift into the Linears that read it",
+    "qk": "Qk: rotate query and key weights by one orthogonal matrix per head (scores unchanged)",
+    "vo": "Vo: rotate value and attention-output weights by one orthogonal matrix per head (output unchanged)",
+    "ud": "Ud: rotate the FFN up/down weights (not simulated by bertnpu: GELU does not commute with a rotation)",
+}
+
+
+@dataclass(frozen=True)
+class EquivalentTransformations:
+    """qbcompiler's ``EquivalentTransformationConfig`` switches, by bertnpu's names."""
+
+    norm_conv: bool = False
+    qk: bool = False
+    vo: bool = False
+    ud: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, bool):
+                raise BertnpuError(f"equivalent_transformation.{f.name}={value!r} is invalid; use true or false.")
+
+    def enabled(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One compile recipe. ``activation_16bits`` holds bertnpu site names (``bertnpu sites``).
+
+    Example:
+        >>> r = Recipe(activation_16bits=("layer.0.ffn.residual",))
+        >>> Recipe.from_dict(r.to_dict()) == r
+        True
+    """
+
+    calibration: QuantConfig = QuantConfig()
+    activation_16bits: tuple[str, ...] = ()
+    equivalent_transformation: EquivalentTransformations = EquivalentTransformations()
+    profile: str = DEFAULT_PROFILE
+    target_device: Optional[str] = None
+    prediction: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sites = self.activation_16bits
+        if isinstance(sites, str) or not all(isinstance(s, str) for s in sites):
+            raise BertnpuError(f"activation_16bits={sites!r} is invalid; give a list of site names such as [\"layer.0.ffn.residual\"].")
+        object.__setattr__(self, "activation_16bits", tuple(dict.fromkeys(sites)))
+        get_profile(self.profile)
+        if self.target_device is not None and not isinstance(self.target_device, str):
+            raise BertnpuError(f"target_device={self.target_device!r} is invalid; give qbcompiler's device name such as \"aries2\", or null.")
+        object.__setattr__(self, "prediction", dict(self.prediction))
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def with_(self, **changes: Any) -> "Recipe":
+        return replace(self, **changes)
+
+    def check_sites(self, known: typing.Iterable[str]) -> None:
+        """One sentence naming every 16-bit site that ``known`` (the model's sites) lacks."""
+        unknown = [s for s in self.activation_16bits if s not in set(known)]
+        if unknown:
+            raise BertnpuError(f"Unknown site(s) {', '.join(unknown)} in the recipe's activation_16bits; list this model's sites with `bertnpu sites`.")
+
+    def label(self) -> str:
+        parts = [self.calibration.label()]
+        if self.equivalent_transformation.enabled():
+            parts.append("+".join(self.equivalent_transformation.enabled()))
+        if self.activation_16bits:
+            parts.append(f"{len(self.activation_16bits)} site(s) at 16 bits")
+        return ", ".join(parts) + f" [{self.profile}]"
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **_encode(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
+        if not isinstance(data, Mapping):
+            raise BertnpuError(f"A recipe must be a JSON object, not a {type(data).__name__}; write one with `bertnpu plan` or Recipe().save(path).")
+        version = data.get("schema_version", 1)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BertnpuError(f"Recipe schema_version={version!r} is invalid; it must be an integer up to {SCHEMA_VERSION}.")
+        if version > SCHEMA_VERSION:
+            raise BertnpuError(f"The recipe has schema_version {version}, newer than this bertnpu reads ({SCHEMA_VERSION}); upgrade bertnpu ({__version__}).")
+        if "calibration" not in data and "method" in data:  # a schema-1 QuantConfig file
+            return cls(calibration=QuantConfig.from_dict(data))
+        body = {k: v for k, v in data.items() if k not in ("schema_version", "tool")}
+        return _decode(cls, body, "recipe")
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the recipe as JSON, stamped with the tool and schema version."""
+        return atomic_write_json(path, {**self.to_dict(), "tool": f"bertnpu {__version__}"}, force=force)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        """A recipe file, or a QuantConfig file (loaded as a recipe with no overrides)."""
+        path = Path(path)
+        if path.is_dir():
+            raise BertnpuError(f"Recipe path {str(path)!r} is a folder; pass the recipe JSON file inside it (e.g. recipe.json).")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BertnpuError(f"Recipe file {str(path)!r} does not exist; write one with `bertnpu plan --out recipe.json`.") from None
+        except UnicodeDecodeError:
+            raise BertnpuError(f"Recipe file {str(path)!r} is not UTF-8 text; regenerate it with `bertnpu plan`.") from None
+        except json.JSONDecodeError as exc:
+            raise BertnpuError(f"Recipe file {str(path)!r} is not valid JSON (line {exc.lineno}); fix or regenerate it.") from None
+        return cls.from_dict(data)
+
+
+def load_recipe(path: Optional[str | Path]) -> Recipe:
+    """The recipe (or QuantConfig) at ``path``; the tutorial's config with no overrides when ``path`` is None."""
+    return Recipe() if path is None else Recipe.load(path)
+
+
+# -- generic nested dataclass <-> JSON, so a field added later round-trips without new code ----
+def _encode(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _encode(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    return obj
+
+
+def _decode(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise BertnpuError(f"{where} must be a JSON object, not {data!r}; see `bertnpu plan --help` for the recipe layout.")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known - ({"schema_version", "tool"} if cls is QuantConfig else set()))
+    if unknown:
+        raise BertnpuError(f"Unknown field(s) {', '.join(unknown)} in {where}; allowed: {', '.join(sorted(known))}.")
+    kwargs = {}
+    for name, value in data.items():
+        if name not in known:
+            continue
+        hint = hints[name]
+        origin = typing.get_origin(hint)
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _decode(hint, value, f"{where}.{name}")
+        elif origin is tuple:
+            if not isinstance(value, list):
+                raise BertnpuError(f"{where}.{name}={value!r} is invalid; give a JSON list.")
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
