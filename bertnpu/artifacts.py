@@ -1,16 +1,25 @@
-"""Atomic, never-silently-overwriting writes of files and folders."""
+"""Atomic, never-silently-overwriting writes of files and folders, and safe reads of user files.
+
+Temp files and folders are named ``.bertnpu-tmp-<pid>-<random>-<name>`` beside their
+target, so a run killed with SIGKILL leaves recognisable leftovers; the next write into
+that folder removes the ones whose process is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import BertnpuError
+
+TEMP_PREFIX = ".bertnpu-tmp-"
 
 
 def _umask() -> int:
@@ -31,33 +40,136 @@ def _publish_permissions(path: Path, directory: bool) -> None:
         os.chmod(path, 0o666 & ~mask)
 
 
-def check_writable(path: str | os.PathLike, force: bool, what: str = "file") -> Path:
-    """Refuse to replace an existing artifact unless ``force`` is set."""
+def os_error_sentence(exc: OSError, path: str | os.PathLike) -> str:
+    """One sentence for an OS error while writing ``path``: what happened and the fix."""
+    where = repr(str(path))
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or code == errno.EDQUOT:
+        return f"No space left on the device while writing {where}; free some space or choose another output folder."
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"Cannot write {where} (permission denied or read-only file system); choose an output folder you can write to."
+    if code in (errno.ENOTDIR, errno.EEXIST) or isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return f"Cannot create {where} because a part of its path is a file, not a folder; choose another output path."
+    if code == errno.EISDIR:
+        return f"{where} is a folder, not a file; choose a file path."
+    if code == errno.ENAMETOOLONG:
+        return f"The path {where} is too long for the file system; choose a shorter output path."
+    return f"Could not write {where} ({exc.strerror or exc.__class__.__name__}); choose another output path."
+
+
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) as a folder, with one sentence when that is impossible."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BertnpuError(f"{str(path)!r} is a file, not a folder; choose a folder path for the output.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BertnpuError(os_error_sentence(exc, path)) from None
+    return path
+
+
+def _process_start(pid: int) -> Optional[float]:
+    """Start time (epoch seconds) of a live process, from /proc; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(entry: Path) -> bool:
+    """A temp entry is stale when its writer process is gone (or the pid now names a younger process)."""
+    try:
+        pid = int(entry.name[len(TEMP_PREFIX):].split("-", 1)[0])
+        mtime = entry.lstat().st_mtime
+    except (ValueError, OSError):
+        return False
+    if pid == os.getpid():
+        return False
+    if not _pid_alive(pid):
+        return True
+    started = _process_start(pid)
+    return started is not None and started > mtime + 1.0  # pid reused by a process born after the temp
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove temp files/folders left in ``folder`` by killed bertnpu processes; returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = [e for e in folder.iterdir() if e.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _is_stale(entry):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass  # someone else removed it, or we may not: not our file to fight over
+    return removed
+
+
+def temp_name(target: Path, suffix: str = "") -> Path:
+    """A recognisable temp path beside ``target`` (keeps the extension tools may check)."""
+    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}{suffix}")
+
+
+def check_writable(path: str | os.PathLike, force: bool, what: str = "file") -> Path:
+    """Refuse to replace an existing artifact unless ``force`` is set; create the parent folder."""
+    path = Path(path)
+    if path.is_dir() and what != "folder":
+        raise BertnpuError(f"The {what} path {str(path)!r} is a folder; pass a file path instead.")
     if path.exists() and not force:
         raise BertnpuError(f"The {what} {str(path)!r} already exists; pass --force (force=True) to replace it, or choose another path.")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     return path
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, force: bool = False, what: str = "file") -> Path:
     """Write a file through ``writer(tmp_path)`` into a temp name beside ``path``, then rename.
 
-    An interrupt or error leaves no partial file at ``path``.
+    An interrupt or error leaves no partial file at ``path``; OS errors (full disk,
+    permissions) become one sentence.
     """
     path = check_writable(path, force, what)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)  # keep the extension tools may check
-    os.close(fd)
-    tmp_path = Path(tmp)
+    clean_stale_temps(path.parent)
+    tmp_path = temp_name(path, path.suffix)
     try:
-        writer(tmp_path)
-        _publish_permissions(tmp_path, directory=False)
-        os.replace(tmp_path, path)
+        try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            writer(tmp_path)
+            _publish_permissions(tmp_path, directory=False)
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise BertnpuError(os_error_sentence(exc, path)) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False, what: str = "file") -> Path:
+    """Write bytes atomically."""
+    return atomic_write(path, lambda p: p.write_bytes(data), force=force, what=what)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, force: bool = False) -> Path:
@@ -77,20 +189,86 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
     On any error or interrupt the temp folder is removed and ``path`` is untouched.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BertnpuError(f"{str(path)!r} is a file, not a folder; choose a folder path for the output.")
     if path.exists() and not force:
         raise BertnpuError(f"The folder {str(path)!r} already exists; pass --force (force=True) to replace it, or choose another path.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    ensure_folder(path.parent)
+    clean_stale_temps(path.parent)
+    tmp = temp_name(path)
     try:
-        yield tmp
-        _publish_permissions(tmp, directory=True)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        tmp.mkdir(mode=0o700)
+    except OSError as exc:
+        raise BertnpuError(os_error_sentence(exc, path)) from None
+    try:
+        try:
+            yield tmp
+            _publish_permissions(tmp, directory=True)
+            if path.exists():
+                old = temp_name(path, ".old")
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise BertnpuError(os_error_sentence(exc, path)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def file_digest(path: str | os.PathLike) -> dict:
+    """``{"size": bytes, "sha256": hex}`` of a file, for stage markers that verify what they reuse."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
+    """Read a UTF-8 text file; unreadable or non-UTF-8 content is one sentence ending in ``fix``."""
+    path = Path(path)
+    if path.is_dir():
+        raise BertnpuError(f"The {what} {str(path)!r} is a folder, not a file; {fix}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BertnpuError(f"The {what} {str(path)!r} does not exist; {fix}") from None
+    except OSError as exc:
+        raise BertnpuError(f"Cannot read the {what} {str(path)!r} ({exc.strerror or exc.__class__.__name__}); {fix}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BertnpuError(f"The {what} {str(path)!r} is not UTF-8 text (bad byte on line {line}); {fix}") from None
+
+
+def read_json(path: str | os.PathLike, what: str, fix: str, expect: type | tuple = dict) -> Any:
+    """Parse a JSON file of the type ``expect``; every failure is one sentence ending in ``fix``."""
+    text = read_text_file(path, what, fix)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BertnpuError(f"The {what} {str(path)!r} is not valid JSON ({exc.msg} on line {exc.lineno}); {fix}") from None
+    if not isinstance(data, expect):
+        names = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
+        kind = {"dict": "JSON object", "list": "JSON list"}
+        raise BertnpuError(
+            f"The {what} {str(path)!r} holds a {kind.get(type(data).__name__, type(data).__name__)}, "
+            f"not a {kind.get(names, names)}; {fix}"
+        )
+    return data
+
+
+def path_inside(folder: str | os.PathLike, relative: str | os.PathLike, what: str, fix: str) -> Path:
+    """``folder / relative`` with symlinks resolved, refused when it points outside ``folder``."""
+    folder = Path(folder)
+    root = folder.resolve()
+    target = (folder / relative).resolve()
+    if target != root and root not in target.parents:
+        raise BertnpuError(f"The {what} {str(relative)!r} points outside {str(folder)!r} (to {str(target)!r}); {fix}")
+    return target

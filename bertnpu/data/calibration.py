@@ -18,11 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..version import __version__
-from ..artifacts import atomic_directory
+from ..artifacts import atomic_directory, path_inside, read_json, read_text_file
 from ..model.sentence_encoder import length_sorted_batches, tokenize
 from ..errors import BertnpuError
 from ..model.load import LoadedModel
-from ..model.cpu_part import CpuEmbedding, embedding_hash, weight_dict_of
+from ..model.cpu_part import CpuEmbedding, check_finite, embedding_hash, weight_dict_of
 from .stsb import StsPairs, check_split, load_stsb
 
 STRATEGIES = ("random", "length-stratified", "score-stratified")
@@ -188,9 +188,45 @@ def build_calibration_set(
     return CalibrationSet([final / n for n in names], arrays, manifest, str(out))
 
 
+_REBUILD = "rebuild the set with `bertnpu calib --force`."
+
+
 def _read_list(path: Path) -> list[Path]:
-    files = [Path(line.strip()) for line in path.read_text().splitlines() if line.strip()]
-    return [f if f.is_absolute() else path.parent / f for f in files]
+    """Files named in an ``npy_files.txt``: absolute paths are the user's choice (qbcompiler reads them
+    as given); relative ones must stay inside the list's folder."""
+    text = read_text_file(path, "calibration file list", _REBUILD)
+    files = [Path(line.strip()) for line in text.splitlines() if line.strip()]
+    return [f if f.is_absolute() else path_inside(path.parent, f, "calibration file", _REBUILD) for f in files]
+
+
+def _read_manifest(path: Path) -> tuple[dict, list[Path]]:
+    """The manifest and its sample files, each kept inside the calibration folder."""
+    manifest = read_json(path, "calibration manifest", _REBUILD)
+    samples = manifest.get("samples")
+    if not isinstance(samples, list) or not all(isinstance(s, dict) and isinstance(s.get("file"), str) for s in samples):
+        raise BertnpuError(f"The calibration manifest {str(path)!r} has no list of samples with a 'file' each; {_REBUILD}")
+    return manifest, [path_inside(path.parent, s["file"], "calibration sample file", _REBUILD) for s in samples]
+
+
+def _load_array(f: Path) -> np.ndarray:
+    try:
+        return np.load(f, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickles, which are refused; also bad headers
+        reason = "it holds Python objects" if "allow_pickle" in str(exc) else "it is not a valid .npy file"
+        raise BertnpuError(f"Calibration file {str(f)!r} cannot be read ({reason}); {_REBUILD}") from None
+    except (OSError, EOFError) as exc:
+        raise BertnpuError(f"Calibration file {str(f)!r} cannot be read ({exc.__class__.__name__}, truncated or not a .npy file); {_REBUILD}") from None
+
+
+def embedding_bound(model: LoadedModel) -> float:
+    """Largest magnitude a LayerNorm output of ``model``'s CPU part can reach.
+
+    Each normalized element satisfies |z| <= sqrt(hidden - 1) (the other hidden - 1 deviations
+    balance it), so |gamma * z + beta| <= sqrt(hidden - 1) * max|gamma| + max|beta|.
+    """
+    emb = model.bert.embeddings.LayerNorm
+    hidden = int(model.config.hidden_size)
+    return float((hidden - 1) ** 0.5 * emb.weight.detach().abs().max() + emb.bias.detach().abs().max())
 
 
 def load_calibration_set(path: str | os.PathLike, model: Optional[LoadedModel] = None) -> CalibrationSet:
@@ -205,24 +241,25 @@ def load_calibration_set(path: str | os.PathLike, model: Optional[LoadedModel] =
     manifest = None
     if path.is_dir():
         if (path / "manifest.json").is_file():
-            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-            files = [path / s["file"] for s in manifest["samples"]]
+            manifest, files = _read_manifest(path / "manifest.json")
         elif (path / "npy_files.txt").is_file():
             files = _read_list(path / "npy_files.txt")
         else:
-            files = sorted(path.glob("*.npy"))
+            files = [path_inside(path, f.name, "calibration file", _REBUILD) for f in sorted(path.glob("*.npy"))]
     else:
         files = _read_list(path)
         if (path.parent / "manifest.json").is_file():
-            manifest = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
+            manifest, _ = _read_manifest(path.parent / "manifest.json")
     if not files:
         raise BertnpuError(f"Calibration set {str(path)!r} holds no .npy files; build one with `bertnpu calib`.")
     hidden = int(model.config.hidden_size) if model is not None else None
+    # 1% above the LayerNorm bound for rounding; without a model, float16's range (cpu_part.HUGE)
+    bound = embedding_bound(model) * 1.01 + 1e-3 if model is not None else None
     arrays = []
     for f in files:
         if not f.is_file():
-            raise BertnpuError(f"Calibration file {str(f)!r} listed in {str(path)!r} does not exist; rebuild the set with `bertnpu calib --force`.")
-        a = np.load(f, allow_pickle=False)
+            raise BertnpuError(f"Calibration file {str(f)!r} listed in {str(path)!r} does not exist; {_REBUILD}")
+        a = _load_array(f)
         if a.dtype != np.float32:
             raise BertnpuError(f"Calibration file {f.name!r} has dtype {a.dtype}; qbcompiler expects float32 embeddings.")
         if a.ndim != 3 or a.shape[0] != 1 or a.shape[1] < 1:
@@ -230,8 +267,12 @@ def load_calibration_set(path: str | os.PathLike, model: Optional[LoadedModel] =
         hidden = a.shape[2] if hidden is None else hidden
         if a.shape[2] != hidden:
             raise BertnpuError(f"Calibration file {f.name!r} has hidden size {a.shape[2]}, but the model's is {hidden}; build the set with the same model.")
-        if not np.isfinite(a).all():
-            raise BertnpuError(f"Calibration file {f.name!r} contains NaN or inf values; rebuild the set.")
+        check_finite(torch.from_numpy(a), f"calibration file {f.name!r}", _REBUILD)
+        if bound is not None and float(np.abs(a).max()) > bound:
+            raise BertnpuError(
+                f"Calibration file {f.name!r} holds a value of magnitude {float(np.abs(a).max()):.3g}, beyond the {bound:.3g} "
+                f"a LayerNorm output of {model.name!r} can reach; {_REBUILD}"
+            )
         arrays.append(a)
     if manifest is not None and model is not None:
         expected = embedding_hash(weight_dict_of(model.bert))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ SPLITS = ("train", "validation", "test")
 _FILES = {"train": "sts-train.csv", "validation": "sts-dev.csv", "test": "sts-test.csv"}
 ENV_VAR = "BERTNPU_STSB_DIR"
 HUB_DATASET = "mteb/stsbenchmark-sts"
+SCORE_RANGE = (0.0, 5.0)  # STS-B gold scores are means of 0-5 annotator ratings
+_RELEASE_FIX = "use the original STS Benchmark release files."
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,29 @@ def read_stsb_file(path: Path, split: str) -> StsPairs:
     Columns: genre, file, year, id, score, sentence1, sentence2, then (on some lines)
     license/source fields, which are ignored.
     """
+    from ..artifacts import read_text_file
+
+    text = read_text_file(path, "STS-B file", _RELEASE_FIX)
     s1, s2, scores = [], [], []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < 7:
-                raise BertnpuError(f"Line {lineno} of {str(path)!r} has {len(fields)} tab-separated fields, fewer than 7; use the original STS Benchmark release files.")
-            try:
-                scores.append(float(fields[4]))
-            except ValueError:
-                raise BertnpuError(f"Line {lineno} of {str(path)!r} has score {fields[4]!r}, not a number; use the original STS Benchmark release files.") from None
-            s1.append(fields[5])
-            s2.append(fields[6])
+    low, high = SCORE_RANGE
+    lines = text.split("\n")  # not splitlines(): sentences may hold \x1c, \u2028 and other line-ish characters
+    if lines and lines[-1] == "":
+        lines.pop()
+    for lineno, line in enumerate(lines, 1):
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) < 7:
+            raise BertnpuError(f"Line {lineno} of {str(path)!r} has {len(fields)} tab-separated fields, fewer than 7; {_RELEASE_FIX}")
+        try:
+            score = float(fields[4])
+        except ValueError:
+            raise BertnpuError(f"Line {lineno} of {str(path)!r} has score {fields[4]!r}, not a number; {_RELEASE_FIX}") from None
+        if not math.isfinite(score) or not low <= score <= high:
+            raise BertnpuError(f"Line {lineno} of {str(path)!r} has score {fields[4]!r}, outside STS-B's {low:g}-{high:g} range; {_RELEASE_FIX}")
+        scores.append(score)
+        s1.append(fields[5])
+        s2.append(fields[6])
+    if not scores:
+        raise BertnpuError(f"The STS-B file {str(path)!r} holds no sentence pairs; {_RELEASE_FIX}")
     return StsPairs(s1, s2, np.asarray(scores, dtype=np.float64), split, str(path))
 
 
@@ -104,4 +118,9 @@ def _load_from_hub(split: str) -> StsPairs:
         raise BertnpuError(
             f"No STS-B folder was given and {HUB_DATASET!r} could not be loaded from the hub ({exc.__class__.__name__}); {advice}"
         ) from exc
-    return StsPairs(list(ds["sentence1"]), list(ds["sentence2"]), np.asarray(ds["score"], dtype=np.float64), split, HUB_DATASET)
+    scores = np.asarray(ds["score"], dtype=np.float64)
+    low, high = SCORE_RANGE
+    bad = np.flatnonzero(~np.isfinite(scores) | (scores < low) | (scores > high))
+    if len(scores) == 0 or len(bad):
+        raise BertnpuError(f"The hub copy of {HUB_DATASET!r} ({split}) holds no pairs or scores outside {low:g}-{high:g}; {advice}")
+    return StsPairs(list(ds["sentence1"]), list(ds["sentence2"]), scores, split, HUB_DATASET)

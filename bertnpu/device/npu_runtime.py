@@ -47,7 +47,7 @@ class QbruntimeEncoder:
             raise BertnpuError(f"Compiled model {str(self.mxq)!r} does not exist; compile one with `bertnpu compile` or pass the right path.")
         self.model = model
         eps = model.config.layer_norm_eps
-        self.embedding = CpuEmbedding.from_file(weights, eps) if weights is not None else CpuEmbedding.from_bert(model.bert)
+        self.embedding = CpuEmbedding.from_file(weights, eps, hidden_size=model.config.hidden_size) if weights is not None else CpuEmbedding.from_bert(model.bert)
         self.pooling = pooling or model.pooling
         self.device = device
         self.progress = progress

@@ -16,9 +16,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import atomic_write
+from ..artifacts import atomic_write_bytes
 from ..errors import BertnpuError
 
+# Largest magnitude accepted in weights and embeddings: float16's maximum. Real BERT weights and
+# LayerNorm outputs are orders of magnitude smaller; larger values only come from corrupt files
+# and turn the simulated INT8 scales into inf/NaN.
+HUGE = 65504.0
 WEIGHT_KEYS = ("word_embeddings", "token_type_embeddings", "position_embeddings", "layernorm_weight", "layernorm_bias")
 
 
@@ -38,9 +42,9 @@ class CpuEmbedding(torch.nn.Module):
         return cls(weight_dict_of(bert), eps=bert.config.layer_norm_eps)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, eps: float = 1e-12) -> "CpuEmbedding":
-        """Rebuild the CPU part from a ``weight_dict.pth`` (eps is not stored in the file)."""
-        return cls(load_weight_dict(path), eps=eps)
+    def from_file(cls, path: str | os.PathLike, eps: float = 1e-12, hidden_size: int | None = None) -> "CpuEmbedding":
+        """Rebuild the CPU part from a ``weight_dict.pth`` (eps is not stored in the file); checks ``hidden_size`` when given."""
+        return cls(load_weight_dict(path, hidden_size=hidden_size), eps=eps)
 
     @property
     def hidden_size(self) -> int:
@@ -78,8 +82,17 @@ def weight_dict_of(bert) -> dict[str, torch.Tensor]:
     }
 
 
+def check_finite(t: torch.Tensor, what: str, fix: str) -> None:
+    """Refuse NaN, inf or values beyond :data:`HUGE` in a float tensor, in one sentence."""
+    if not torch.isfinite(t).all():
+        raise BertnpuError(f"The {what} holds NaN or inf values; {fix}")
+    peak = float(t.abs().max()) if t.numel() else 0.0
+    if peak > HUGE:
+        raise BertnpuError(f"The {what} holds a value of magnitude {peak:.3g}, beyond {HUGE:g}; {fix}")
+
+
 def check_weight_dict(weights: object, source: str = "the weight dict", hidden_size: int | None = None) -> None:
-    """Validate keys, ranks and agreeing hidden sizes; each problem is one sentence."""
+    """Validate keys, float dtype, finite values, ranks and agreeing hidden sizes; each problem is one sentence."""
     if not isinstance(weights, dict):
         raise BertnpuError(f"{source} holds a {type(weights).__name__}, not a dict of tensors; export it with `bertnpu export-embeddings`.")
     missing = [k for k in WEIGHT_KEYS if k not in weights]
@@ -88,6 +101,8 @@ def check_weight_dict(weights: object, source: str = "the weight dict", hidden_s
     for key in WEIGHT_KEYS:
         if not isinstance(weights[key], torch.Tensor):
             raise BertnpuError(f"{source}[{key!r}] is a {type(weights[key]).__name__}, not a tensor; re-export it with `bertnpu export-embeddings`.")
+        if not weights[key].is_floating_point():
+            raise BertnpuError(f"{source}[{key!r}] has dtype {weights[key].dtype}, not float; re-export it with `bertnpu export-embeddings`.")
     hidden = weights["word_embeddings"].shape[-1] if hidden_size is None else hidden_size
     for key in WEIGHT_KEYS[:3]:
         shape = tuple(weights[key].shape)
@@ -97,15 +112,24 @@ def check_weight_dict(weights: object, source: str = "the weight dict", hidden_s
         shape = tuple(weights[key].shape)
         if shape != (hidden,):
             raise BertnpuError(f"{source}[{key!r}] has shape {shape}; expected ({hidden},) to match the hidden size.")
+    for key in WEIGHT_KEYS:
+        check_finite(weights[key], f"tensor {source}[{key!r}]", "re-export it with `bertnpu export-embeddings`.")
 
 
 def export_weight_dict(bert, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write ``weight_dict.pth`` with exactly the tutorial's keys, atomically.
 
     The file holds plain float32 tensors, so ``torch.load(path, weights_only=True)`` reads it.
+    Saved through a buffer: torch names the zip records after the file it writes, so saving
+    to the temp path would store a random name and identical runs would differ in bytes.
     """
+    import io
+
     weights = {k: v.contiguous() for k, v in weight_dict_of(bert).items()}
-    return atomic_write(path, lambda tmp: torch.save(weights, tmp), force=force)
+    check_weight_dict(weights, "the model's embedding weights")
+    buf = io.BytesIO()
+    torch.save(weights, buf)
+    return atomic_write_bytes(path, buf.getvalue(), force=force)
 
 
 def load_weight_dict(path: str | os.PathLike, hidden_size: int | None = None) -> dict[str, torch.Tensor]:
@@ -115,8 +139,8 @@ def load_weight_dict(path: str | os.PathLike, hidden_size: int | None = None) ->
         raise BertnpuError(f"Weight dict {str(path)!r} does not exist; create it with `bertnpu export-embeddings --out {path}`.")
     try:
         weights = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BertnpuError(f"{str(path)!r} is not a plain tensor file ({exc.__class__.__name__}); re-export it with `bertnpu export-embeddings`.") from exc
+    except Exception as exc:  # truncated, random bytes, or a pickle with code (refused by weights_only)
+        raise BertnpuError(f"{str(path)!r} is not a plain tensor file ({exc.__class__.__name__}); re-export it with `bertnpu export-embeddings`.") from None
     check_weight_dict(weights, source=repr(str(path)), hidden_size=hidden_size)
     return weights
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import path_inside, read_json
 from ..errors import BertnpuError
 
 TUTORIAL_MODEL = "sentence-transformers-testing/stsb-bert-tiny-safetensors"
@@ -15,6 +15,13 @@ POOLING_MODES = ("mean", "cls", "max", "pooler")
 
 # Files worth fetching from a hub repository: configs, tokenizer, safetensors weights.
 _HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "tokenizer*", "sentencepiece*"]
+# A BERT tokenizer needs its WordPiece vocabulary, in either of these files; without them
+# transformers builds a 5-token vocabulary where every word is [UNK].
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")
+# Every file the loader reads; each must resolve inside the model folder.
+_READ_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "tokenizer_config.json", "special_tokens_map.json",
+               "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json") + TOKENIZER_FILES
+_FOLDER_FIX = "pass a Hugging Face model folder (config.json, tokenizer files, weights)."
 
 
 @dataclass(frozen=True)
@@ -76,8 +83,35 @@ def resolve_model_folder(name: str | None) -> tuple[str, Path]:
             raise BertnpuError(f"Model folder {name!r} does not exist; pass an existing folder or a Hugging Face model id.")
         if not (path / "config.json").is_file():
             raise BertnpuError(f"Model folder {name!r} has no config.json; pass a Hugging Face model folder (config, tokenizer, weights).")
+        check_files_inside(path, path)
         return name, path
-    return name, _download_from_hub(name)
+    folder = _download_from_hub(name)
+    check_files_inside(folder, _hub_cache_root(folder))
+    return name, folder
+
+
+def _hub_cache_root(snapshot: Path) -> Path:
+    """A hub snapshot links its files into ``../../blobs``: the repository's cache folder holds both."""
+    return snapshot.parents[1] if snapshot.parent.name == "snapshots" else snapshot
+
+
+def check_files_inside(folder: Path, root: Path) -> None:
+    """Refuse model files that are symlinks (or paths) leading outside ``root``."""
+    for name in _READ_FILES:
+        if (folder / name).is_symlink() or (folder / name).exists():
+            target = (folder / name).resolve()
+            if root.resolve() not in target.parents:
+                raise BertnpuError(
+                    f"The model file {str(folder / name)!r} links outside the model folder (to {str(target)!r}); copy the real file into the folder."
+                )
+
+
+def check_tokenizer_files(folder: Path, display: str) -> None:
+    """A BERT tokenizer without its vocabulary silently maps every word to [UNK]: refuse instead."""
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise BertnpuError(
+            f"Model folder {display!r} has no tokenizer files (vocab.txt or tokenizer.json); copy the model's tokenizer files into the folder."
+        )
 
 
 def _download_from_hub(model_id: str) -> Path:
@@ -107,15 +141,19 @@ def read_pooling(folder: Path) -> Pooling:
     modules_file = folder / "modules.json"
     if not modules_file.is_file():
         return Pooling("mean", False, "no modules.json: mean pooling assumed")
-    modules = json.loads(modules_file.read_text())
+    fix = "fix or remove modules.json, or pass --pooling mean, cls, max or pooler."
+    modules = read_json(modules_file, "sentence-transformers module list", fix, expect=list)
+    if not all(isinstance(m, dict) and isinstance(m.get("type", ""), str) and isinstance(m.get("path", ""), str) for m in modules):
+        raise BertnpuError(f"{str(modules_file)!r} must be a list of objects with string 'type' and 'path'; {fix}")
     normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
     pooling_module = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
     if pooling_module is None:
         return Pooling("mean", normalize, "modules.json has no Pooling module: mean pooling assumed")
-    cfg_file = folder / pooling_module.get("path", "1_Pooling") / "config.json"
+    module_dir = path_inside(folder, pooling_module.get("path", "1_Pooling"), "Pooling module path in modules.json", fix)
+    cfg_file = path_inside(folder, module_dir / "config.json", "Pooling config", fix)
     if not cfg_file.is_file():
         return Pooling("mean", normalize, f"{cfg_file.name} missing: mean pooling assumed")
-    cfg = json.loads(cfg_file.read_text())
+    cfg = read_json(cfg_file, "pooling config", fix)
     for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"), ("pooling_mode_mean_tokens", "mean")):
         if cfg.get(key):
             return Pooling(mode, normalize, "1_Pooling/config.json")
@@ -129,9 +167,12 @@ def _read_max_seq_length(folder: Path, config: Any, tokenizer: Any) -> int:
     limit = int(config.max_position_embeddings)
     st_file = folder / "sentence_bert_config.json"
     if st_file.is_file():
-        value = json.loads(st_file.read_text()).get("max_seq_length")
-        if value:
-            return min(int(value), limit)
+        fix = "set max_seq_length to a positive whole number of tokens in sentence_bert_config.json."
+        value = read_json(st_file, "sentence-transformers config", fix).get("max_seq_length")
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 3:
+                raise BertnpuError(f"max_seq_length {value!r} in {str(st_file)!r} is not a whole number of at least 3 tokens; {fix}")
+            return min(value, limit)
     model_max = getattr(tokenizer, "model_max_length", limit) or limit
     return min(int(model_max), limit)
 
@@ -153,6 +194,7 @@ def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_c
     from transformers import AutoConfig, AutoTokenizer, BertModel
 
     display, folder = resolve_model_folder(name)
+    read_json(folder / "config.json", "model config", _FOLDER_FIX)  # non-UTF-8 / broken JSON: one sentence, not a traceback
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as exc:
@@ -170,7 +212,41 @@ def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_c
         pool = read_pooling(folder)
     else:
         pool = Pooling(pooling, read_pooling(folder).normalize, "chosen by the user")
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    bert = BertModel.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    bert.eval()
+    check_tokenizer_files(folder, display)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise BertnpuError(f"Could not read the tokenizer files in {str(folder)!r} ({exc.__class__.__name__}); copy the model's original tokenizer files into the folder.") from None
+    bert = _load_weights(folder, display, config, pool)
     return LoadedModel(display, folder, bert, tokenizer, pool, _read_max_seq_length(folder, config, tokenizer))
+
+
+def _load_weights(folder: Path, display: str, config: Any, pool: Pooling) -> Any:
+    """The BertModel with every weight from the folder: a missing, unreadable or mismatched weight is refused."""
+    from transformers import BertModel
+
+    from .cpu_part import check_finite
+
+    fix = "re-download or re-save the model's weights (model.safetensors)."
+    try:
+        bert, info = BertModel.from_pretrained(folder, config=config, output_loading_info=True)
+    except Exception as exc:  # truncated/random safetensors, pickles with code, wrong shapes: all need new weights
+        text = str(exc)
+        if "size mismatch" in text or "shape" in text.lower() and "mismatch" in text.lower():
+            reason = "their shapes do not match config.json"
+        elif "weights_only" in text or exc.__class__.__name__ == "UnpicklingError":
+            reason = "the pickle holds code or objects, which bertnpu does not run"
+        else:
+            reason = f"{exc.__class__.__name__}"
+        raise BertnpuError(f"Could not load the weights of {display!r} ({reason}); {fix}") from None
+    # Weights absent from the file would be random: only BERT's pooler may be absent, and then pooling must not use it.
+    missing = sorted(k for k in info.get("missing_keys", ()) if not (k.startswith("pooler.") and pool.mode != "pooler"))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ()))
+    if mismatched:
+        raise BertnpuError(f"The weights of {display!r} do not match config.json (e.g. {mismatched[0]!r}); {fix}")
+    if missing:
+        raise BertnpuError(f"The weights of {display!r} lack {len(missing)} tensor(s) such as {missing[0]!r}, which would be random; {fix}")
+    for pname, p in bert.named_parameters():
+        check_finite(p.detach(), f"weight {pname!r} of {display!r}", fix)
+    bert.eval()
+    return bert

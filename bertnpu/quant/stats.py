@@ -72,29 +72,81 @@ class ActivationStats:
         return atomic_write(path, write, force=force)
 
 
-def load_stats(path: str | os.PathLike, model: Optional[LoadedModel] = None, calib: Optional[CalibrationSet] = None) -> ActivationStats:
-    """Load stats saved by :meth:`ActivationStats.save`; check model and calibration hashes when given."""
-    path = Path(path)
-    if not path.is_file():
-        raise BertnpuError(f"Stats file {str(path)!r} does not exist; create it with `bertnpu stats --calib DIR --out {path}`.")
+_RECOMPUTE = "recompute it with `bertnpu stats`."
+_META_KEYS = {"model_sha256": str, "calibration_sha256": str, "sites": list}
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as data:
-            content = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
-        raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file ({exc.__class__.__name__}); recreate it with `bertnpu stats`.") from None
+            if not hasattr(data, "files"):
+                raise ValueError("a single array, not an archive")
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:  # truncated, empty, random bytes, pickles
+        raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (unreadable: {exc.__class__.__name__}); {_RECOMPUTE}") from None
+
+
+def _read_meta(path: Path, content: dict[str, np.ndarray]) -> dict:
     if "__meta__" not in content:
-        raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (no metadata); recreate it with `bertnpu stats`.")
-    meta = json.loads(content.pop("__meta__").tobytes().decode())
+        raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (no metadata); {_RECOMPUTE}")
+    try:
+        meta = json.loads(content.pop("__meta__").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    bad = not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in _META_KEYS.items())
+    if bad:
+        raise BertnpuError(f"The metadata of {str(path)!r} is damaged (not JSON with model_sha256, calibration_sha256 and sites); {_RECOMPUTE}")
+    return meta
+
+
+def _observer_of(path: Path, site: SiteInfo, parts: Optional[dict[str, np.ndarray]]) -> SiteObserver:
+    """Rebuild one site's observer, checking every array against a fresh observer's layout."""
+    if parts is None or "channel_absmax" not in parts:
+        raise BertnpuError(f"{str(path)!r} has no statistics for site {site.name!r}; {_RECOMPUTE}")
+    template = SiteObserver(len(parts["channel_absmax"])).to_arrays()
+    for key, ref in template.items():
+        value = parts.get(key)
+        fixed_shape = key not in ("top_pos", "top_neg")
+        if value is None or value.dtype.kind != "f" or (fixed_shape and value.shape != ref.shape) or value.ndim != ref.ndim:
+            raise BertnpuError(f"{str(path)!r} holds a damaged {key!r} array for site {site.name!r}; {_RECOMPUTE}")
+        finite = value if key != "scalars" else value[:1]  # min/max are +-inf for an empty site
+        if not np.isfinite(finite).all() or np.isnan(value).any():
+            raise BertnpuError(f"{str(path)!r} holds NaN or inf in {key!r} of site {site.name!r}; {_RECOMPUTE}")
+    return SiteObserver.from_arrays(parts)
+
+
+def load_stats(path: str | os.PathLike, model: Optional[LoadedModel] = None, calib: Optional[CalibrationSet] = None) -> ActivationStats:
+    """Load stats saved by :meth:`ActivationStats.save`; check model and calibration hashes when given.
+
+    A truncated, empty or edited file, damaged metadata or a missing site is one sentence.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise BertnpuError(f"Stats file {str(path)!r} is a folder; pass the .npz file written by `bertnpu stats`.")
+    if not path.is_file():
+        raise BertnpuError(f"Stats file {str(path)!r} does not exist; create it with `bertnpu stats --calib DIR --out {path}`.")
+    content = _read_npz(path)
+    meta = _read_meta(path, content)
     if model is not None and meta.get("model_sha256") != model_hash(model):
-        raise BertnpuError(f"Stats file {str(path)!r} was computed for model {meta.get('model')!r} with other weights than {model.name!r}; recompute it with `bertnpu stats`.")
+        raise BertnpuError(f"Stats file {str(path)!r} was computed for model {meta.get('model')!r} with other weights than {model.name!r}; {_RECOMPUTE}")
     if calib is not None and meta.get("calibration_sha256") != calibration_hash(calib):
-        raise BertnpuError(f"Stats file {str(path)!r} was computed from another calibration set than {calib.source!r}; recompute it with `bertnpu stats`.")
+        raise BertnpuError(f"Stats file {str(path)!r} was computed from another calibration set than {calib.source!r}; {_RECOMPUTE}")
     grouped: dict[str, dict[str, np.ndarray]] = {}
     for key, value in content.items():
         site, _, part = key.rpartition("/")
         grouped.setdefault(site, {})[part] = value
-    sites = [SiteInfo(**s) for s in meta["sites"]]
-    return ActivationStats(sites, {s.name: SiteObserver.from_arrays(grouped[s.name]) for s in sites}, meta)
+    try:
+        sites = [SiteInfo(**s) for s in meta["sites"]]
+    except TypeError:
+        raise BertnpuError(f"The site list in the metadata of {str(path)!r} is damaged; {_RECOMPUTE}") from None
+    if model is not None:
+        expected = [s.name for s in sites_of(model)]
+        missing = [n for n in expected if n not in {s.name for s in sites}]
+        if missing:
+            raise BertnpuError(f"{str(path)!r} has no statistics for site {missing[0]!r} of {model.name!r}; {_RECOMPUTE}")
+    return ActivationStats(sites, {s.name: _observer_of(path, s, grouped.get(s.name)) for s in sites}, meta)
 
 
 class StatsTap:
