@@ -1,19 +1,19 @@
 """Contract tests: what bertnpu passes to qbcompiler, checked against the test double of both API generations."""
 
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
 from bertnpu.cli import main
-from bertnpu.device.bundle import CPU_IMAGE, CUDA_IMAGE, write_compile_bundle
-from bertnpu.errors import BertnpuError
+from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
+from bertnpu.device.compile_record import read_compile_record, record_path_for
 from bertnpu.device.qbcompiler_adapter import MISSING, compile_mblt, compile_mxq
+from bertnpu.errors import BertnpuError
+from bertnpu.model.load import load_model
 from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.recipe import EquivalentTransformations, Recipe
 from conftest import REPO
 
 DOUBLE = REPO / "tests" / "doubles" / "qbcompiler_double"
@@ -40,7 +40,11 @@ def qbcompiler_double(monkeypatch, tmp_path, request):
 
 
 def _calls(record):
-    return [json.loads(line) for line in record.read_text().splitlines()]
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,12 @@ def calib(tiny_model, stsb_validation, tmp_path_factory):
 
 
 CONFIG = QuantConfig(method=3, output=1, mode=1, percentile=0.9995, topk_ratio=0.02)
+SITES = ("layer.2.ffn.residual", "layer.0.attention.scores", "layer.1.attention.softmax.out", "layer.0.attention.key.out")
+# the double's operator names for SITES (its graph names ops by torch module path; bertnpu never reads them)
+OPERATORS = ["/encoder/layer.2/output/Add", "/encoder/layer.0/attention/self/MatMul", "/encoder/layer.1/attention/self/Softmax",
+             "/encoder/layer.0/attention/self/key/Conv"]
+RECIPE = Recipe(calibration=CONFIG, activation_16bits=SITES, equivalent_transformation=EquivalentTransformations(qk=True, norm_conv=True),
+                target_device="aries2", prediction={"spearman": {"aries": 0.81}})
 
 
 @pytest.mark.parametrize("qbcompiler_double", [1, 2], indirect=True)
@@ -56,20 +66,107 @@ def test_compile_passes_what_mobilint_documents(qbcompiler_double, tiny_model, c
     out = tmp_path / "tiny.mxq"
     log = []
     compile_mxq(tiny_model, calib.files[0].parent, CONFIG, out, log=log.append)
-    (call,) = _calls(qbcompiler_double)
-    assert call["call"] == "mxq_compile" and call["backend"] == "torch" and call["model_class"] == "BertModel"
+    (call,) = _calls(qbcompiler_double)  # no site at 16 bits: no mapping pass
+    assert call["call"] == "mxq_compile" and call["backend"] == "torch" and call["model_class"] == "PoolingReadyBert"
+    assert call["returns"] == "last_hidden_state"  # mean pooling needs the token states
     assert call["config"] == (CONFIG.legacy_kwargs() if call["generation"] == 1 else
                               {"method": 3, "output": 1, "mode": 1, "percentile": 0.9995, "topk_ratio": 0.02})
-    assert call["calib_data_path"] == str(calib.files[0].parent)
+    if call["generation"] == 2:  # every transformation switch given explicitly, none on
+        assert call["equivalent_transformation"] == {"norm_conv": False, "qk": False, "ud": False, "vo": False}
+        assert "activation_16bits" not in call and call["target_device"] is None
+    assert call["calib_data_path"] == str(calib.files[0].parent.resolve())
     assert call["calib_shapes"] == [list(a.shape) for a in calib.arrays] and call["calib_dtype"] == "float32"
     assert set(call["feed"]) == {"input_ids", "token_type_ids", "attention_mask"}
     for key, f in call["feed"].items():
         assert f["dynamic"] == [False, True]  # sequence length dynamic
         assert f["mask"] == ("padding_mask" if key == "attention_mask" else None)
     assert call["save_path"] != str(out) and call["save_path"].endswith(".mxq")  # temp name, then renamed
-    assert out.is_file() and QuantConfig.load(f"{out}.config.json") == CONFIG
+    record = read_compile_record(out)
+    assert out.is_file() and record.recipe == Recipe(calibration=CONFIG) and record.operators == {}
+    assert record.output.returns == "last_hidden_state" and record.output.shape_text == "[1, seq_len, 36]"
     assert any("compiling" in line for line in log)  # the compiler's log is streamed
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert _leftovers(tmp_path) == []
+
+
+def test_two_pass_compile_passes_the_exact_operator_names(qbcompiler_double, tiny_model, calib, tmp_path):
+    out = tmp_path / "tiny.mxq"
+    compile_mxq(tiny_model, calib.files[0].parent, RECIPE, out)
+    mblt, mxq = _calls(qbcompiler_double)
+    assert mblt["call"] == "mblt_compile" and mblt["cpu_offload"] is True and mblt["target_device"] == "aries2"
+    assert mblt["model_class"] == "PoolingReadyBert" and mblt["feed"] == mxq["feed"]
+    assert mxq["activation_16bits"] == OPERATORS
+    assert mxq["bit_config_not_found"] == []  # the double would have skipped them silently, as qbcompiler does
+    assert mxq["equivalent_transformation"] == {"norm_conv": True, "qk": True, "ud": False, "vo": False}
+    assert mxq["target_device"] == "aries2"
+    data = json.loads(record_path_for(out).read_text())
+    assert data["operators"] == dict(zip(SITES, OPERATORS)) and data["passed"]["activation_16bits"] == OPERATORS
+    assert Recipe.from_dict(data["recipe"]) == RECIPE and data["knobs_dropped"] == [] and data["qbcompiler_api"] == "1.1+"
+    assert data["output"]["returns"] == "last_hidden_state"
+    assert _leftovers(tmp_path) == []  # the temp .mblt and its folder are gone
+
+
+def test_unmappable_site_stops_the_compile(qbcompiler_double, tiny_model, calib, tmp_path):
+    # the tiny model has a pooler, but mean pooling compiles token states: the graph has no pooler
+    recipe = Recipe(activation_16bits=("layer.1.ffn.residual", "pooler.dense.out", "embeddings.out"))
+    out = tmp_path / "tiny.mxq"
+    with pytest.raises(BertnpuError) as info:
+        compile_mxq(tiny_model, calib.files[0].parent, recipe, out)
+    msg = str(info.value)
+    assert msg.startswith("Site(s) pooler.dense.out, embeddings.out map to no operator") and "\n" not in msg
+    assert [c["call"] for c in _calls(qbcompiler_double)] == ["mblt_compile"]  # never compiled without them
+    assert not out.exists() and not record_path_for(out).exists() and _leftovers(tmp_path) == []
+
+
+def test_recipe_site_unknown_to_the_model(qbcompiler_double, tiny_model, calib, tmp_path):
+    with pytest.raises(BertnpuError, match=r"^Unknown site\(s\) layer\.7\.ffn\.residual in the recipe's activation_16bits"):
+        compile_mxq(tiny_model, calib.files[0].parent, Recipe(activation_16bits=("layer.7.ffn.residual",)), tmp_path / "m.mxq")
+    assert _calls(qbcompiler_double) == [] and list(tmp_path.glob("m.mxq*")) == []
+
+
+@pytest.mark.parametrize("qbcompiler_double", [1], indirect=True)
+def test_older_generation_names_the_missing_knobs(qbcompiler_double, tiny_model, calib, tmp_path):
+    out = tmp_path / "m.mxq"
+    with pytest.raises(BertnpuError) as info:
+        compile_mxq(tiny_model, calib.files[0].parent, RECIPE, out)
+    msg = str(info.value)
+    assert "(1.0.x API) lacks bit_config" in msg and "equivalent_transformation_config" in msg and "target_device" in msg
+    assert "--allow-missing-knobs" in msg and _calls(qbcompiler_double) == [] and not out.exists()
+    compile_mxq(tiny_model, calib.files[0].parent, RECIPE, out, allow_missing_knobs=True)
+    (call,) = _calls(qbcompiler_double)
+    assert "activation_16bits" not in call and "equivalent_transformation" not in call
+    record = read_compile_record(out)
+    assert record.knobs_dropped == ("bit_config", "equivalent_transformation_config", "target_device") and record.operators == {}
+    assert record.qbcompiler_api == "1.0.x" and record.recipe == RECIPE
+
+
+def test_pooler_pooling_compiles_the_pooler_output(qbcompiler_double, tiny_model_dir, calib, tmp_path):
+    model = load_model(str(tiny_model_dir), pooling="pooler")
+    out = tmp_path / "p.mxq"
+    compile_mxq(model, calib.files[0].parent, Recipe(activation_16bits=("pooler.dense.out", "pooler.out")), out)
+    mblt, mxq = _calls(qbcompiler_double)
+    assert mblt["returns"] == mxq["returns"] == "pooler_output"
+    assert mxq["activation_16bits"] == ["/pooler/dense/Conv", "/pooler/activation/Tanh"]
+    record = read_compile_record(out)
+    assert record.output.returns == "pooler_output" and record.output.shape_text == "[1, 36]"
+
+
+def test_calibration_listing_works_from_another_directory(qbcompiler_double, tiny_model, calib, tmp_path, monkeypatch):
+    listing = tmp_path / "list" / "npy_files.txt"
+    listing.parent.mkdir()
+    for i, f in enumerate(calib.files):
+        (listing.parent / f"s{i}.npy").write_bytes(f.read_bytes())
+    listing.write_text("".join(f"s{i}.npy\n" for i in range(len(calib.files))))  # relative to the listing's folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    import qbcompiler
+
+    with pytest.raises(FileNotFoundError):  # the double opens listed paths as given, against the working directory
+        qbcompiler._calib_files(listing)
+    compile_mxq(tiny_model, listing, CONFIG, tmp_path / "m.mxq")
+    (call,) = _calls(qbcompiler_double)
+    assert call["calib_shapes"] == [list(a.shape) for a in calib.arrays]
+    assert _leftovers(tmp_path) == []
 
 
 def test_never_overwrites_an_mxq(qbcompiler_double, tiny_model, calib, tmp_path):
@@ -77,15 +174,16 @@ def test_never_overwrites_an_mxq(qbcompiler_double, tiny_model, calib, tmp_path)
     out.write_bytes(b"previous")
     with pytest.raises(BertnpuError, match="already exists; pass --force"):
         compile_mxq(tiny_model, calib.files[0].parent, CONFIG, out)
-    assert out.read_bytes() == b"previous" and not qbcompiler_double.exists()
+    assert out.read_bytes() == b"previous" and not qbcompiler_double.exists() and not record_path_for(out).exists()
     compile_mxq(tiny_model, calib.files[0].parent, CONFIG, out, force=True)
-    assert out.read_bytes() != b"previous"
+    assert out.read_bytes() != b"previous" and record_path_for(out).is_file()
 
 
 def test_mblt(qbcompiler_double, tiny_model, tmp_path):
     compile_mblt(tiny_model, tmp_path / "m.mblt")
     (call,) = _calls(qbcompiler_double)
     assert call["call"] == "mblt_compile" and call["cpu_offload"] is True and call["backend"] == "torch"
+    assert call["model_class"] == "PoolingReadyBert"
 
 
 def test_without_qbcompiler_one_sentence(tiny_model_dir, calib, tmp_path, capsys):
@@ -93,31 +191,6 @@ def test_without_qbcompiler_one_sentence(tiny_model_dir, calib, tmp_path, capsys
     assert main(["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--out", str(tmp_path / "m.mxq")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"bertnpu: error: {MISSING}" and "--bundle" in err
-
-
-@pytest.mark.parametrize("qbcompiler_double", [1, 2], indirect=True)
-def test_bundle_script_makes_the_same_call(qbcompiler_double, tiny_model, tiny_model_dir, calib, tmp_path):
-    compile_mxq(tiny_model, calib.files[0].parent, CONFIG, tmp_path / "direct.mxq")
-    bundle = write_compile_bundle(tiny_model, calib, CONFIG, tmp_path / "bundle")
-    assert {p.name for p in bundle.iterdir()} >= {"model", "calib", "quant_config.json", "weight_dict.pth", "compile_mxq.py", "README.md", "bundle.json"}
-    readme = (bundle / "README.md").read_text()
-    assert CPU_IMAGE in readme and CUDA_IMAGE in readme and "--gpus=all" in readme and "docker run" in readme
-    env = dict(os.environ, PYTHONPATH=str(DOUBLE))
-    run = subprocess.run([sys.executable, str(bundle / "compile_mxq.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    direct, scripted = _calls(qbcompiler_double)
-    assert scripted["config"] == direct["config"] and scripted["feed"] == direct["feed"]
-    assert scripted["calib_shapes"] == direct["calib_shapes"] and scripted["backend"] == "torch"
-    assert scripted["calib_data_path"] == str(bundle / "calib")
-    assert (bundle / f"{tiny_model.name.split('/')[-1]}.mxq").is_file()
-    rerun = subprocess.run([sys.executable, str(bundle / "compile_mxq.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert rerun.returncode != 0 and "already exists" in rerun.stderr
-
-
-def test_bundle_script_without_qbcompiler_says_so(tiny_model, calib, tmp_path):
-    bundle = write_compile_bundle(tiny_model, calib, QuantConfig(), tmp_path / "b")
-    run = subprocess.run([sys.executable, str(bundle / "compile_mxq.py")], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
-    assert run.returncode != 0 and "qbcompiler is not installed" in run.stderr
 
 
 def test_cli_bundle(tiny_model_dir, calib, tmp_path, capsys):

@@ -12,8 +12,12 @@ from ..version import __version__
 from ..artifacts import atomic_directory
 from ..data.calibration import CalibrationSet
 from ..model.load import LoadedModel
-from .qbcompiler_adapter import FEED_SENTENCE
+from .qbcompiler_adapter import FEED_SENTENCE, needed_knobs
 from ..quant.config import QuantConfig
+from ..quant.precision import get_profile
+from ..quant.recipe import TRANSFORMATIONS, Recipe
+from ..quant.sites import list_sites
+from .export_wrapper import CompiledOutput, compiled_output
 from ..model.cpu_part import export_weight_dict
 
 QB_VERSION = "1.0"
@@ -23,8 +27,48 @@ _MODEL_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json
                 "modules.json", "sentence_bert_config.json")
 
 
-def _readme(model_name: str, mxq_name: str, config: QuantConfig, samples: int) -> str:
+def _prediction_lines(recipe: Recipe) -> list[str]:
+    """``recipe.prediction`` in words: numbers as they are, per-profile tables as ``name (profile): value``."""
+    lines = []
+    for key, value in sorted(recipe.prediction.items()):
+        if isinstance(value, dict):
+            for sub, v in sorted(value.items()):
+                lines.append(f"- {key} ({sub}): {v:.4f}" if isinstance(v, (int, float)) else f"- {key} ({sub}): {v}")
+        else:
+            lines.append(f"- {key}: {value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else f"- {key}: {value}")
+    return lines
+
+
+def recipe_in_words(recipe: Recipe) -> str:
+    """The recipe as a short Markdown section: calibration, 16-bit sites, transformations, prediction."""
+    t = recipe.equivalent_transformation
+    sites = "\n".join(f"  - `{s}`" for s in recipe.activation_16bits) or "  - none (every activation at the profile's default width)"
+    transforms = "\n".join(f"  - {TRANSFORMATIONS[name]}" for name in t.enabled()) or "  - none"
+    prediction = _prediction_lines(recipe)
+    profile = get_profile(recipe.profile)
+    lines = [
+        f"- Calibration: {recipe.calibration.label()} (`calibration` in recipe.json: method {recipe.calibration.method}, "
+        f"output {recipe.calibration.output}, mode {recipe.calibration.mode}, percentile {recipe.calibration.percentile:g}, topk_ratio {recipe.calibration.topk_ratio:g})",
+        f"- Activations at 16 bits ({len(recipe.activation_16bits)} site(s); the script maps each to qbcompiler's operator name and stops if one has none):",
+        sites,
+        "- Equivalent transformations:",
+        transforms,
+        f"- Precision profile the prediction assumes: `{profile.name}` ({profile.description})",
+        f"- Target device: {recipe.target_device or 'qbcompiler default'}",
+    ]
+    if prediction:
+        lines.append(f"- Predicted by bertnpu's simulation (profile `{recipe.profile}` unless named):")
+        lines.extend("  " + line for line in prediction)
+    else:
+        lines.append("- Predicted Spearman: none recorded in the recipe (write one with `bertnpu plan`)")
+    return "\n".join(lines)
+
+
+def _readme(model_name: str, mxq_name: str, recipe: Recipe, samples: int, output: CompiledOutput) -> str:
     run = "pip install /bundle/qbcompiler-*.whl && python /bundle/compile_mxq.py"
+    knobs = needed_knobs(recipe)
+    knob_note = (f"This recipe needs {', '.join(f'`{k}`' for k in knobs)}, which only qbcompiler 1.1+ has: use the image tag of the 1.1+ "
+                 f"release Mobilint gives you instead of `{QB_VERSION}` above.\n\n" if knobs else "")
     return f"""# Compile bundle for {model_name}
 
 Made by bertnpu {__version__}. Everything Mobilint's qbcompiler needs to build `{mxq_name}`:
@@ -32,10 +76,23 @@ Made by bertnpu {__version__}. Everything Mobilint's qbcompiler needs to build `
 | file | what |
 | --- | --- |
 | `model/` | the Hugging Face model folder |
-| `calib/` | {samples} calibration samples, one `[1, seq_len, hidden]` float32 `.npy` each, `npy_files.txt`, `manifest.json` |
-| `quant_config.json` | {config.label()} |
+| `calib/` | {samples} calibration samples, one `[1, seq_len, hidden]` float32 `.npy` each, `npy_files.txt` (names relative to `calib/`), `manifest.json` |
+| `recipe.json` | the recipe that was simulated: {recipe.label()} |
+| `quant_config.json` | its calibration config alone ({recipe.calibration.label()}) |
+| `sites.json` | bertnpu's site names of this model, for the site -> operator mapping |
 | `weight_dict.pth` | the CPU embedding part for qbruntime (keys of Mobilint's runtime) |
-| `compile_mxq.py` | standalone compile script (qbcompiler 1.0.x or 1.1+) |
+| `compile_mxq.py`, `mblt_map.py` | standalone compile script (qbcompiler 1.0.x or 1.1+) and the site -> operator mapping it uses |
+
+## The recipe
+
+{recipe_in_words(recipe)}
+
+## What `{mxq_name}` returns
+
+{output.describe()}. Mobilint's runtime example reads `infer(...)[0]` as the sentence vector,
+which is right only for `pooler` pooling; this model uses `{output.pooling}` pooling, so bertnpu
+compiles a thin wrapper whose forward returns exactly that tensor, and `bertnpu eval --mxq`
+checks the shape the NPU returns against it.
 
 ## Compile inside Mobilint's qbcompiler image
 
@@ -53,13 +110,31 @@ CUDA image (a GPU only speeds compilation up):
 docker run --rm --gpus=all -v "$PWD":/bundle -w /bundle {CUDA_IMAGE} bash -c "{run} --device gpu"
 ```
 
-The result is `{mxq_name}` here. The script refuses to overwrite it unless you pass `--force`.
-Check it on the NPU with `bertnpu eval --mxq {mxq_name} --weights weight_dict.pth`.
+The script works from any working directory. It runs two passes: `mblt_compile` to a temp file,
+reading its graph to find the operator behind each 16-bit site, then `mxq_compile` with the
+calibration config, `bit_config` and `equivalent_transformation_config`. It passes qbcompiler a
+listing of absolute calibration paths written at run time. With qbcompiler 1.0.x, which lacks
+`bit_config` and `equivalent_transformation_config`, it names what is missing and stops unless
+you pass `--allow-missing-knobs`.
+
+{knob_note}The result is `{mxq_name}` and `{mxq_name}.recipe.json` (the recipe, the operator names used, what the
+`.mxq` returns) here. The script refuses to overwrite them unless you pass `--force`.
+Check it on the NPU against the simulation with
+`bertnpu eval --mxq {mxq_name} --weights weight_dict.pth --calib calib`.
 """
 
 
-def write_compile_bundle(model: LoadedModel, calib: CalibrationSet, config: QuantConfig, out: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write a self-contained bundle folder (atomically; never over an existing one without ``force``)."""
+def write_compile_bundle(model: LoadedModel, calib: CalibrationSet, recipe: Recipe | QuantConfig, out: str | os.PathLike, *,
+                         force: bool = False) -> Path:
+    """Write a self-contained bundle folder (atomically; never over an existing one without ``force``).
+
+    ``recipe`` (a :class:`~bertnpu.quant.recipe.Recipe`, or a ``QuantConfig`` for no overrides)
+    travels as ``recipe.json``; its 16-bit sites are checked against the model first.
+    """
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe(calibration=recipe)
+    sites = [s.name for s in list_sites(model)]
+    recipe.check_sites(sites)
+    output = compiled_output(model)
     mxq_name = f"{Path(str(model.name)).name}.mxq"
     with atomic_directory(out, force=force) as tmp:
         (tmp / "model").mkdir()
@@ -74,16 +149,20 @@ def write_compile_bundle(model: LoadedModel, calib: CalibrationSet, config: Quan
             name = f"calib_{i:05d}.npy"
             shutil.copy2(f, tmp / "calib" / name)
             names.append(name)
-        # relative lines: the bundle is mounted at another path inside the container
+        # names relative to calib/ (the bundle is mounted elsewhere); the script hands qbcompiler absolute paths
         (tmp / "calib" / "npy_files.txt").write_text("".join(f"{n}\n" for n in names))
         if calib.manifest is not None:
             (tmp / "calib" / "manifest.json").write_text(json.dumps(calib.manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "quant_config.json").write_text(json.dumps({**config.to_dict(), "tool": f"bertnpu {__version__}"}, indent=2, sort_keys=True) + "\n")
+        recipe.save(tmp / "recipe.json")
+        recipe.calibration.save(tmp / "quant_config.json")
+        (tmp / "sites.json").write_text(json.dumps(sites, indent=1) + "\n")
         (tmp / "bundle.json").write_text(json.dumps({"model": model.name, "mxq_name": mxq_name, "feed_sentence": FEED_SENTENCE,
                                                      "layer_norm_eps": model.config.layer_norm_eps, "pooling": model.pooling.mode,
-                                                     "tool": f"bertnpu {__version__}"}, indent=2, sort_keys=True) + "\n")
+                                                     "output": output.to_dict(), "tool": f"bertnpu {__version__}"},
+                                                    indent=2, sort_keys=True) + "\n")
         export_weight_dict(model.bert, tmp / "weight_dict.pth")
-        script = resources.files("bertnpu.device").joinpath("bundle_template/compile_mxq.py").read_text()
-        (tmp / "compile_mxq.py").write_text(script)
-        (tmp / "README.md").write_text(_readme(model.name, mxq_name, config, len(calib)))
+        for name in ("bundle_template/compile_mxq.py", "mblt_map.py"):
+            text = resources.files("bertnpu.device").joinpath(name).read_text()
+            (tmp / Path(name).name).write_text(text)
+        (tmp / "README.md").write_text(_readme(model.name, mxq_name, recipe, len(calib), output))
     return Path(out)

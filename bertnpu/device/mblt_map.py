@@ -24,6 +24,9 @@ MatMul output is INT8 on ARIES); bertnpu's ``attention.scores`` tensor is that o
 constant 1/sqrt(d) scale, which qbcompiler runs as a separate ``MultiplyConstant``.
 Operators of all subgraphs are read as one list in their stored order; that activation ids
 are unique across subgraphs is an assumption (not published).
+
+Standalone on purpose (no bertnpu import but the error type): the compile bundle ships a copy
+next to its script, to map sites inside Mobilint's image.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from ..errors import BertnpuError
+try:
+    from ..errors import BertnpuError
+except ImportError:  # copied into a compile bundle, where bertnpu is not installed
+    BertnpuError = ValueError
 
 # ops that pass a tensor on without being a quantization site of their own (facts: "Reading the MBLT graph")
 TRANSPARENT = frozenset({"MultiplyConstant", "Requantize", "Reshape", "Transpose", "HeaderView", "Identity", "Cast"})
@@ -212,8 +218,7 @@ def map_sites(ops: Sequence[Op], sites: Sequence[str]) -> SiteMap:
         >>> site_map.resolve(["layer.0.ffn.residual"])  # doctest: +SKIP
         ['...']
     """
-    from ..quant.sites import LAYER_SITES
-
+    roles = list(dict.fromkeys(s.split(".", 2)[2] for s in sites if s.startswith("layer.")))
     g = _Graph(ops)
     result = SiteMap()
     softmaxes = [op for op in g.ops if op.kind == "Softmax"]
@@ -232,7 +237,7 @@ def map_sites(ops: Sequence[Op], sites: Sequence[str]) -> SiteMap:
         try:
             last_ln = _map_layer(g, softmax, put)
         except _Unmapped as exc:
-            for role, _, _ in LAYER_SITES:
+            for role in roles:
                 site = f"layer.{i}.{role}"
                 if site not in result.operators:
                     result.unmapped[site] = f"layer {i} (around Softmax {softmax.name}): {exc}"

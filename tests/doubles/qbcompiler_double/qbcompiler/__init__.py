@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._double_graph import graph_of, inner_bert
+
 GENERATION = int(os.environ.get("QBCOMPILER_DOUBLE_GENERATION", "2"))
 IS_TEST_DOUBLE = True
 
@@ -37,6 +39,47 @@ else:
                 raise TypeError("max_percentile must be a CalibrationConfig.MaxPercentile")
             self.method, self.output, self.mode, self.max_percentile = method, output, mode, max_percentile
 
+    class BitConfig:
+        class LayerOverrides:
+            def __init__(self, *, activation_16bits=(), weight_16bits=()):
+                self.activation_16bits, self.weight_16bits = list(activation_16bits), list(weight_16bits)
+
+        def __init__(self, *, layer_overrides=None):
+            if layer_overrides is not None and not isinstance(layer_overrides, BitConfig.LayerOverrides):
+                raise TypeError("layer_overrides must be a BitConfig.LayerOverrides")
+            self.layer_overrides = layer_overrides
+
+    class EquivalentTransformationConfig:
+        class _Switch:
+            def __init__(self, *, apply=False):
+                self.apply = apply
+
+        class NormConv(_Switch):
+            pass
+
+        class Qk(_Switch):
+            pass
+
+        class Ud(_Switch):
+            pass
+
+        class Vo(_Switch):
+            pass
+
+        class SpinR1(_Switch):
+            pass
+
+        class SpinR2(_Switch):
+            pass
+
+        def __init__(self, *, norm_conv=None, qk=None, ud=None, vo=None, spin_r1=None, spin_r2=None):
+            given = {"norm_conv": (norm_conv, self.NormConv), "qk": (qk, self.Qk), "ud": (ud, self.Ud), "vo": (vo, self.Vo),
+                     "spin_r1": (spin_r1, self.SpinR1), "spin_r2": (spin_r2, self.SpinR2)}
+            for key, (value, kind) in given.items():
+                if value is not None and not isinstance(value, kind):
+                    raise TypeError(f"{key} must be EquivalentTransformationConfig.{kind.__name__}")
+                setattr(self, key, value)
+
 
 def _config_entry(quantization_config, calibration_config):
     if GENERATION == 1:
@@ -64,25 +107,86 @@ def _calib_files(calib_data_path):
     if path.is_dir():
         files = sorted(path.glob("*.npy"))
     else:
-        files = [Path(line) if Path(line).is_absolute() else path.parent / line for line in path.read_text().split()]
+        # a listing's lines are opened exactly as written: relative ones against the working directory
+        files = [Path(line) for line in path.read_text().split()]
     if not files:
         raise ValueError("no calibration data")
     return [list(np.load(f).shape) for f in files], [str(np.load(f).dtype) for f in files[:1]]
 
 
-def mxq_compile(*, model, save_path, calib_data_path, backend, feed_dict, quantization_config=None, calibration_config=None,
-                device=None, inference_scheme=None, save_subgraph_type=None, output_subgraph_path=None):
+def _returns(model, feed_dict):
+    """What the module's forward returns on the feed, as a tracer would see it."""
+    import torch
+
+    bert = inner_bert(model)
+    kwargs = {k: v.tensor for k, v in feed_dict.items()}
+    with torch.no_grad():
+        got = model(**kwargs)
+        ref = bert(**kwargs)
+    if not isinstance(got, torch.Tensor):
+        got = got[0]  # a BertModel output: its first tensor, as Mobilint's runtime example reads it
+    if got.shape == ref.last_hidden_state.shape and torch.equal(got, ref.last_hidden_state):
+        return "last_hidden_state"
+    if ref.pooler_output is not None and torch.equal(got, ref.pooler_output):
+        return "pooler_output"
+    raise TypeError("the qbcompiler double only knows BERT's last_hidden_state and pooler_output as outputs")
+
+
+def _knobs(bit_config, equivalent_transformation_config, target_device, model, returns):
+    if GENERATION == 1:
+        return {}
+    entry = {"target_device": target_device}
+    if bit_config is not None:
+        names = bit_config.layer_overrides.activation_16bits if bit_config.layer_overrides else []
+        known = {o["name"] for o in graph_of(model, returns)}
+        missing = [n for n in names if n not in known]
+        for n in missing:  # the real compiler's behaviour: a log line, then silently skipped
+            print(f"Layer {n} from bit config not found in the model, skipping", flush=True)
+        entry["activation_16bits"] = list(names)
+        entry["bit_config_not_found"] = missing
+    if equivalent_transformation_config is not None:
+        c = equivalent_transformation_config
+        entry["equivalent_transformation"] = {k: getattr(c, k).apply for k in ("norm_conv", "qk", "ud", "vo", "spin_r1", "spin_r2")
+                                              if getattr(c, k) is not None}
+    return entry
+
+
+def _mxq_compile(model, save_path, calib_data_path, backend, feed_dict, quantization_config, calibration_config,
+                 device, bit_config=None, equivalent_transformation_config=None, target_device=None):
     from safetensors.torch import save_file
 
     shapes, dtypes = _calib_files(calib_data_path)
+    returns = _returns(model, feed_dict)
     _record({"call": "mxq_compile", "generation": GENERATION, "save_path": str(save_path), "calib_data_path": str(calib_data_path),
              "calib_shapes": shapes, "calib_dtype": dtypes[0], "backend": backend, "feed": _feed_entry(feed_dict),
-             "config": _config_entry(quantization_config, calibration_config), "device": device, "model_class": type(model).__name__})
+             "config": _config_entry(quantization_config, calibration_config), "device": device, "model_class": type(model).__name__,
+             "returns": returns, **_knobs(bit_config, equivalent_transformation_config, target_device, model, returns)})
     print("[qbcompiler double] compiling", flush=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("embeddings.")}
-    save_file(state, str(save_path), metadata={"config": model.config.to_json_string(), "double": "qbcompiler"})
+    bert = inner_bert(model)
+    state = {k: v.detach().contiguous() for k, v in bert.state_dict().items() if not k.startswith("embeddings.")}
+    save_file(state, str(save_path), metadata={"config": bert.config.to_json_string(), "double": "qbcompiler", "returns": returns})
 
 
-def mblt_compile(*, model, mblt_save_path, backend, feed_dict, cpu_offload=False):
-    _record({"call": "mblt_compile", "path": str(mblt_save_path), "backend": backend, "feed": _feed_entry(feed_dict), "cpu_offload": cpu_offload})
-    Path(mblt_save_path).write_text("MBLT test double\n")
+def _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload, target_device=None):
+    returns = _returns(model, feed_dict)
+    _record({"call": "mblt_compile", "path": str(mblt_save_path), "backend": backend, "feed": _feed_entry(feed_dict), "cpu_offload": cpu_offload,
+             "model_class": type(model).__name__, "returns": returns, **({"target_device": target_device} if GENERATION == 2 else {})})
+    Path(mblt_save_path).write_text(json.dumps({"format": "mblt-test-double", "operators": graph_of(model, returns)}))
+
+
+if GENERATION == 1:
+    def mxq_compile(*, model, save_path, calib_data_path, backend, feed_dict, quantization_config=None, calibration_config=None,
+                    device=None, inference_scheme=None, save_subgraph_type=None, output_subgraph_path=None):
+        _mxq_compile(model, save_path, calib_data_path, backend, feed_dict, quantization_config, calibration_config, device)
+
+    def mblt_compile(*, model, mblt_save_path, backend, feed_dict, cpu_offload=False):
+        _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload)
+else:
+    def mxq_compile(*, model, save_path, calib_data_path, backend, feed_dict, quantization_config=None, calibration_config=None,
+                    device=None, inference_scheme=None, save_subgraph_type=None, output_subgraph_path=None, bit_config=None,
+                    equivalent_transformation_config=None, target_device=None):
+        _mxq_compile(model, save_path, calib_data_path, backend, feed_dict, quantization_config, calibration_config, device,
+                     bit_config, equivalent_transformation_config, target_device)
+
+    def mblt_compile(*, model, mblt_save_path, backend, feed_dict, cpu_offload=False, target_device=None):
+        _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload, target_device)

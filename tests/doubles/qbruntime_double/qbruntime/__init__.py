@@ -20,7 +20,7 @@ class Model:
         import torch
         from safetensors import safe_open
         from transformers import BertConfig
-        from transformers.models.bert.modeling_bert import BertEncoder
+        from transformers.models.bert.modeling_bert import BertEncoder, BertPooler
 
         with safe_open(path, "pt") as fh:
             meta = fh.metadata()
@@ -28,6 +28,11 @@ class Model:
         cfg = BertConfig(**json.loads(meta["config"]))
         self.encoder = BertEncoder(cfg).eval()
         self.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+        self.returns = meta.get("returns", "last_hidden_state")  # what the compiled module's forward returned
+        self.pooler = None
+        if self.returns == "pooler_output":
+            self.pooler = BertPooler(cfg).eval()
+            self.pooler.load_state_dict({k[len("pooler."):]: v for k, v in state.items() if k.startswith("pooler.")})
         self.launched = False
         self.path = path
         self.torch = torch
@@ -40,8 +45,10 @@ class Model:
         (x,) = inputs
         assert x.dtype.name == "float32" and x.ndim == 3 and x.shape[0] == 1
         with self.torch.no_grad():
-            out = self.encoder(self.torch.from_numpy(x))
-        return [out.last_hidden_state.numpy()]
+            out = self.encoder(self.torch.from_numpy(x)).last_hidden_state
+            if self.pooler is not None:
+                out = self.pooler(out)
+        return [out.numpy()]
 
     def dispose(self):
         disposed.append(self.path)
