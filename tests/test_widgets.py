@@ -36,6 +36,32 @@ def test_threshold_explorer_follows_the_sliders(ws):
     assert len(ex.plot.outputs) == 1 and "image/png" in ex.plot.outputs[0]["data"]
 
 
+def _readout_threshold(html: str) -> float:
+    import re
+
+    return float(re.search(r"class='bertnpu-threshold'>([^<]+)<", html).group(1))
+
+
+def test_explorer_draws_the_threshold_its_readout_states(ws):
+    """One truth per panel: whatever the controls say, the drawn line is the readout's threshold,
+    which is the range the simulator applies (shared across layers under methods 1/3)."""
+    ex = ThresholdExplorer(ws.stats, QuantConfig(), site="layer.0.ffn.output.out")
+    moves = [("percentile", 0.991), ("topk", 0.1), ("method", 0), ("site", "layer.2.ffn.residual"), ("method", 3), ("mode", 2),
+             ("mode", 0), ("method", 1), ("site", "layer.1.attention.softmax.out"), ("mode", 1), ("percentile", 0.9999)]
+    for control, value in moves:
+        getattr(ex, control).value = value
+        cfg, site = ex.config, ex.site.value
+        shown = _readout_threshold(ex.readout.value)
+        applied = clip_thresholds(ws.stats, cfg)[site]
+        assert shown == pytest.approx(ex.drawn_threshold, rel=1e-5), (control, value)
+        want = applied.hi if cfg.zero_point or ws.stats[site].min >= 0 else applied.threshold
+        assert ex.drawn_threshold == pytest.approx(want, rel=1e-9), (control, value)
+        assert ex.view.lo == pytest.approx(applied.lo if cfg.zero_point else (0.0 if ws.stats[site].min >= 0 else -want)), (control, value)
+        assert ("shared across layers" in ex.readout.value) == (cfg.method in (1, 3)), (control, value)
+        assert len(ex.plot.outputs) == 1  # replaced, never appended
+    assert ex.site.value.endswith("softmax.out") and "unsigned" in ex.readout.value
+
+
 def test_simulate_panel_matches_direct_evaluation(ws):
     ex = ThresholdExplorer(ws.stats, QuantConfig(method=0, percentile=0.999))
     result = SimulatePanel(ws, ex).simulate()
@@ -67,6 +93,10 @@ def test_simulate_panel_keep_fp32_toggles(ws):
     fid = embedding_fidelity(SentenceEncoder(ws.model, progress=False), sim.encoder_for(), pairs)
     assert result["cosine_mean"] == pytest.approx(fid["cosine_mean"]) and result["recall@10"] == pytest.approx(fid["recall@10"])
     assert "recall@10" in panel.result.value and "SQNR" in panel.result.value
+    from bertnpu.ui.conclusions import simulate_conclusion
+
+    assert simulate_conclusion(result["fp32"], result["int8"], fid["cosine_mean"], fid["recall@10"]) in panel.result.value
+    assert panel.progress.value == panel.progress.max
 
 
 def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
@@ -77,6 +107,7 @@ def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
     assert b.progress.value == 3 and len(list((tmp_path / "w" / "calib").glob("*.npy"))) == 24
     assert w.calibration.manifest["strategy"] == "length-stratified"
     assert len(b.figures.outputs) == 3 and "built 24 samples" in b.status.value
+    assert "Largest channels" in b.status.value
 
 
 def test_compile_panel_exports_a_bundle_without_qbcompiler(ws, tmp_path):

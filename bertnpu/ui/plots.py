@@ -15,33 +15,40 @@ from matplotlib.figure import Figure
 from ..data.embedding_ranges import ChannelRanges
 
 
-def _axes(ax: Optional[Axes], size=(8, 3.5), fast: bool = False) -> tuple[Figure, Axes]:
-    """A new Figure and Axes unless ``ax`` is given. ``fast`` uses fixed margins instead of the
-    constrained layout engine, which doubles the render time (matters for live sliders)."""
+def _axes(ax: Optional[Axes], size=(8, 3.5), fast: bool = False, right: float = 0.98) -> tuple[Figure, Axes]:
+    """A new Figure and Axes unless ``ax`` is given. ``fast`` uses fixed margins (``right`` leaves
+    room for a legend outside the axes) instead of the constrained layout engine, which doubles
+    the render time (matters for live sliders)."""
     if ax is not None:
         return ax.figure, ax
     if fast:
         fig = Figure(figsize=size)
-        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9)
+        fig.subplots_adjust(left=0.08, right=right, bottom=0.14, top=0.9)
         return fig, fig.add_subplot()
     fig = Figure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
 
 
-def plot_channel_ranges(ranges: ChannelRanges, outliers: Sequence[dict] = (), ax: Optional[Axes] = None) -> Figure:
-    """Per-channel min/max band and p1-p99 band of the calibration embeddings."""
+def plot_channel_ranges(ranges: ChannelRanges, outliers: Sequence[dict] = (), ax: Optional[Axes] = None, annotate_top: int = 3) -> Figure:
+    """Per-channel min/max band and p1-p99 band of the calibration embeddings; the ``annotate_top``
+    largest channels are labelled with their abs-max over the median channel's (red: in ``outliers``)."""
     fig, ax = _axes(ax)
     ch = np.arange(len(ranges.min))
     ax.fill_between(ch, ranges.min, ranges.max, color="tab:blue", alpha=0.25, step="mid", label="min..max")
     lo = ranges.percentiles[list(ranges.levels).index(1.0)] if 1.0 in ranges.levels else ranges.min
     hi = ranges.percentiles[list(ranges.levels).index(99.0)] if 99.0 in ranges.levels else ranges.max
     ax.fill_between(ch, lo, hi, color="tab:blue", alpha=0.6, step="mid", label="p1..p99")
-    for o in outliers:
-        ax.annotate(str(o["channel"]), (o["channel"], o["max"] if abs(o["max"]) >= abs(o["min"]) else o["min"]), fontsize=7, color="tab:red")
+    median = max(float(np.median(ranges.absmax)), 1e-12)
+    flagged = {o["channel"] for o in outliers}
+    for c in np.argsort(-ranges.absmax)[:annotate_top]:  # the largest channels, outliers (red) or not (grey)
+        c = int(c)
+        y = ranges.max[c] if abs(ranges.max[c]) >= abs(ranges.min[c]) else ranges.min[c]
+        ax.annotate(f"{c} ({ranges.absmax[c] / median:.1f}x)", (c, y), fontsize=7, color="tab:red" if c in flagged else "dimgrey",
+                    xytext=(3, 0), textcoords="offset points")
     ax.set_xlabel("hidden channel")
     ax.set_ylabel("embedding value")
     ax.set_title(f"Calibration embedding range per channel ({ranges.tokens} tokens)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -34,3 +36,56 @@ def role_summary(obs) -> dict[str, dict]:
         nz = np.flatnonzero(hist)
         out[role] = {"count": int(hist.sum()), "absmax_upper": float(EDGES[nz[-1] + 1]) if len(nz) else 0.0}
     return out
+
+
+@dataclass(frozen=True)
+class SiteRangeView:
+    """The range the simulator applies to one site, with what a panel needs to draw and describe it.
+
+    ``lo``/``hi`` are the quantization grid's ends as fake-quant uses them: ``[0, hi]`` for a
+    symmetric-method site that is never negative (``unsigned``, e.g. softmax), ``[lo, hi]``
+    with a zero-point (methods 2/3), else ``[-t, t]``; ``threshold`` is the upper clip point ``hi``
+    (the symmetric ``t``). ``shared`` is true when methods 1/3 give the site the range shared by
+    every layer's site of its role.
+    """
+
+    site: str
+    lo: float
+    hi: float
+    threshold: float
+    shared: bool
+    unsigned: bool
+    clipped_fraction: float
+    count: int
+    own_threshold: float  # the site's own (per-layer) upper clip point, for comparison
+
+    @property
+    def label(self) -> str:
+        kind = "shared across layers" if self.shared else "this site only"
+        return f"applied ({kind}{', unsigned' if self.unsigned else ''})"
+
+
+def site_range_view(stats, config, site: str) -> SiteRangeView:
+    """The :class:`SiteRangeView` of ``site`` under ``config``: the same ``clip_thresholds`` range
+    :func:`~bertnpu.quant.simulate.simulate_int8` applies, so readout, line and title agree.
+
+    Example:
+        >>> v = site_range_view(stats, QuantConfig(method=1), "layer.0.ffn.residual")
+        >>> v.shared, v.threshold == clip_thresholds(stats, QuantConfig(method=1))["layer.0.ffn.residual"].threshold
+        (True, True)
+    """
+    from ..quant.thresholds import clip_thresholds, clipped_fraction, site_range
+
+    obs = stats[site]
+    rng = clip_thresholds(stats, config)[site]
+    info = next(s for s in stats.sites if s.name == site)
+    unsigned = not config.zero_point and obs.min >= 0
+    if config.zero_point:
+        lo, hi = rng.lo, rng.hi
+    elif unsigned:
+        lo, hi = 0.0, rng.hi
+    else:
+        lo, hi = -rng.threshold, rng.threshold
+    return SiteRangeView(site=site, lo=float(lo), hi=float(hi), threshold=float(hi), shared=bool(config.multi_layer and info.layer >= 0),
+                         unsigned=bool(unsigned), clipped_fraction=float(clipped_fraction(obs, rng)), count=int(obs.count),
+                         own_threshold=float(site_range(obs, config).hi))

@@ -54,20 +54,62 @@ def execute_notebook(path: str | os.PathLike, parameters: dict[str, Any], cwd: s
     return nb
 
 
-def to_html(nb) -> str:
-    """nbconvert's HTML of an executed notebook; its widget state is embedded in the page."""
+OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block extra_css -%}<style>{{ resources.bertnpu_css }}</style>{%- endblock extra_css -%}
+"""
+LANGUAGES = ("en", "ko")
+
+
+def notebook_title(nb) -> str:
+    """The text of the notebook's first Markdown heading (``# 3. Activation ranges ...``)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return "bertnpu notebook"
+
+
+def select_language(nb, lang: str):
+    """Keep the Markdown cells of ``lang`` (cells tagged ``lang-en`` / ``lang-ko``; untagged cells stay)."""
+    if lang not in LANGUAGES:
+        raise BertnpuError(f"Unknown notebook language {lang!r}; use one of {', '.join(LANGUAGES)}.")
+    drop = {f"lang-{other}" for other in LANGUAGES if other != lang}
+    nb.cells = [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
+    return nb
+
+
+def to_html(nb, lang: str = "en") -> str:
+    """Self-contained HTML of an executed notebook: widgets become static snapshots of their saved
+    state, and no script is fetched from the network (no require.js, widget manager, MathJax)."""
+    import copy
+
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    from .widget_snapshot import CSS, snapshot_widget_outputs
+
+    nb = select_language(copy.deepcopy(nb), lang)
+    snapshot_widget_outputs(nb)
+    nb.metadata["title"] = notebook_title(nb)
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"bertnpu_offline.html.j2": OFFLINE_TEMPLATE})],
+                            template_file="bertnpu_offline.html.j2", language_code=lang)
+    body, _ = exporter.from_notebook_node(nb, resources={"bertnpu_css": CSS})
     return body
 
 
-def render_notebooks(out: str | os.PathLike, *, model: Optional[str] = None, stsb_dir: Optional[str] = None, calib_count: int = 128,
-                     eval_pairs: int = 0, force: bool = False, names=NOTEBOOKS) -> list[Path]:
+def render_notebooks(out: str | os.PathLike, *, model: Optional[str] = None, stsb_dir: Optional[str] = None, calib_count: int = 256,
+                     eval_pairs: int = 0, force: bool = False, names=NOTEBOOKS, lang: str = "en") -> list[Path]:
     """Execute every notebook into ``out`` (shared work folder ``out/work``) and write ``.ipynb`` + ``.html`` for each."""
     import nbformat
 
     out = Path(out)
+    if lang not in LANGUAGES:
+        raise BertnpuError(f"Unknown notebook language {lang!r}; use one of {', '.join(LANGUAGES)}.")
     for name in names:
         check_writable(out / f"{name}.html", force, "rendered notebook")
     work = (out / "work").resolve()
@@ -78,5 +120,5 @@ def render_notebooks(out: str | os.PathLike, *, model: Optional[str] = None, sts
     for name in tqdm(names, desc="render notebooks"):
         nb = execute_notebook(notebooks_dir() / f"{name}.ipynb", params, cwd=work)
         atomic_write_text(out / f"{name}.ipynb", nbformat.writes(nb), force=True)
-        written.append(atomic_write_text(out / f"{name}.html", to_html(nb), force=True))
+        written.append(atomic_write_text(out / f"{name}.html", to_html(nb, lang), force=True))
     return written

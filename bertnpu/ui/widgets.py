@@ -43,8 +43,11 @@ class ModelPicker:
         from ..errors import BertnpuError
         from ..model.load import DEFAULT_MODEL_NAME, load_model
 
+        from .workspace import quiet_loading
+
         try:
-            self.model = load_model(None if self.name.value == DEFAULT_MODEL_NAME else self.name.value)
+            with quiet_loading():
+                self.model = load_model(None if self.name.value == DEFAULT_MODEL_NAME else self.name.value)
         except BertnpuError as exc:
             self.status.value = f"<span style='color:#b00'>{exc}</span>"
             return None
@@ -71,39 +74,27 @@ class CalibrationBuilder:
         self.widget = W.VBox([W.HBox([self.count, self.seed, self.strategy, self.button]), self.progress, self.status, self.figures])
 
     def build(self):
-        from ..data.embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
-        from ..data.calibration import embed_sentences
-        from ..tune.evaluate import unique_sentences
-        from .plots import plot_channel_ranges, plot_coverage, plot_sequence_lengths
-
-        self.progress.value = 0
-        start = time.perf_counter()
-        cs = self.ws.build_calibration(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
+        """Build with the calibrate stage; its figures compare with the validation tokens (as ``bertnpu run``)."""
         self.progress.value = 1
-        tokens = cs.tokens()
-        ranges = channel_ranges(tokens)
-        outliers = outlier_channels(ranges)
-        eval_tokens = embed_sentences(self.ws.model, unique_sentences(self.ws.pairs("test"))[0])
-        import numpy as np
-
-        eval_flat = np.concatenate([a[0] for a in eval_tokens])
-        per_channel, overall = outside_fraction(tokens, eval_flat)
+        start = time.perf_counter()
+        result = self.ws.calibrate(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
         self.progress.value = 2
         self.figures.outputs = ()
-        self.pngs = [figure_png(fig) for fig in (plot_channel_ranges(ranges, outliers), plot_sequence_lengths(cs.lengths),
-                                                  plot_coverage(per_channel, coverage_curve(cs.arrays, eval_flat)))]
+        self.pngs = [figure_png(fig) for fig in result.figures.values()]
         for png in self.pngs:
             self.figures.append_display_data(Image(data=png))
         self.progress.value = 3
-        self.summary = {"samples": len(cs), "outlier_channels": [o["channel"] for o in outliers], "test_outside_fraction": overall}
-        self.status.value = (f"built {len(cs)} samples in {time.perf_counter() - start:.1f} s; outlier channels: "
-                             f"{', '.join(str(o['channel']) for o in outliers[:8]) or 'none'}; test values outside the calibration range: {overall * 100:.4f}%")
-        return cs
+        overall = result.eval_outside_fraction
+        self.summary = {"samples": result.samples, "outlier_channels": [o["channel"] for o in result.outlier_channels],
+                        f"{result.evaluation_split}_outside_fraction": overall}
+        from ..data.embedding_ranges import channel_ranges
+        from .conclusions import channel_conclusion
 
-    def show_static(self) -> None:
-        """The last build's figures as plain outputs, for notebooks rendered without a kernel."""
-        for png in getattr(self, "pngs", []):
-            display(Image(data=png))
+        self.conclusion = channel_conclusion(channel_ranges(result.calibration.tokens()).absmax)
+        self.status.value = (f"built {result.samples:,} samples in {time.perf_counter() - start:.1f} s; "
+                             f"{result.evaluation_split} values outside the calibration range: {overall * 100:.4f}%<br>"
+                             f"<b>What it means:</b> <span class='bertnpu-conclusion'>{self.conclusion}</span>")
+        return result.calibration
 
 
 class ThresholdExplorer:
@@ -135,42 +126,50 @@ class ThresholdExplorer:
 
     def update(self) -> None:
         from .range_plots import plot_site_histogram
-        from ..quant.thresholds import clip_thresholds, clipped_fraction
+        from .range_tables import site_range_view
+        from ..quant.thresholds import clip_thresholds
 
         start = time.perf_counter()
         cfg = self.config
         name = self.site.value
-        rng = clip_thresholds(self.stats, cfg)[name]
-        frac = clipped_fraction(self.stats[name], rng)
-        self.readout.value = (f"<b>{name}</b>: threshold <span class='bertnpu-threshold'>{rng.threshold:.6g}</span> "
-                              f"(range [{rng.lo:.4g}, {rng.hi:.4g}]), clipped <span class='bertnpu-clipped'>{frac * 100:.5f}%</span> of {self.stats[name].count:,} values")
-        fig = plot_site_histogram(self.stats[name], cfg, name)
+        view = site_range_view(self.stats, cfg, name)  # the range the simulator applies: readout, line and title
+        refs = {f"{MODES[m]}{' (shared)' if view.shared else ''}": clip_thresholds(self.stats, cfg.with_(mode=m))[name].threshold
+                for m in MODES if m != cfg.mode}
+        tail = cfg.topk_ratio * (1 - cfg.percentile)
+        own = "" if not view.shared else f"; this layer's own threshold would be {view.own_threshold:.4g}"
+        self.readout.value = (
+            f"<b>{name}</b>: {'upper clip' if cfg.zero_point else 'threshold'} <span class='bertnpu-threshold'>{view.threshold:.6g}</span> "
+            f"({view.label}{own}); "
+            f"quantization range [{view.lo:.4g}, {view.hi:.4g}]; clipped <span class='bertnpu-clipped'>{view.clipped_fraction * 100:.5f}%</span> "
+            f"of {view.count:,} values"
+            + (f"<br><small>MaxPercentile clips the top r(1-p) = {cfg.topk_ratio:g} x (1 - {cfg.percentile:g}) = {tail:.3g} of the values "
+               f"({tail * 100:.4g}%)</small>" if cfg.mode == 1 else ""))
+        fig = plot_site_histogram(self.stats[name], view, refs)
+        self.view = view
+        self.drawn_threshold = next(line.get_xdata()[0] for line in fig.axes[0].lines if line.get_gid() == "applied-threshold")
         self.png = figure_png(fig)
         fig.clear()  # break the figure's reference cycles now, not in a later garbage-collector pause
         self.plot.outputs = ()
         self.plot.append_display_data(Image(data=self.png))
         self.last_seconds = time.perf_counter() - start
 
-    def show_static(self) -> None:
-        """The current histogram and readout as plain outputs, for notebooks rendered without a kernel."""
-        from IPython.display import HTML
-
-        display(HTML(self.readout.value), Image(data=self.png))
-
 
 class SimulatePanel:
     """A Simulate button: predicted INT8 STS-B Spearman next to FP32, embedding fidelity and per-site SQNR,
-    for the explorer's config with the selected sites kept in FP32."""
+    for the explorer's config with the selected sites kept in FP32 (a diagnostic: the NPU has no FP32 activations)."""
+
+    STEPS = ("FP32 embeddings (once)", "build the simulated INT8 model", "encode with INT8", "per-site SQNR")
 
     def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation"):
         self.ws, self.explorer, self.split = workspace, explorer, split
         self.button = W.Button(description="Simulate INT8", button_style="success")
         self.keep_fp32 = W.SelectMultiple(options=[s.name for s in workspace.stats.sites], rows=6, description="keep FP32",
                                           layout=W.Layout(width="420px"))
+        self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description="progress")
         self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
         self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
         self.button.on_click(lambda _: self.simulate())
-        self.widget = W.VBox([W.HBox([self.button, self.keep_fp32]), self.result])
+        self.widget = W.VBox([W.HBox([self.button, self.keep_fp32]), self.progress, self.result])
 
     def _fp32_embeddings(self):
         from ..model.sentence_encoder import SentenceEncoder
@@ -183,43 +182,60 @@ class SimulatePanel:
             self._fp32 = (emb, sentences, rows1, rows2, sts_scores(emb, rows1, rows2, pairs.scores)["spearman"])
         return self._fp32
 
+    def _step(self, index: int, text: str) -> None:
+        self.progress.value = index
+        self.progress.description = f"{index}/{len(self.STEPS)}"
+        self.result.value = f"{text}: {self.STEPS[index] if index < len(self.STEPS) else 'done'} ..."
+
     def simulate(self) -> dict:
         import numpy as np
 
         from ..tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
         from ..tune.evaluate import sts_scores
         from ..quant.simulate import simulate_int8
+        from .conclusions import simulate_conclusion, sqnr_conclusion
 
         pairs = self.ws.pairs(self.split)
         cfg = self.explorer.config
         keep = list(self.keep_fp32.value)
-        self.result.value = f"simulating {cfg.label()} on {len(pairs)} {self.split} pairs ..."
+        head = f"simulating {cfg.label()} on {len(pairs):,} {self.split} pairs"
+        self._step(0, head)
         fp32_emb, sentences, rows1, rows2, fp32 = self._fp32_embeddings()
+        self._step(1, head)
         sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep)
+        self._step(2, head)
         int8_emb = sim.encoder_for()(sentences)
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
         fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
+        self._step(3, head)
         sqnr = {k: v for k, v in site_sqnr(self.ws.model, sim, sentences[:SQNR_SENTENCES]).items() if np.isfinite(v)}
-        worst_site = min(sqnr, key=sqnr.get) if sqnr else None
-        kept = f", {len(keep)} site(s) kept in FP32" if keep else ""
+        self.progress.value = len(self.STEPS)
+        self.progress.description = "done"
+        kept = f", {len(keep)} site(s) kept in FP32 (diagnostic only)" if keep else ""
+        verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
+        self.conclusion = verdict + " " + sqnr_conclusion(sqnr)
         self.result.value = (
-            f"STS-B {self.split}: FP32 Spearman <b>{fp32:.4f}</b>, predicted INT8 ({cfg.label()}{kept}) "
-            f"<b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f})<br>"
-            f"cosine(FP32, INT8) per sentence: mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; "
-            f"nearest-neighbour recall@10 {fid['recall@10']:.3f}<br>"
-            + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over the quantized sites, lowest {sqnr[worst_site]:.1f} dB at {worst_site}" if sqnr
-               else "SQNR: every site kept in FP32"))
+            f"<div class='bertnpu-simulate'>STS-B {self.split} ({len(pairs):,} pairs): FP32 Spearman <b>{fp32:.4f}</b>, "
+            f"predicted INT8 ({cfg.label()}{kept}) <b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f})<br>"
+            f"embedding cosine(FP32, INT8): mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f} (good: mean &ge; 0.99); "
+            f"nearest-neighbour recall@10 {fid['recall@10']:.3f} (good: &ge; 0.9)<br>"
+            + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over {len(sqnr)} quantized sites, lowest {min(sqnr.values()):.1f} dB "
+               f"(good: &gt; 30 dB)" if sqnr else "SQNR: every site kept in FP32")
+            + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{self.conclusion}</span></div>")
         return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "cosine_mean": fid["cosine_mean"],
-                "recall@10": fid["recall@10"], "sqnr_db": sqnr}
+                "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion}
 
 
 class CompilePanel:
     """Compile (qbcompiler installed) or Export bundle (not installed), with a log area."""
 
-    def __init__(self, workspace, config: QuantConfig, out: str | Path):
+    def __init__(self, workspace, config, out: str | Path):
         from ..device.qbcompiler_adapter import MISSING, qbcompiler_available
+        from ..quant.recipe import Recipe
 
-        self.ws, self.config, self.out = workspace, config, Path(out)
+        self.ws, self.out = workspace, Path(out)
+        self.recipe = config if isinstance(config, Recipe) else Recipe(calibration=config)  # a QuantConfig means no overrides
+        self.config = self.recipe.calibration
         self.available = qbcompiler_available()
         self.button = W.Button(description="Compile" if self.available else "Export bundle", button_style="warning")
         self.force = W.Checkbox(value=False, description="replace existing")
@@ -228,20 +244,17 @@ class CompilePanel:
         self.widget = W.VBox([W.HBox([self.button, self.force]), self.log])
 
     def run(self) -> Optional[Path]:
-        from ..device.bundle import write_compile_bundle
         from ..errors import BertnpuError
-        from ..device.qbcompiler_adapter import compile_mxq
+        from ..stages import CompileInputs, compile_or_bundle
 
         def append(text: str) -> None:
             self.log.value += text
 
+        target = "mxq" if self.available else "bundle"
         try:
-            if self.available:
-                path = compile_mxq(self.ws.model, self.ws.calib_dir, self.config, self.out, force=self.force.value, log=append)
-            else:
-                path = write_compile_bundle(self.ws.model, self.ws.calibration, self.config, self.out, force=self.force.value)
-                append(f"wrote compile bundle {path}; see {path}/README.md for the docker commands\n")
+            result = compile_or_bundle(CompileInputs(self.ws.model, self.ws.calibration, self.recipe, target=target, force=self.force.value, log=append,
+                                                     **{target: self.out}))
         except BertnpuError as exc:
             append(f"error: {exc}\n")
             return None
-        return path
+        return result.mxq or result.bundle

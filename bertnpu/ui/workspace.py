@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import gc
 import os
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
-from ..data.calibration import CalibrationSet, CalibrationSpec, build_calibration_set, load_calibration_set
+from ..data.calibration import CalibrationSet, CalibrationSpec, load_calibration_set
 from ..model.load import LoadedModel, load_model
 from ..data.stsb import StsPairs, load_stsb
+
+
+@contextmanager
+def quiet_loading():
+    """Silence transformers' "Loading weights" progress bar and its info logging while a model loads."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 class Workspace:
@@ -30,7 +47,8 @@ class Workspace:
 
     @cached_property
     def model(self) -> LoadedModel:
-        return load_model(self.model_name)
+        with quiet_loading():
+            return load_model(self.model_name)
 
     def pairs(self, split: str) -> StsPairs:
         if split not in self._pairs:
@@ -42,13 +60,24 @@ class Workspace:
     def calib_dir(self) -> Path:
         return self.folder / "calib"
 
-    def build_calibration(self, spec: CalibrationSpec, progress: bool = True) -> CalibrationSet:
-        """(Re)build the calibration set and drop stats computed from an older one."""
-        cs = build_calibration_set(self.model, self.calib_dir, spec, pairs=load_stsb(spec.split, self.stsb_dir), force=True, progress=progress)
+    def calibrate(self, spec: CalibrationSpec, *, describe: bool = True, progress: bool = True):
+        """(Re)build the calibration set with the calibrate stage and drop stats computed from an older one.
+
+        ``describe``: also measure its coverage of the validation tokens (the stage's figures).
+        Returns the stage's :class:`~bertnpu.stages.CalibrationResult`.
+        """
+        from ..stages import EVALUATION_SPLIT, CalibrateInputs, calibrate
+
+        result = calibrate(CalibrateInputs(self.model, self.calib_dir, spec, source=load_stsb(spec.split, self.stsb_dir),
+                                           evaluation=self.pairs(EVALUATION_SPLIT) if describe else None, force=True, progress=progress))
         (self.folder / "stats.npz").unlink(missing_ok=True)
         self.__dict__.pop("stats", None)
-        self.__dict__["calibration"] = cs
-        return cs
+        self.__dict__["calibration"] = result.calibration
+        return result
+
+    def build_calibration(self, spec: CalibrationSpec, progress: bool = True) -> CalibrationSet:
+        """(Re)build the calibration set (no coverage figures) and drop stats computed from an older one."""
+        return self.calibrate(spec, describe=False, progress=progress).calibration
 
     @cached_property
     def calibration(self) -> CalibrationSet:

@@ -1,0 +1,171 @@
+"""One-sentence conclusions computed from an analysis's numbers, for the notebooks and reports.
+
+Each function reads the numbers a cell shows and says what they mean, so a reader never has
+to interpret a raw table alone. The "good" levels are bertnpu's rules of thumb, stated in
+:data:`GOOD`; none is a Mobilint specification (not published).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Mapping, Sequence
+
+import numpy as np
+
+#: bertnpu's rules of thumb for "close to FP32" (not published by Mobilint).
+GOOD = {
+    "spearman_drop": 0.005,  # the planner's default tolerance below FP32
+    "cosine": 0.99,          # mean cosine(FP32, INT8) of sentence embeddings
+    "recall@10": 0.90,       # share of each sentence's 10 nearest neighbours kept
+    "sqnr_db": 30.0,         # per-site signal-to-quantization-noise ratio; ideal 8-bit uniform is ~40-50 dB
+}
+
+METRIC_HELP = {
+    "spearman": "STS-B Spearman: rank correlation of the embeddings' cosine similarity with human similarity scores (higher is better; "
+                "compare with FP32, a drop under 0.005 is within noise of the split).",
+    "cosine": "cosine(FP32, INT8): how close each sentence's INT8 embedding stays to its FP32 embedding (1 = identical; >= 0.99 is close).",
+    "recall@10": "recall@10: for each sentence, the share of its 10 nearest FP32 neighbours that are still among its 10 nearest INT8 "
+                 "neighbours (1 = search results unchanged; >= 0.9 is good).",
+    "sqnr_db": "SQNR (dB): 10 log10(signal power / quantization-error power) at one site; +6 dB per bit; > 30 dB is harmless, "
+               "< 20 dB loses information.",
+}
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float) -> str:
+    """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?"""
+    drop = fp32 - int8
+    rank = ("keeps the STS-B ranking" if drop <= GOOD["spearman_drop"] else
+            f"loses {drop:.4f} Spearman ({drop / max(fp32, 1e-12) * 100:.1f}% of FP32)")
+    emb_close = cosine_mean >= GOOD["cosine"] and recall10 >= GOOD["recall@10"]
+    if emb_close:
+        emb = "and its embeddings stay close to FP32, so stored FP32 vectors and search results remain valid"
+    elif drop <= GOOD["spearman_drop"]:
+        emb = (f"but its embeddings move (cosine {cosine_mean:.3f}, recall@10 {recall10:.2f}): similarity scores rank pairs as before, "
+               "yet INT8 vectors must not be mixed with stored FP32 vectors")
+    else:
+        emb = f"and its embeddings move (cosine {cosine_mean:.3f} < {GOOD['cosine']}, recall@10 {recall10:.2f} < {GOOD['recall@10']})"
+    return f"This config {rank} {emb}."
+
+
+def _layer_and_role(site: str) -> tuple[int, str]:
+    m = re.match(r"layer\.(\d+)\.(.+)$", site)
+    return (int(m.group(1)), m.group(2)) if m else (-1, site)
+
+
+def _layers_text(layers: Sequence[int]) -> str:
+    layers = sorted(set(layers))
+    if not layers:
+        return ""
+    if len(layers) > 1 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}"
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(map(str, layers))
+
+
+def sqnr_conclusion(sqnr_db: Mapping[str, float], worst: int = 5) -> str:
+    """Name the sites with the lowest SQNR and the role/layers they share."""
+    finite = {k: v for k, v in sqnr_db.items() if np.isfinite(v)}
+    if not finite:
+        return "Every site is kept in FP32: no quantization noise."
+    low = sorted(finite, key=finite.get)[:worst]
+    below = [k for k in finite if finite[k] < GOOD["sqnr_db"]]
+    role, n = Counter(_layer_and_role(s)[1] for s in low).most_common(1)[0]
+    layers = [_layer_and_role(s)[0] for s in low if _layer_and_role(s)[1] == role]
+    where = f"{role} of {_layers_text(layers)}" if n > 1 and min(layers) >= 0 else low[0]
+    return (f"{len(below)} of {len(finite)} quantized sites are below {GOOD['sqnr_db']:.0f} dB; the noisiest is {low[0]} "
+            f"({finite[low[0]]:.1f} dB), and the {worst} lowest are dominated by {where}.")
+
+
+def sensitivity_conclusion(rows: Sequence[Mapping]) -> str:
+    """From :func:`~bertnpu.tune.error_analysis.site_sensitivity` rows: which sites cost the accuracy.
+
+    ``recovered`` is the Spearman gained by keeping one site in FP32 (everything else INT8);
+    ``only_delta`` the change when that site alone is quantized.
+    """
+    if not rows:
+        return "No site was analysed."
+    full_loss = rows[0]["fp32"] - rows[0]["int8"]
+    top = max(rows, key=lambda r: r["recovered"])
+    worst_only = min(rows, key=lambda r: r["only_delta"])
+    if full_loss <= GOOD["spearman_drop"] and top["recovered"] <= GOOD["spearman_drop"]:
+        return (f"The full INT8 model loses only {full_loss:.4f} Spearman and no single site recovers more than {top['recovered']:.4f}: "
+                "none of these sites needs 16 bits.")
+    share = top["recovered"] / full_loss if full_loss > 0 else 0.0
+    return (f"Keeping {top['site']} in FP32 recovers {top['recovered']:.4f} of the {full_loss:.4f} Spearman lost ({_pct(share)}); "
+            f"quantized alone, {worst_only['site']} costs the most ({worst_only['only_delta']:+.4f}).")
+
+
+def outlier_conclusion(rows: Sequence[Mapping]) -> str:
+    """From :func:`~bertnpu.ui.range_tables.outlier_table` rows: where extreme values sit."""
+    if not rows:
+        return "No sites."
+    roles = Counter(_layer_and_role(r["site"])[1] for r in rows)
+    role, n = roles.most_common(1)[0]
+    layers = [_layer_and_role(r["site"])[0] for r in rows if _layer_and_role(r["site"])[1] == role]
+    top = rows[0]
+    return (f"The most extreme site is {top['site']}: its max |x| is {top['max_over_p99']:,.0f}x its 99th percentile, "
+            f"concentrated in channel {top['worst_channel']} ({top['channel_ratio']:,.0f}x the median channel); "
+            f"{n} of the {len(rows)} worst sites are {role}" + (f" ({_layers_text(layers)})." if min(layers) >= 0 else "."))
+
+
+def stability_conclusion(stability: Mapping[str, float], limit: float = 0.05) -> str:
+    """From :func:`~bertnpu.quant.thresholds.threshold_stability`: is the calibration set large enough?"""
+    values = {k: v for k, v in stability.items() if np.isfinite(v)}
+    if not values:
+        return "No thresholds to compare."
+    unstable = sorted((k for k in values if values[k] > limit), key=lambda k: -values[k])
+    worst = max(values, key=values.get)
+    if not unstable:
+        return f"Every threshold moves less than {limit * 100:.0f}% over resamples (worst {worst}: {values[worst] * 100:.1f}%): enough samples."
+    return (f"{len(unstable)} of {len(values)} thresholds move more than {limit * 100:.0f}% over resamples (worst {worst}: "
+            f"{values[worst] * 100:.1f}%): add calibration samples, or accept that these sites' ranges depend on which sentences were drawn.")
+
+
+def channel_conclusion(absmax: np.ndarray, factor: float = 4.0, show: int = 3) -> str:
+    """Per-channel abs-max of the calibration embeddings: name the largest channels and whether they are outliers."""
+    absmax = np.asarray(absmax, dtype=np.float64)
+    median = max(float(np.median(absmax)), 1e-12)
+    order = np.argsort(-absmax)[:show]
+    largest = ", ".join(f"{int(i)} ({absmax[i] / median:.1f}x)" for i in order)
+    n_out = int((absmax / median > factor).sum())
+    verdict = (f"{n_out} channel(s) exceed {factor:g}x the median abs-max: one per-tensor scale must stretch to cover them"
+               if n_out else f"no channel exceeds {factor:g}x the median abs-max, so one per-tensor scale fits all channels")
+    return f"Largest channels (abs-max / median channel): {largest}; {verdict}."
+
+
+def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
+    """How much the sweep's choice matters: the spread of validation Spearman over the grid."""
+    values = [r["spearman"] for r in rows if np.isfinite(r.get("spearman", np.nan))]
+    if not values:
+        return "The sweep has no results."
+    best, worst = max(values), min(values)
+    spread = best - worst
+    label = f"method {chosen['method']}" + (f", percentile {chosen['percentile']:g}, topk_ratio {chosen['topk_ratio']:g}" if chosen.get("mode") == 1 else "")
+    matter = ("the grid's cells differ by less than the split's noise: any of them would do"
+              if spread <= GOOD["spearman_drop"] else f"the choice matters: the cells span {spread:.4f}")
+    return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs, worst {worst:.4f})."
+
+
+def comparison_conclusion(rows: Sequence[Mapping]) -> str:
+    """From the FP32 / tutorial / recommended (/ planned) table: what the recommendation buys.
+
+    Each row has ``name``, ``spearman``, ``cosine`` and ``recall@10``; the first row is FP32.
+    """
+    fp32 = rows[0]
+    others = list(rows[1:])
+    if not others:
+        return "Only the FP32 model was evaluated."
+    best = max(others, key=lambda r: r["spearman"])
+    parts = [f"On the test split, {best['name']} is the closest to FP32: {best['spearman']:.4f} vs {fp32['spearman']:.4f} "
+             f"(drop {fp32['spearman'] - best['spearman']:.4f})"]
+    tutorial = next((r for r in others if r["name"].startswith("tutorial")), None)
+    if tutorial is not None and tutorial is not best:
+        parts.append(f"{best['spearman'] - tutorial['spearman']:+.4f} over the tutorial config")
+    close = best["cosine"] >= GOOD["cosine"] and best["recall@10"] >= GOOD["recall@10"]
+    parts.append("its embeddings stay interchangeable with FP32" if close else
+                 f"its embeddings still move (cosine {best['cosine']:.3f}, recall@10 {best['recall@10']:.2f}): re-embed stored vectors with the NPU model")
+    return "; ".join(parts) + "."
