@@ -37,8 +37,12 @@ class CompiledOutput:
         return f"BERT's pooler output {self.shape_text} (pooler_output), the sentence vector as is"
 
     def matches(self, shape: tuple, seq_len: int) -> bool:
-        want = (1, seq_len, self.hidden_size) if self.returns == "last_hidden_state" else (1, self.hidden_size)
-        return tuple(shape) == want or (self.returns == "pooler_output" and tuple(shape) == (self.hidden_size,))
+        """Whether an NPU output of ``shape`` is this tensor for a ``seq_len``-token sentence (leading 1s aside)."""
+        want = (seq_len, self.hidden_size) if self.returns == "last_hidden_state" else (self.hidden_size,)
+        shape = tuple(int(d) for d in shape)
+        while len(shape) > len(want) and shape[0] == 1:
+            shape = shape[1:]
+        return shape == want
 
     def to_dict(self) -> dict:
         return {"returns": self.returns, "shape": self.shape_text, "hidden_size": self.hidden_size, "pooling": self.pooling,

@@ -42,9 +42,14 @@ class QbruntimeEncoder:
 
     def __init__(self, model: LoadedModel, mxq: str | os.PathLike, *, weights: Optional[str | os.PathLike] = None,
                  pooling: Optional[Pooling] = None, device: int = 0, progress: bool = True):
+        from .compile_record import read_compile_record
+
         self.mxq = Path(mxq)
         if not self.mxq.is_file():
             raise BertnpuError(f"Compiled model {str(self.mxq)!r} does not exist; compile one with `bertnpu compile` or pass the right path.")
+        record = read_compile_record(self.mxq)
+        # what the .mxq returns, from <mxq>.recipe.json; None for a .mxq compiled elsewhere (then guessed from the shapes)
+        self.expected_output = record.output if record is not None else None
         self.model = model
         eps = model.config.layer_norm_eps
         self.embedding = CpuEmbedding.from_file(weights, eps, hidden_size=model.config.hidden_size) if weights is not None else CpuEmbedding.from_bert(model.bert)
@@ -71,7 +76,31 @@ class QbruntimeEncoder:
             self._npu.dispose()
             self._npu = None
 
+    def _checked(self, outputs: Sequence[np.ndarray], seq_len: int) -> np.ndarray:
+        """The sentence vector from the one output the compile record promises; one sentence naming both shapes otherwise."""
+        want = self.expected_output
+        arrays = [np.asarray(o) for o in outputs]
+        if len(arrays) != 1 or not want.matches(arrays[0].shape, seq_len):
+            promised = want.shape_text.replace("seq_len", str(seq_len))
+            raise BertnpuError(f"The NPU returned shape(s) {', '.join(str(tuple(a.shape)) for a in arrays)} for a {seq_len}-token sentence, but "
+                               f"{self.mxq.name}.recipe.json says {self.mxq.name} returns {want.returns} {promised}; recompile it with `bertnpu compile` "
+                               "or delete the stale .recipe.json.")
+        hidden = self.model.config.hidden_size
+        if want.returns == "pooler_output":
+            if self.pooling.mode != "pooler":
+                raise BertnpuError(f"{self.mxq.name} returns BERT's pooler output, but this model uses {self.pooling.mode} pooling, which needs the token states; "
+                                   "recompile with `bertnpu compile` for this pooling.")
+            return arrays[0].reshape(hidden)
+        if self.pooling.mode == "pooler":
+            raise BertnpuError(f"{self.mxq.name} returns token states, but pooler pooling needs BERT's pooler output; recompile it for pooler pooling with `bertnpu compile`.")
+        from ..model.pooling import pool
+
+        states = torch.from_numpy(arrays[0].reshape(1, seq_len, hidden).astype(np.float32))
+        return pool(states, torch.ones(1, seq_len, dtype=torch.long), None, self.pooling.mode)[0].numpy()
+
     def _pick(self, outputs: Sequence[np.ndarray], seq_len: int) -> np.ndarray:
+        if self.expected_output is not None:
+            return self._checked(outputs, seq_len)
         hidden = self.model.config.hidden_size
         arrays = [np.asarray(o) for o in outputs]
         if self.pooling.mode == "pooler":
