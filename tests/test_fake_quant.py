@@ -38,3 +38,40 @@ def test_weight_per_channel_matches_torch_kernel():
     ref = torch.fake_quantize_per_channel_affine(w, scales, torch.zeros(7, dtype=torch.int32), 0, -127, 127)
     assert torch.allclose(quantize_weight_per_channel(w, 8), ref, atol=1e-6)
     assert len(torch.unique(quantize_weight_per_channel(w, 4)[0])) <= 15
+
+
+def _numpy_fake_quant(x: np.ndarray, scale, qmin: int, qmax: int, zero_point: int = 0) -> np.ndarray:
+    """Plain float32 numpy: divide, round half to even, shift, clip, unshift, multiply."""
+    scale = np.asarray(scale, dtype=np.float32)
+    q = np.clip(np.round(x / scale) + np.float32(zero_point), qmin, qmax)
+    return ((q - np.float32(zero_point)) * scale).astype(np.float32)
+
+
+def test_fused_kernels_are_bit_identical_to_numpy_and_leave_the_input_alone():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((4, 9, 33)) * 3).astype(np.float32)
+    x[0, 0, :5] = [0.5, -0.5, 1.5, 2.5, 1e6]  # ties and a far outlier
+    xt = torch.from_numpy(x.copy())
+    for bits, unsigned in ((8, False), (8, True), (16, False), (4, False)):
+        qmax = (2**bits - 1) if unsigned else 2 ** (bits - 1) - 1
+        scale = np.float32(2.5) / np.float32(qmax)
+        ref = _numpy_fake_quant(x, scale, 0 if unsigned else -qmax, qmax)
+        assert np.array_equal(fake_quant_symmetric(xt, 2.5, bits, unsigned).numpy(), ref), (bits, unsigned)
+    per_channel = (rng.random(33) * 3 + 0.1).astype(np.float32)
+    ref = _numpy_fake_quant(x, per_channel / np.float32(127), -127, 127)
+    assert np.array_equal(fake_quant_symmetric(xt, torch.from_numpy(per_channel), 8).numpy(), ref)
+    lo, hi = -1.25, 4.0
+    scale = (hi - lo) / 255
+    zp = round(-lo / scale)
+    ref = _numpy_fake_quant(x, np.float32(scale), 0, 255, zp)
+    assert np.array_equal(fake_quant_affine(xt, lo, hi, 8).numpy(), ref)
+    assert np.array_equal(xt.numpy(), x)  # the input is never written
+
+
+def test_fake_quant_with_precomputed_scale_equals_threshold_form():
+    from bertnpu.quant.fake_quant import fake_quant_with_scale, symmetric_scale
+
+    x = torch.randn(6, 10, 16) * 2
+    t = torch.rand(16) + 0.5
+    assert torch.equal(fake_quant_with_scale(x, symmetric_scale(t, 8), -127, 127), fake_quant_symmetric(x, t, 8))
+    assert torch.equal(fake_quant_with_scale(x, symmetric_scale(1.7, 16, True), 0, 65535), fake_quant_symmetric(x, 1.7, 16, True))

@@ -1,4 +1,13 @@
-"""Fake quantization: pure tensor functions (quantize, then dequantize) used by the INT8 simulator."""
+"""Fake quantization: pure tensor functions (quantize, then dequantize) used by the simulator.
+
+Each function allocates one output tensor and works on it in place (divide, round, clamp,
+multiply), so a call makes one pass of temporaries instead of four. The arithmetic is the same
+sequence as ``clamp(round(x / scale), qmin, qmax) * scale``, so the results are bit-identical to
+the unfused form (``tests/test_fake_quant.py`` checks it against numpy). torch's fused
+``fake_quantize_per_tensor_affine`` is not used: it multiplies by ``1 / scale`` (so it differs
+in the last bit at rounding ties) and, on CPU, measured slower here than this in-place chain
+(it also writes a gradient mask).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +18,33 @@ def qmax_symmetric(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
+def symmetric_scale(threshold: torch.Tensor | float, bits: int = 8, unsigned: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Scale ``threshold / qmax`` of symmetric (or unsigned ``[0, threshold]``) quantization, as a tensor of ``dtype``."""
+    qmax = (2**bits - 1) if unsigned else qmax_symmetric(bits)
+    return torch.as_tensor(threshold, dtype=dtype).clamp(min=1e-12) / qmax
+
+
 def fake_quant_symmetric(x: torch.Tensor, threshold: torch.Tensor | float, bits: int = 8, unsigned: bool = False) -> torch.Tensor:
     """Symmetric fake quantization with scale ``threshold / qmax``; ``threshold`` broadcasts over the last dim.
 
     ``unsigned`` uses ``[0, threshold]`` with ``2^bits - 1`` steps (for sites that are never negative,
-    such as softmax outputs). Values beyond the threshold are clipped.
+    such as softmax outputs). Values beyond the threshold are clipped. ``x`` is not modified.
+
+    Example:
+        >>> fake_quant_symmetric(torch.tensor([0.3, -2.0, 5.0]), 2.54, bits=8)
+        tensor([ 0.3000, -2.0000,  2.5400])
     """
     qmax = (2**bits - 1) if unsigned else qmax_symmetric(bits)
-    qmin = 0 if unsigned else -qmax
-    scale = torch.as_tensor(threshold, dtype=x.dtype).clamp(min=1e-12) / qmax
-    return torch.clamp(torch.round(x / scale), qmin, qmax) * scale
+    scale = symmetric_scale(threshold, bits, unsigned, x.dtype)
+    return fake_quant_with_scale(x, scale, 0 if unsigned else -qmax, qmax)
+
+
+def fake_quant_with_scale(x: torch.Tensor, scale: torch.Tensor | float, qmin: int, qmax: int) -> torch.Tensor:
+    """``clamp(round(x / scale), qmin, qmax) * scale`` with one allocation (``scale`` precomputed, broadcasting)."""
+    y = torch.div(x, scale)
+    y.round_()
+    y.clamp_(qmin, qmax)
+    return y.mul_(scale)
 
 
 def fake_quant_affine(x: torch.Tensor, lo: float, hi: float, bits: int = 8) -> torch.Tensor:
@@ -27,8 +53,12 @@ def fake_quant_affine(x: torch.Tensor, lo: float, hi: float, bits: int = 8) -> t
     levels = 2**bits - 1
     scale = max(hi - lo, 1e-12) / levels
     zero_point = round(-lo / scale)
-    q = torch.clamp(torch.round(x / scale) + zero_point, 0, levels)
-    return (q - zero_point) * scale
+    y = torch.div(x, scale)
+    y.round_()
+    y.add_(zero_point)
+    y.clamp_(0, levels)
+    y.sub_(zero_point)
+    return y.mul_(scale)
 
 
 def quantize_weight_per_channel(weight: torch.Tensor, bits: int = 8) -> torch.Tensor:
