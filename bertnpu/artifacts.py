@@ -57,16 +57,35 @@ def os_error_sentence(exc: OSError, path: str | os.PathLike) -> str:
     return f"Could not write {where} ({exc.strerror or exc.__class__.__name__}); choose another output path."
 
 
-def ensure_folder(path: str | os.PathLike) -> Path:
-    """Create ``path`` (and parents) as a folder, with one sentence when that is impossible."""
+def ensure_folder(path: str | os.PathLike) -> list[Path]:
+    """Create ``path`` (and parents) as a folder, with one sentence when that is impossible.
+
+    Returns the folders it created, deepest first, so a failed write can remove them again.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BertnpuError(f"{str(path)!r} is a file, not a folder; choose a folder path for the output.")
+    created = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        created.append(probe)
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise BertnpuError(f"{str(probe)!r} is a file, not a folder; choose an output path below a folder.")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise BertnpuError(os_error_sentence(exc, path)) from None
-    return path
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _process_start(pid: int) -> Optional[float]:
@@ -132,14 +151,22 @@ def temp_name(target: Path, suffix: str = "") -> Path:
     return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}{suffix}")
 
 
-def check_writable(path: str | os.PathLike, force: bool, what: str = "file") -> Path:
-    """Refuse to replace an existing artifact unless ``force`` is set; create the parent folder."""
-    path = Path(path)
+def _check_target(path: Path, force: bool, what: str) -> None:
     if path.is_dir() and what != "folder":
         raise BertnpuError(f"The {what} path {str(path)!r} is a folder; pass a file path instead.")
     if path.exists() and not force:
         raise BertnpuError(f"The {what} {str(path)!r} already exists; pass --force (force=True) to replace it, or choose another path.")
-    ensure_folder(path.parent)
+
+
+def check_writable(path: str | os.PathLike, force: bool, what: str = "file") -> Path:
+    """Refuse to replace an existing artifact unless ``force`` is set (creates nothing)."""
+    path = Path(path)
+    _check_target(path, force, what)
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise BertnpuError(f"{str(probe)!r} is a file, not a folder; choose an output path below a folder.")
     return path
 
 
@@ -150,6 +177,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, for
     permissions) become one sentence.
     """
     path = check_writable(path, force, what)
+    created = ensure_folder(path.parent)
     clean_stale_temps(path.parent)
     tmp_path = temp_name(path, path.suffix)
     try:
@@ -163,6 +191,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, for
             raise BertnpuError(os_error_sentence(exc, path)) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        _remove_empty(created)
         raise
     return path
 
@@ -193,12 +222,13 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         raise BertnpuError(f"{str(path)!r} is a file, not a folder; choose a folder path for the output.")
     if path.exists() and not force:
         raise BertnpuError(f"The folder {str(path)!r} already exists; pass --force (force=True) to replace it, or choose another path.")
-    ensure_folder(path.parent)
+    created = ensure_folder(path.parent)
     clean_stale_temps(path.parent)
     tmp = temp_name(path)
     try:
         tmp.mkdir(mode=0o700)
     except OSError as exc:
+        _remove_empty(created)
         raise BertnpuError(os_error_sentence(exc, path)) from None
     try:
         try:
@@ -215,6 +245,7 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
             raise BertnpuError(os_error_sentence(exc, path)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise
 
 

@@ -209,6 +209,9 @@ def _read_manifest(path: Path) -> tuple[dict, list[Path]]:
 
 
 def _load_array(f: Path) -> np.ndarray:
+    with open(f, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":  # np.load would try anything else as a pickle
+            raise BertnpuError(f"Calibration file {str(f)!r} cannot be read (it is not a valid .npy file); {_REBUILD}")
     try:
         return np.load(f, allow_pickle=False)
     except ValueError as exc:  # object arrays need pickles, which are refused; also bad headers

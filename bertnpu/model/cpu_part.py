@@ -11,6 +11,7 @@ and feeds ``x`` (``[1, seq_len, hidden]``, float32) to the compiled encoder.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -138,7 +139,9 @@ def load_weight_dict(path: str | os.PathLike, hidden_size: int | None = None) ->
     if not path.is_file():
         raise BertnpuError(f"Weight dict {str(path)!r} does not exist; create it with `bertnpu export-embeddings --out {path}`.")
     try:
-        weights = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the refusal below says what matters
+            warnings.simplefilter("ignore")
+            weights = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, random bytes, or a pickle with code (refused by weights_only)
         raise BertnpuError(f"{str(path)!r} is not a plain tensor file ({exc.__class__.__name__}); re-export it with `bertnpu export-embeddings`.") from None
     check_weight_dict(weights, source=repr(str(path)), hidden_size=hidden_size)

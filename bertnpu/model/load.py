@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,25 @@ def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_c
     return LoadedModel(display, folder, bert, tokenizer, pool, _read_max_seq_length(folder, config, tokenizer))
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """No per-tensor "Loading weights" bar and no load report: loading takes well under a second,
+    bertnpu checks missing and mismatched weights itself, and either would put extra lines
+    before a refusal's one sentence on stderr."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _load_weights(folder: Path, display: str, config: Any, pool: Pooling) -> Any:
     """The BertModel with every weight from the folder: a missing, unreadable or mismatched weight is refused."""
     from transformers import BertModel
@@ -229,10 +249,11 @@ def _load_weights(folder: Path, display: str, config: Any, pool: Pooling) -> Any
 
     fix = "re-download or re-save the model's weights (model.safetensors)."
     try:
-        bert, info = BertModel.from_pretrained(folder, config=config, output_loading_info=True)
+        with _quiet_loading():
+            bert, info = BertModel.from_pretrained(folder, config=config, output_loading_info=True)
     except Exception as exc:  # truncated/random safetensors, pickles with code, wrong shapes: all need new weights
         text = str(exc)
-        if "size mismatch" in text or "shape" in text.lower() and "mismatch" in text.lower():
+        if "mismatch" in text.lower():
             reason = "their shapes do not match config.json"
         elif "weights_only" in text or exc.__class__.__name__ == "UnpicklingError":
             reason = "the pickle holds code or objects, which bertnpu does not run"

@@ -76,15 +76,10 @@ class QuantConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "QuantConfig":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise BertnpuError(f"Config file {str(path)!r} does not exist; write one with QuantConfig().save(path) or `bertnpu sweep`.") from None
-        except json.JSONDecodeError as exc:
-            raise BertnpuError(f"Config file {str(path)!r} is not valid JSON (line {exc.lineno}); fix or regenerate it.") from None
-        if not isinstance(data, dict):
-            raise BertnpuError(f"Config file {str(path)!r} holds a {type(data).__name__}, not a JSON object; regenerate it.")
+        from ..artifacts import read_json
+
+        # folder, missing, non-UTF-8, broken JSON, not an object: each one sentence
+        data = read_json(path, "config file", "write one with QuantConfig().save(path) or `bertnpu sweep`, or fix it.")
         return cls.from_dict(data)
 
     def legacy_kwargs(self) -> dict[str, Any]:

@@ -80,10 +80,12 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     import zipfile
 
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh:  # our handle: closed even when np.load fails half-way
+            data = np.load(fh, allow_pickle=False)
             if not hasattr(data, "files"):
                 raise ValueError("a single array, not an archive")
-            return {k: data[k] for k in data.files}
+            with data:
+                return {k: data[k] for k in data.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:  # truncated, empty, random bytes, pickles
         raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (unreadable: {exc.__class__.__name__}); {_RECOMPUTE}") from None
 
