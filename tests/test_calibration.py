@@ -163,3 +163,31 @@ def test_cli_calib(tiny_model_dir, stsb_dir, tmp_path, capsys):
     assert max(np.load(f).shape[1] for f in out.glob("*.npy")) <= 9
     assert main(["calib", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--out", str(out), "--count", "12"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_identical_inputs_identical_files_in_any_folder(tiny_model, stsb_validation, tmp_path):
+    spec = CalibrationSpec(count=16, seed=3, strategy="length-stratified")
+    a = tmp_path / "a" / "calib"
+    b = tmp_path / "b" / "calib"
+    for out in (a, b):
+        build_calibration_set(tiny_model, out, spec, pairs=stsb_validation, progress=False)
+    da, db = _digest(a), _digest(b)
+    assert da.pop("npy_files.txt") != db.pop("npy_files.txt")  # absolute paths, as qbcompiler reads them
+    assert da == db and len(da) == 17  # 16 arrays + manifest, byte for byte
+    assert (a / "npy_files.txt").read_text().replace(str(a.resolve()), "X") == (b / "npy_files.txt").read_text().replace(str(b.resolve()), "X")
+
+
+def test_values_beyond_the_layernorm_bound_are_refused(tiny_model, stsb_validation, tmp_path):
+    from bertnpu.data.calibration import embedding_bound
+
+    out = tmp_path / "calib"
+    cs = build_calibration_set(tiny_model, out, CalibrationSpec(count=8), pairs=stsb_validation, progress=False)
+    ln = tiny_model.bert.embeddings.LayerNorm
+    bound = float((36 - 1) ** 0.5 * ln.weight.abs().max() + ln.bias.abs().max())
+    assert embedding_bound(tiny_model) == pytest.approx(bound)
+    assert max(float(np.abs(x).max()) for x in cs.arrays) <= bound  # real LayerNorm outputs stay inside
+    a = np.load(out / "calib_00002.npy")
+    a[0, 0, 0] = 2 * bound
+    np.save(out / "calib_00002.npy", a)
+    with pytest.raises(BertnpuError, match="calib_00002.npy.*beyond the .* a LayerNorm output"):
+        load_calibration_set(out, tiny_model)

@@ -87,3 +87,29 @@ def test_bad_weight_dicts(tiny_model, tmp_path):
         load_weight_dict(tmp_path / "absent.pth")
     with pytest.raises(BertnpuError, match="expected \\[rows, 40\\]"):
         load_weight_dict(tmp_path / "w.pth", hidden_size=40)
+
+
+def test_export_is_byte_identical_whatever_the_file_name(tiny_model, tmp_path):
+    import hashlib
+    import zipfile
+
+    a = export_weight_dict(tiny_model.bert, tmp_path / "weight_dict.pth")
+    b = export_weight_dict(tiny_model.bert, tmp_path / "other" / "copy.pth")
+    assert hashlib.sha256(a.read_bytes()).hexdigest() == hashlib.sha256(b.read_bytes()).hexdigest()
+    names = zipfile.ZipFile(a).namelist()
+    assert names and all(n.startswith("archive/") for n in names)  # no temp or file name stored inside
+
+
+def test_weight_dict_values_must_be_finite_float(tiny_model, tmp_path):
+    good = torch.load(export_weight_dict(tiny_model.bert, tmp_path / "w.pth"), weights_only=True)
+    bad = {
+        "nan": dict(good, layernorm_weight=torch.full((36,), float("nan"))),
+        "inf": dict(good, word_embeddings=good["word_embeddings"].clone().index_fill_(0, torch.tensor([5]), float("inf"))),
+        "huge": dict(good, layernorm_bias=torch.full((36,), 1e6)),
+        "int": dict(good, layernorm_weight=torch.ones(36, dtype=torch.int64)),
+    }
+    phrases = {"nan": "NaN or inf", "inf": "NaN or inf", "huge": "magnitude 1e\\+06, beyond 65504", "int": "dtype torch.int64, not float"}
+    for name, weights in bad.items():
+        torch.save(weights, tmp_path / f"{name}.pth")
+        with pytest.raises(BertnpuError, match=phrases[name]):
+            load_weight_dict(tmp_path / f"{name}.pth")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,32 @@ def test_trust_remote_code_is_off_by_default(tiny_model_dir, monkeypatch):
     seen.clear()
     load_model(str(tiny_model_dir), trust_remote_code=True)
     assert seen and set(seen) == {True}
+
+
+def test_weights_absent_from_the_file_are_refused_not_randomised(tiny_model_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["encoder.layer.2.output.dense.weight"]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(BertnpuError, match="lack 1 tensor\\(s\\) such as 'encoder.layer.2.output.dense.weight'"):
+        load_model(str(folder))
+
+
+def test_hub_cache_layout_links_are_inside(tiny_model_dir, tmp_path):
+    """A hub snapshot links its files to ../../blobs: inside the repository's cache folder, so accepted."""
+    repo = tmp_path / "models--x--tiny"
+    snap = repo / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for f in tiny_model_dir.iterdir():
+        (repo / "blobs" / f.name).write_bytes(f.read_bytes())
+        (snap / f.name).symlink_to(Path("../../blobs") / f.name)
+    from bertnpu.model.load import _hub_cache_root, check_files_inside
+
+    check_files_inside(snap, _hub_cache_root(snap))
+    with pytest.raises(BertnpuError, match="links outside the model folder"):
+        check_files_inside(snap, snap)

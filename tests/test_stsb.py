@@ -49,3 +49,29 @@ def test_offline_without_folder_names_both_ways(monkeypatch):
     msg = str(info.value)
     assert "mteb/stsbenchmark-sts" in msg and "--stsb-dir" in msg and "BERTNPU_STSB_DIR" in msg
     assert msg.count(". ") == 0  # one sentence
+
+
+@pytest.mark.parametrize("score,phrase", [("nan", "outside"), ("inf", "outside"), ("-7", "outside STS-B's 0-5 range"), ("5.01", "outside"), ("x", "not a number")])
+def test_bad_scores_name_file_and_line(tmp_path, stsb_dir, score, phrase):
+    lines = (stsb_dir / "sts-dev.csv").read_text(encoding="utf-8").split("\n")
+    fields = lines[41].split("\t")
+    fields[4] = score
+    lines[41] = "\t".join(fields)
+    (tmp_path / "sts-dev.csv").write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(BertnpuError, match=f"Line 42 of '.*sts-dev.csv' has score '{score}'.*{phrase}"):
+        load_stsb("validation", tmp_path)
+
+
+def test_empty_and_non_utf8_files(tmp_path):
+    (tmp_path / "sts-test.csv").write_bytes(b"")
+    with pytest.raises(BertnpuError, match="holds no sentence pairs"):
+        load_stsb("test", tmp_path)
+    (tmp_path / "sts-test.csv").write_bytes("main\tf\t2012\t1\t2.5\tcaf\u00e9\tb\n".encode("latin-1"))
+    with pytest.raises(BertnpuError, match="not UTF-8 text \\(bad byte on line 1\\)"):
+        load_stsb("test", tmp_path)
+
+
+def test_sentences_may_hold_unicode_line_separators(tmp_path):
+    (tmp_path / "sts-test.csv").write_text("main\tf\t2012\t1\t0.0\ta\u2028b\tc\x1cd\r\nmain\tf\t2012\t2\t5.0\te\tf\n", encoding="utf-8")
+    pairs = load_stsb("test", tmp_path)
+    assert pairs.sentence1 == ["a\u2028b", "e"] and pairs.sentence2 == ["c\x1cd", "f"] and pairs.scores.tolist() == [0.0, 5.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
@@ -14,6 +15,26 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def esc(value: Any) -> str:
+    """Any value as HTML text: ``<``, ``>``, ``&`` and quotes escaped (paths and names are user input)."""
+    return html.escape(str(value), quote=True)
+
+
+def fill(template: str, **values: Any) -> str:
+    """``template`` (trusted HTML written in bertnpu) with every value escaped before it goes in.
+
+    Example:
+        >>> fill("<b>{model}</b>", model="<img src=x onerror=alert(1)>")
+        '<b>&lt;img src=x onerror=alert(1)&gt;</b>'
+    """
+    return template.format(**{k: esc(v) for k, v in values.items()})
+
+
+def pre_json(data: Any) -> str:
+    """A ``<pre>`` block of ``data`` as indented JSON, escaped."""
+    return f"<pre>{esc(json.dumps(data, indent=2, sort_keys=True, default=str))}</pre>"
 
 
 def _img(png: bytes, alt: str) -> str:

@@ -1,0 +1,46 @@
+"""Every value that reaches report.html is escaped."""
+
+import html
+from html.parser import HTMLParser
+
+from bertnpu.ui.report import esc, fill, pre_json, render_report, table
+
+MARKUP = '<img src=x onerror="alert(1)">&<script>alert(2)</script>'
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(page: str):
+    parser = _Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+def test_fill_escapes_values_not_the_template():
+    out = fill("<b>{model}</b> ({n} pairs)", model=MARKUP, n=3)
+    assert out.startswith("<b>") and out.endswith("</b> (3 pairs)")
+    assert html.unescape(out[3:-len("</b> (3 pairs)")]) == MARKUP  # the text round-trips exactly
+    assert [t for t, _ in _tags(out)] == ["b"]
+
+
+def test_pre_json_and_table_escape_keys_and_values():
+    block = pre_json({"model": MARKUP, MARKUP: 1})
+    assert [t for t, _ in _tags(block)] == ["pre"]
+    t = table([{MARKUP: MARKUP, "x": 0.5}])
+    assert {tag for tag, _ in _tags(t)} == {"table", "thead", "tbody", "tr", "th", "td"}
+    assert esc(MARKUP).count("&lt;") == MARKUP.count("<")
+
+
+def test_report_page_has_no_tag_from_a_value():
+    page = render_report(f"bertnpu report: {MARKUP}", [(MARKUP, fill("<p>{x}</p>", x=MARKUP), {MARKUP: b"png"})])
+    tags = _tags(page)
+    assert not any(t in ("script",) for t, _ in tags)
+    imgs = [a for t, a in tags if t == "img"]
+    assert len(imgs) == 1 and imgs[0]["alt"] == MARKUP and "onerror" not in imgs[0]  # the figure, with its alt text as text
