@@ -1,26 +1,100 @@
-"""The ``bertnpu`` command: parses arguments and calls the same functions the notebooks call."""
+"""The ``bertnpu`` command: parses arguments, calls the stages of :mod:`bertnpu.stages`, prints their results.
+
+Each command is one handler registered with :func:`command`, next to the option helpers it
+uses; an option shared by several commands (``--model``, ``--stsb-dir``, ``--json``, ...)
+is declared once, in its helper.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Callable, Optional
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
-from .version import __version__
 from .errors import BertnpuError
+from .version import __version__
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+Options = Callable[[argparse.ArgumentParser], None]
 
 
-def command(name: str):
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    options: tuple[Options, ...]
+    handler: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, *options: Options):
+    """Register a handler as ``bertnpu <name>`` with the option helpers that declare its arguments."""
     def register(fn):
-        COMMANDS[name] = fn
+        COMMANDS[name] = Command(name, help, options, fn)
         return fn
 
     return register
 
 
+# -- option helpers (each option declared once) ------------------------------------------------
+def model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
+
+
+def pooling_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pooling", default="auto", help="auto (sentence-transformers config) | mean | cls | max | pooler")
+
+
+def stsb_options(split: Optional[str] = None) -> Options:
+    """``--stsb-dir``, and ``--split`` (default ``split``) when the command reads one split."""
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR); default: hub mteb/stsbenchmark-sts")
+        if split is not None:
+            p.add_argument("--split", default=split, help="train | validation | test")
+    return add
+
+
+def json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+
+
+def force_option(what: str) -> Options:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--force", action="store_true", help=f"replace an existing {what}")
+    return add
+
+
+def limit_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, default=0, help="only the first N pairs (of each split)")
+
+
+def stats_source_options(required: bool = False) -> Options:
+    """``--calib`` (a calibration set) and, unless ``required``, ``--stats`` instead of it."""
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--calib", required=required, help="calibration folder or npy_files.txt (from `bertnpu calib`)")
+        if not required:
+            p.add_argument("--stats", help="stats file from `bertnpu stats` (instead of --calib)")
+    return add
+
+
+def config_option(default_text: str = "the tutorial's config") -> Options:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help=f"recipe or QuantConfig JSON (default: {default_text})")
+    return add
+
+
+def out_option(help: str, required: bool = True, default: Optional[str] = None) -> Options:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", required=required, default=default, help=help)
+    return add
+
+
+# -- shared argument readers ---------------------------------------------------------------------
 def _emit_json(data: dict) -> None:
     print(json.dumps(data, sort_keys=True, default=float))
 
@@ -31,7 +105,50 @@ def _load(args):
     return load_model(args.model, pooling=getattr(args, "pooling", "auto"), trust_remote_code=args.trust_remote_code)
 
 
-@command("info")
+def _pairs(args, split: str):
+    from .data.stsb import load_stsb
+
+    pairs = load_stsb(split, args.stsb_dir)
+    return pairs.subset(args.limit) if getattr(args, "limit", 0) else pairs
+
+
+def _recipe(path: Optional[str]):
+    from .quant.recipe import load_recipe
+
+    return load_recipe(path)
+
+
+def _calibration(args, model):
+    from .data.calibration import load_calibration_set
+
+    return load_calibration_set(args.calib, model)
+
+
+def _stats_for(args, model):
+    """Stats from --stats FILE, or collected from --calib DIR."""
+    from .quant.stats import load_stats
+    from .stages import StatsInputs, collect_stats
+
+    if getattr(args, "stats", None):
+        return load_stats(args.stats, model)
+    if not args.calib:
+        raise BertnpuError("Pass --calib DIR (a calibration set from `bertnpu calib`) or --stats FILE (from `bertnpu stats`).")
+    return collect_stats(StatsInputs(model, _calibration(args, model), progress=not getattr(args, "json", False))).stats
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BertnpuError(f"Could not read {text!r} as comma-separated numbers; write e.g. 0.99,0.999,1.0.") from None
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in _floats(text)]
+
+
+# -- commands ----------------------------------------------------------------------------------
+@command("info", "architecture and CPU/NPU placement", model_options, json_option)
 def _info(args) -> int:
     from .model.analysis import format_summary, model_summary
 
@@ -43,25 +160,30 @@ def _info(args) -> int:
     return 0
 
 
-@command("export-embeddings")
+@command("export-embeddings", "write the CPU part's weight_dict.pth", model_options, out_option("weight_dict.pth to write"), force_option("file"))
 def _export(args) -> int:
-    from .model.cpu_part import export_weight_dict
+    from .stages import ExportInputs, export_embeddings
 
-    model = _load(args)
-    path = export_weight_dict(model.bert, args.out, force=args.force)
-    print(f"wrote {path} (keys word_embeddings, token_type_embeddings, position_embeddings, layernorm_weight, layernorm_bias)")
+    result = export_embeddings(ExportInputs(_load(args), Path(args.out), force=args.force))
+    print(f"wrote {result.weight_dict} (keys {', '.join(result.keys)})")
     return 0
 
 
-@command("eval")
+def _eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--mxq", help="also run this compiled model on the NPU (needs qbruntime: pip install 'bertnpu[npu]')")
+    p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
+    p.add_argument("--calib", help="with --mxq: calibration set, to add the simulated INT8 score")
+    p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
+    p.add_argument("--config", help="with --mxq: recipe or QuantConfig JSON (default: <mxq>.config.json, else the tutorial's)")
+
+
+@command("eval", "STS-B Spearman/Pearson of the FP32 model", model_options, pooling_option, stsb_options("test"), limit_option, json_option, _eval_options)
 def _eval(args) -> int:
     from .model.sentence_encoder import SentenceEncoder
     from .tune.evaluate import evaluate_sts
-    from .data.stsb import load_stsb
 
-    pairs = load_stsb(args.split, args.stsb_dir)
-    if args.limit:
-        pairs = pairs.subset(args.limit)
+    pairs = _pairs(args, args.split)
     model = _load(args)
     if args.mxq:
         return _eval_npu(args, model, pairs)
@@ -76,22 +198,18 @@ def _eval(args) -> int:
 
 
 def _eval_npu(args, model, pairs) -> int:
-
-    from .model.sentence_encoder import SentenceEncoder
-    from .tune.evaluate import evaluate_sts
     from .device.npu_runtime import QbruntimeEncoder
-    from .quant.config import QuantConfig
     from .device.qbcompiler_adapter import config_path_for
-    from .quant.simulate import simulate_int8
+    from .stages.simulate import fp32_scores, simulated_scores
+    from .tune.evaluate import evaluate_sts
 
     result = {"model": model.name, "split": args.split, "pairs": len(pairs), "mxq": args.mxq}
-    result["fp32_spearman"] = evaluate_sts(SentenceEncoder(model, progress=not args.json), pairs)["spearman"]
+    result["fp32_spearman"] = fp32_scores(model, pairs, progress=not args.json)["spearman"]
     if args.calib or args.stats:
         cfg_file = args.config or (config_path_for(args.mxq) if config_path_for(args.mxq).is_file() else None)
-        config = QuantConfig.load(cfg_file) if cfg_file else QuantConfig()
-        sim = simulate_int8(model, _stats_for(args, model), config)
-        result["int8_sim_spearman"] = evaluate_sts(sim.encoder_for(progress=not args.json), pairs)["spearman"]
-        result["config"] = config.to_dict()
+        recipe = _recipe(cfg_file)
+        result["int8_sim_spearman"] = simulated_scores(model, _stats_for(args, model), recipe, pairs, progress=not args.json)[0]["spearman"]
+        result["config"] = recipe.calibration.to_dict()
     with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json) as npu:
         npu_result = evaluate_sts(npu, pairs)
     result["npu_spearman"], result["npu_pearson"] = npu_result["spearman"], npu_result["pearson"]
@@ -104,21 +222,30 @@ def _eval_npu(args, model, pairs) -> int:
     return 0
 
 
-@command("calib")
-def _calib(args) -> int:
-    from .data.calibration import CalibrationSpec, build_calibration_set
+def _calib_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--column", default="sentence1", help="sentence1 | sentence2")
+    p.add_argument("--count", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=None, help="truncate samples to N tokens")
+    p.add_argument("--strategy", default="random", help="random | length-stratified | score-stratified")
 
-    spec = CalibrationSpec(count=args.count, seed=args.seed, split=args.split, column=args.column,
-                           strategy=args.strategy, max_length=args.max_length)
-    model = _load(args)
-    cs = build_calibration_set(model, args.out, spec, stsb_dir=args.stsb_dir, force=args.force)
-    lengths = cs.lengths
-    print(f"wrote {len(cs)} samples to {args.out} (tokens per sample {lengths.min()}-{lengths.max()}, median {int(sorted(lengths)[len(lengths) // 2])}); "
+
+@command("calib", "build calibration data in qbcompiler's format", model_options, stsb_options("validation"),
+         out_option("folder to create (one .npy per sample, npy_files.txt, manifest.json)"), _calib_options, force_option("folder"))
+def _calib(args) -> int:
+    from .data.calibration import CalibrationSpec
+    from .data.stsb import load_stsb
+    from .stages import CalibrateInputs, calibrate
+
+    spec = CalibrationSpec(count=args.count, seed=args.seed, split=args.split, column=args.column, strategy=args.strategy, max_length=args.max_length)
+    result = calibrate(CalibrateInputs(_load(args), Path(args.out), spec, source=load_stsb(spec.split, args.stsb_dir), force=args.force))
+    lengths = result.calibration.lengths
+    print(f"wrote {result.samples} samples to {args.out} (tokens per sample {lengths.min()}-{lengths.max()}, median {int(sorted(lengths)[len(lengths) // 2])}); "
           f"use {args.out} or {args.out}/npy_files.txt as qbcompiler's calib_data_path")
     return 0
 
 
-@command("sites")
+@command("sites", "list the quantization sites of the NPU part", model_options, json_option)
 def _sites(args) -> int:
     from .quant.sites import sites_of
 
@@ -131,169 +258,138 @@ def _sites(args) -> int:
     return 0
 
 
-@command("stats")
+def _batch_size_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+@command("stats", "activation statistics of every site over a calibration set", model_options, stats_source_options(required=True),
+         out_option("stats file to write (.npz)"), _batch_size_option, force_option("stats file"))
 def _stats(args) -> int:
-    from .data.calibration import load_calibration_set
-    from .quant.stats import collect_activation_stats
     from .artifacts import check_writable
+    from .stages import StatsInputs, collect_stats
 
-    check_writable(args.out, args.force, "stats file")
+    check_writable(args.out, args.force, "stats file")  # before loading anything
     model = _load(args)
-    calib = load_calibration_set(args.calib, model)
-    stats = collect_activation_stats(model, calib, batch_size=args.batch_size)
-    stats.save(args.out, force=args.force)
-    print(f"wrote statistics of {len(stats.sites)} sites over {len(calib)} calibration samples to {args.out}")
+    result = collect_stats(StatsInputs(model, _calibration(args, model), out=Path(args.out), batch_size=args.batch_size, force=args.force))
+    print(f"wrote statistics of {result.sites} sites over {result.samples} calibration samples to {args.out}")
     return 0
 
 
-def _stats_for(args, model):
-    """Stats from --stats FILE, or collected from --calib DIR."""
-    from .data.calibration import load_calibration_set
-    from .quant.stats import collect_activation_stats, load_stats
-
-    if args.stats:
-        return load_stats(args.stats, model)
-    if not args.calib:
-        raise BertnpuError("Pass --calib DIR (a calibration set from `bertnpu calib`) or --stats FILE (from `bertnpu stats`).")
-    return collect_activation_stats(model, load_calibration_set(args.calib, model))
+def _keep_fp32_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32")
 
 
-@command("simulate")
+@command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"), config_option(),
+         stats_source_options(), _keep_fp32_option, limit_option, json_option)
 def _simulate(args) -> int:
-    from .model.sentence_encoder import SentenceEncoder
-    from .tune.evaluate import evaluate_sts
-    from .quant.config import QuantConfig
-    from .quant.simulate import simulate_int8
-    from .data.stsb import load_stsb
+    from .stages import SimulateInputs, simulate
 
-    config = QuantConfig.load(args.config) if args.config else QuantConfig()
-    pairs = load_stsb(args.split, args.stsb_dir)
-    if args.limit:
-        pairs = pairs.subset(args.limit)
+    recipe = _recipe(args.config)
+    pairs = _pairs(args, args.split)
     model = _load(args)
-    stats = _stats_for(args, model)
-    keep = [s for s in (args.keep_fp32 or "").split(",") if s]
-    fp32 = evaluate_sts(SentenceEncoder(model, progress=not args.json), pairs)
-    int8 = evaluate_sts(simulate_int8(model, stats, config, keep_fp32=keep).encoder_for(progress=not args.json), pairs)
-    result = {"spearman": int8["spearman"], "pearson": int8["pearson"], "fp32_spearman": fp32["spearman"], "fp32_pearson": fp32["pearson"],
-              "config": config.to_dict(), "keep_fp32": keep, "split": args.split, "pairs": len(pairs), "model": model.name}
+    keep = tuple(s for s in (args.keep_fp32 or "").split(",") if s)
+    r = simulate(SimulateInputs(model, _stats_for(args, model), pairs, recipe, keep_fp32=keep, progress=not args.json))
     if args.json:
-        _emit_json(result)
+        _emit_json(r.to_dict())
     else:
-        print(f"{model.name} on STS-B {args.split}: FP32 Spearman {fp32['spearman']:.4f}, simulated INT8 ({config.label()}) {int8['spearman']:.4f} "
-              f"(delta {int8['spearman'] - fp32['spearman']:+.4f})")
+        print(f"{r.model} on STS-B {r.split}: FP32 Spearman {r.fp32_spearman:.4f}, simulated INT8 ({recipe.calibration.label()}) {r.spearman:.4f} "
+              f"(delta {r.spearman - r.fp32_spearman:+.4f})")
     return 0
 
 
-@command("sweep")
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
+    p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
+    p.add_argument("--modes", default="1", help="e.g. 0,1,2")
+    p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
+    p.add_argument("--test", action="store_true", help="report the recommended config once on the test split")
+
+
+@command("sweep", "grid over percentile x topk_ratio on validation, with a recommendation", model_options, stsb_options(), stats_source_options(),
+         out_option("folder for sweep.csv/json, the heatmap, the cache and the recommended config"), config_option("the tutorial's config, as the base"),
+         _sweep_options, limit_option, json_option)
 def _sweep(args) -> int:
-    from .quant.config import QuantConfig
-    from .ui.range_plots import plot_sweep_heatmap
-    from .data.stsb import load_stsb
-    from .tune.sweep import best_config, config_grid, recommend, sweep, write_sweep_table
-    from .artifacts import atomic_write, atomic_write_json
-    from pathlib import Path
+    from .stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
 
     out = Path(args.out)
-    base = QuantConfig.load(args.config) if args.config else QuantConfig()
-    configs = config_grid(base, _floats(args.percentiles), _floats(args.topk_ratios), [int(x) for x in _floats(args.modes)],
-                          [int(x) for x in _floats(args.methods)] if args.methods else None)
-    pairs = load_stsb("validation", args.stsb_dir)
-    if args.limit:
-        pairs = pairs.subset(args.limit)
+    grid = dict(percentiles=_floats(args.percentiles), topk_ratios=_floats(args.topk_ratios), modes=_ints(args.modes), methods=_ints(args.methods) or None)
+    base = _recipe(args.config)
+    validation = _pairs(args, "validation")
     model = _load(args)
     stats = _stats_for(args, model)
-    rows = sweep(model, stats, pairs, configs, cache=out / "sweep_cache.jsonl")
-    write_sweep_table(rows, out, force=True)  # the table always reflects the cache
-    chosen = best_config(rows)
-    chosen.save(out / "recommended_config.json", force=True)
-    fig = plot_sweep_heatmap(rows, chosen.to_dict())
-    atomic_write(out / "sweep_heatmap.png", lambda p: fig.savefig(p, format="png", dpi=110), force=True)
-    summary = {"configs": len(rows), "recommended": chosen.to_dict(), "validation_spearman": max(r["spearman"] for r in rows)}
+    result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
+    summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
+               "validation_spearman": result.validation_spearman}
     if args.test:
-        test = load_stsb("test", args.stsb_dir)
-        summary["test"] = recommend(model, stats, rows, test.subset(args.limit) if args.limit else test)
-        atomic_write_json(out / "recommendation.json", summary["test"], force=True)
-    print(f"swept {len(rows)} configs on validation; best: {chosen.label()} (Spearman {summary['validation_spearman']:.4f}); wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, recommended_config.json")
+        test = evaluate(EvaluateInputs(model, stats, _pairs(args, "test"), recommended=result.recommended_recipe, fidelity=False,
+                                       out=out / "recommendation.json", progress=False))
+        summary["test"] = test.to_dict()
+    print(f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} (Spearman {result.validation_spearman:.4f}); "
+          f"wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, recommended_config.json, recommended_recipe.json")
     if args.json:
         _emit_json(summary)
     return 0
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise BertnpuError(f"Could not read {text!r} as comma-separated numbers; write e.g. 0.99,0.999,1.0.") from None
-
-
-@command("analyze")
+@command("analyze", "op inventory with CPU/NPU placement (and the .mblt where qbcompiler is installed)", model_options,
+         out_option("folder for ops.csv, ops.json and placement.png (and the .mblt)", required=False), force_option("file"), json_option)
 def _analyze(args) -> int:
-    import csv
-    import io
-    from pathlib import Path
+    from .model.analysis import format_summary
+    from .stages import AnalyzeInputs, analyze
 
-    from .model.analysis import block_summary, format_summary, model_summary, op_inventory
-    from .artifacts import atomic_write, atomic_write_text
-    from .ui.plots import plot_block_placement
-    from .device.qbcompiler_adapter import compile_mblt, qbcompiler_available
-
-    model = _load(args)
-    rows = op_inventory(model)
-    blocks = block_summary(model, rows)
-    if args.out:
-        out = Path(args.out)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, ["index", "op", "module", "block", "placement", "shape", "flops"])
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out / "ops.csv", buf.getvalue(), force=args.force)
-        fig = plot_block_placement(blocks)
-        atomic_write(out / "placement.png", lambda p: fig.savefig(p, format="png", dpi=110), force=args.force)
-    mblt = None
-    if qbcompiler_available():
-        mblt = str(compile_mblt(model, Path(args.out or ".") / f"{Path(model.name).name}.mblt", force=args.force))
+    r = analyze(AnalyzeInputs(_load(args), out=Path(args.out) if args.out else None, force=args.force))
     if args.json:
-        _emit_json({"summary": model_summary(model), "blocks": blocks, "ops": len(rows), "mblt": mblt})
+        _emit_json({"summary": r.summary, "blocks": list(r.blocks), "ops": r.ops, "mblt": str(r.mblt) if r.mblt else None})
         return 0
-    print(format_summary(model_summary(model)))
+    print(format_summary(dict(r.summary)))
     print()
-    print(f"{'block':16s} {'runs on':8s} {'ops':>5s} {'parameters':>12s} {'MFLOP':>9s}   (sentence of {rows[0]['shape'][1]} tokens)")
-    for b in blocks:
+    print(f"{'block':16s} {'runs on':8s} {'ops':>5s} {'parameters':>12s} {'MFLOP':>9s}   (sentence of {r.sentence_tokens} tokens)")
+    for b in r.blocks:
         print(f"{b['block']:16s} {b['placement']:8s} {b['ops']:5d} {b['parameters']:12,d} {b['flops'] / 1e6:9.2f}")
     if args.out:
-        print(f"wrote {args.out}/ops.csv ({len(rows)} ops) and {args.out}/placement.png")
-    if mblt:
-        print(f"wrote {mblt}: open it in Netron (https://netron.mobilint.com) to see the graph qbcompiler built")
+        print(f"wrote {args.out}/ops.csv ({r.ops} ops), {args.out}/ops.json and {args.out}/placement.png")
+    if r.mblt:
+        print(f"wrote {r.mblt}: open it in Netron (https://netron.mobilint.com) to see the graph qbcompiler built")
     else:
         print("qbcompiler is not installed, so no .mblt was written; the op inventory above is bertnpu's own (torch.export).")
     return 0
 
 
-@command("compile")
-def _compile(args) -> int:
-    from .data.calibration import load_calibration_set
-    from .device.bundle import write_compile_bundle
-    from .device.qbcompiler_adapter import compile_mxq, load_qbcompiler
-    from .quant.config import QuantConfig
+def _compile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="the .mxq to write")
+    p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
+    p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
 
-    config = QuantConfig.load(args.config) if args.config else QuantConfig()
+
+@command("compile", "compile to .mxq with qbcompiler, or export a compile bundle", model_options, stats_source_options(required=True),
+         config_option(), _compile_options, force_option(".mxq or bundle"))
+def _compile(args) -> int:
+    from .device.qbcompiler_adapter import load_qbcompiler
+    from .stages import CompileInputs, compile_or_bundle
+
+    recipe = _recipe(args.config)
     if not args.bundle:
         load_qbcompiler()  # fail fast, before loading anything
         if not args.out:
             raise BertnpuError("Pass --out model.mxq to compile, or --bundle DIR to export a compile bundle.")
     model = _load(args)
-    calib = load_calibration_set(args.calib, model)
-    if args.bundle:
-        out = write_compile_bundle(model, calib, config, args.bundle, force=args.force)
-        print(f"wrote compile bundle {out}: see {out}/README.md for the docker commands")
-        return 0
-    out = compile_mxq(model, args.calib, config, args.out, force=args.force, device=args.device)
-    print(f"wrote {out} and {out}.config.json")
+    r = compile_or_bundle(CompileInputs(model, _calibration(args, model), recipe, target="bundle" if args.bundle else "mxq",
+                                        mxq=Path(args.out) if args.out else None, bundle=Path(args.bundle) if args.bundle else None,
+                                        device=args.device, force=args.force))
+    if r.bundle:
+        print(f"wrote compile bundle {r.bundle}: see {r.bundle}/README.md for the docker commands")
+    else:
+        print(f"wrote {r.mxq}")
     return 0
 
 
-@command("run")
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small calibration set, sweep and evaluation (about a minute)")
+
+
+@command("run", "the whole pipeline headless, with summary.json and report.html", model_options, stsb_options(),
+         out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, force_option("stage result (recompute every stage)"),
+         json_option)
 def _run(args) -> int:
     from .pipeline import RunOptions, run_pipeline
 
@@ -307,7 +403,13 @@ def _run(args) -> int:
     return 0
 
 
-@command("render")
+def _render_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib-count", type=int, default=128)
+    p.add_argument("--eval-pairs", type=int, default=0, help="first N pairs of each split (0: all)")
+
+
+@command("render", "execute all notebooks and write shareable HTML", model_options, stsb_options(), out_option("folder for the HTML pages"),
+         _render_options, force_option("rendered file"))
 def _render(args) -> int:
     from .ui.render import render_notebooks
 
@@ -316,128 +418,21 @@ def _render(args) -> int:
     return 0
 
 
-def _model_options(p: argparse.ArgumentParser, pooling: bool = False) -> None:
-    p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")
-    if pooling:
-        p.add_argument("--pooling", default="auto", help="auto (sentence-transformers config) | mean | cls | max | pooler")
-
-
-def _stsb_options(p: argparse.ArgumentParser, split: str) -> None:
-    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR); default: hub mteb/stsbenchmark-sts")
-    p.add_argument("--split", default=split, help="train | validation | test")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bertnpu", description="BERT sentence embeddings to a Mobilint NPU, with quantization made visible.")
     parser.add_argument("--version", action="version", version=f"bertnpu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("info", help="architecture and CPU/NPU placement")
-    _model_options(p)
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("export-embeddings", help="write the CPU part's weight_dict.pth")
-    _model_options(p)
-    p.add_argument("--out", required=True)
-    p.add_argument("--force", action="store_true", help="replace an existing file")
-
-    p = sub.add_parser("eval", help="STS-B Spearman/Pearson of the FP32 model")
-    _model_options(p, pooling=True)
-    _stsb_options(p, "test")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
-    p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
-    p.add_argument("--mxq", help="also run this compiled model on the NPU (needs qbruntime: pip install 'bertnpu[npu]')")
-    p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
-    p.add_argument("--calib", help="with --mxq: calibration set, to add the simulated INT8 score")
-    p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
-    p.add_argument("--config", help="with --mxq: QuantConfig JSON (default: <mxq>.config.json, else the tutorial's)")
-
-    p = sub.add_parser("calib", help="build calibration data in qbcompiler's format")
-    _model_options(p)
-    _stsb_options(p, "validation")
-    p.add_argument("--out", required=True, help="folder to create (one .npy per sample, npy_files.txt, manifest.json)")
-    p.add_argument("--column", default="sentence1", help="sentence1 | sentence2")
-    p.add_argument("--count", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-length", type=int, default=None, help="truncate samples to N tokens")
-    p.add_argument("--strategy", default="random", help="random | length-stratified | score-stratified")
-    p.add_argument("--force", action="store_true", help="replace an existing folder")
-
-    p = sub.add_parser("sites", help="list the quantization sites of the NPU part")
-    _model_options(p)
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("stats", help="activation statistics of every site over a calibration set")
-    _model_options(p)
-    p.add_argument("--calib", required=True, help="calibration folder or npy_files.txt")
-    p.add_argument("--out", required=True, help="stats file to write (.npz)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--force", action="store_true")
-
-    p = sub.add_parser("simulate", help="STS-B Spearman of the simulated INT8 model next to FP32")
-    _model_options(p)
-    _stsb_options(p, "validation")
-    p.add_argument("--config", help="QuantConfig JSON (default: the tutorial's config)")
-    p.add_argument("--calib", help="calibration folder or npy_files.txt")
-    p.add_argument("--stats", help="stats file from `bertnpu stats` (instead of --calib)")
-    p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32")
-    p.add_argument("--limit", type=int, default=0, help="only the first N pairs")
-    p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
-
-    p = sub.add_parser("sweep", help="grid over percentile x topk_ratio on validation, with a recommendation")
-    _model_options(p)
-    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR)")
-    p.add_argument("--calib", help="calibration folder or npy_files.txt")
-    p.add_argument("--stats", help="stats file from `bertnpu stats` (instead of --calib)")
-    p.add_argument("--out", required=True, help="folder for sweep.csv/json, the heatmap, the cache and the recommended config")
-    p.add_argument("--config", help="base QuantConfig JSON (default: the tutorial's config)")
-    p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
-    p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
-    p.add_argument("--modes", default="1", help="e.g. 0,1,2")
-    p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
-    p.add_argument("--test", action="store_true", help="report the recommended config once on the test split")
-    p.add_argument("--limit", type=int, default=0, help="only the first N pairs of each split")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("analyze", help="op inventory with CPU/NPU placement (and the .mblt where qbcompiler is installed)")
-    _model_options(p)
-    p.add_argument("--out", help="folder for ops.csv and placement.png (and the .mblt)")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("compile", help="compile to .mxq with qbcompiler, or export a compile bundle")
-    _model_options(p)
-    p.add_argument("--calib", required=True, help="calibration folder from `bertnpu calib`")
-    p.add_argument("--config", help="QuantConfig JSON (default: the tutorial's config)")
-    p.add_argument("--out", help="the .mxq to write")
-    p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
-    p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
-    p.add_argument("--force", action="store_true", help="replace an existing .mxq or bundle")
-
-    p = sub.add_parser("run", help="the whole pipeline headless, with summary.json and report.html")
-    _model_options(p)
-    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR)")
-    p.add_argument("--out", default="bertnpu-out", help="output folder (default: bertnpu-out)")
-    p.add_argument("--quick", action="store_true", help="small calibration set, sweep and evaluation (about a minute)")
-    p.add_argument("--force", action="store_true", help="recompute every stage")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("render", help="execute all notebooks and write shareable HTML")
-    _model_options(p)
-    p.add_argument("--stsb-dir", default=None, help="folder with sts-{train,dev,test}.csv (or env BERTNPU_STSB_DIR)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--calib-count", type=int, default=128)
-    p.add_argument("--eval-pairs", type=int, default=0, help="first N pairs of each split (0: all)")
-    p.add_argument("--force", action="store_true", help="replace rendered files")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help)
+        for add in cmd.options:
+            add(p)
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command].handler(args)
     except BertnpuError as exc:
         print(f"bertnpu: error: {exc}", file=sys.stderr)
         return 2

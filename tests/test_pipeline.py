@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-import bertnpu.pipeline as pipeline_mod
+import bertnpu.stages as stages_mod
 from bertnpu.cli import main
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.recipe import Recipe
 from bertnpu.pipeline import RunOptions, run_pipeline
 
 
@@ -31,6 +33,23 @@ def test_everything_lands_in_one_folder(first_run):
     assert saved["compile"]["bundle"] == "compile_bundle"  # qbcompiler absent here
 
 
+def test_summary_entries_are_the_stage_results(first_run):
+    out, summary, _ = first_run
+    saved = json.loads((out / "summary.json").read_text())
+    # one split for the calibration figures everywhere: validation, never test
+    assert saved["calibration"]["evaluation_split"] == "validation"
+    assert {"figures/calibration_ranges.png", "figures/calibration_coverage.png"} <= set(saved["calibration"]["files"])
+    for name in ("placement", "site_ranges", "threshold_stability", "sweep_heatmap"):
+        assert (out / "figures" / f"{name}.png").is_file()
+    # typed sweep rows keep the whole recipe; the recommended recipe file is the best row's
+    rows = saved["sweep"]["rows"]
+    assert all(Recipe.from_dict(r["recipe"]).calibration == QuantConfig.from_dict({k: r[k] for k in QuantConfig().to_dict()}) for r in rows)
+    best = max(rows, key=lambda r: r["spearman"])
+    assert Recipe.load(out / "recommended_recipe.json") == Recipe.from_dict(best["recipe"])
+    assert saved["evaluation"]["recommended"]["recipe"] == best["recipe"]
+    assert json.loads((out / "compile_bundle" / "quant_config.json").read_text())["schema_version"] == 1
+
+
 def test_report_is_self_contained(first_run):
     html = (first_run[0] / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 6
@@ -56,7 +75,7 @@ def test_interrupted_run_resumes(tiny_model_dir, stsb_dir, tmp_path, monkeypatch
     def interrupt(self, *args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline_mod.Pipeline, "_evaluation", interrupt)
+    monkeypatch.setattr(stages_mod, "evaluate", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(opts, log=lambda line: None)
     assert not (out / "summary.json").exists()

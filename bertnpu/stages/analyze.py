@@ -1,0 +1,70 @@
+"""Stage 1, analyze: the op inventory with CPU/NPU placement, per-block totals, and the MBLT where qbcompiler is installed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from ..model.load import LoadedModel
+from .result import StageResult, not_serialized, save_figures
+
+
+@dataclass(frozen=True)
+class AnalyzeInputs:
+    """``out``: folder for ``ops.csv`` / ``ops.json`` and the ``.mblt`` (None: write nothing but the MBLT in ``.``);
+    ``figures``: folder for ``placement.png`` (default: ``out``)."""
+
+    model: LoadedModel
+    out: Optional[Path] = None
+    figures: Optional[Path] = None
+    mblt: bool = True
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class AnalyzeResult(StageResult):
+    summary: Mapping[str, Any]
+    blocks: tuple[Mapping[str, Any], ...]
+    ops: int
+    sentence_tokens: int
+    mblt: Optional[Path]
+    files: tuple[Path, ...]
+    rows: tuple[Mapping[str, Any], ...] = not_serialized()
+    figures: Mapping[str, Any] = not_serialized()
+
+
+def analyze(inputs: AnalyzeInputs) -> AnalyzeResult:
+    """Inventory the model's ops (torch.export) and place each on the CPU or the NPU.
+
+    Example:
+        >>> r = analyze(AnalyzeInputs(load_model()))
+        >>> r.ops, r.blocks[0]["block"]  # doctest: +SKIP
+    """
+    from ..artifacts import atomic_write_json, atomic_write_text
+    from ..device.qbcompiler_adapter import compile_mblt, qbcompiler_available
+    from ..model.analysis import block_summary, model_summary, op_inventory
+    from ..ui.plots import plot_block_placement
+
+    model = inputs.model
+    rows = op_inventory(model)
+    blocks = block_summary(model, rows)
+    figures = {"placement": plot_block_placement(blocks)}
+    files: tuple[Path, ...] = ()
+    if inputs.out is not None:
+        out = Path(inputs.out)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, ["index", "op", "module", "block", "placement", "shape", "flops"])
+        writer.writeheader()
+        writer.writerows(rows)
+        files = (atomic_write_text(out / "ops.csv", buf.getvalue(), force=inputs.force),
+                 atomic_write_json(out / "ops.json", rows, force=inputs.force))
+        files += save_figures(figures, inputs.figures or out, force=inputs.force)
+    mblt = None
+    if inputs.mblt and qbcompiler_available():
+        mblt = compile_mblt(model, Path(inputs.out or ".") / f"{Path(str(model.name)).name}.mblt", force=inputs.force)
+        files += (mblt,)
+    return AnalyzeResult(summary=model_summary(model), blocks=tuple(blocks), ops=len(rows), sentence_tokens=int(rows[0]["shape"][1]),
+                         mblt=mblt, files=files, rows=tuple(rows), figures=figures)

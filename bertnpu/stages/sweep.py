@@ -1,0 +1,87 @@
+"""Stage 6, sweep: a grid of recipes on the validation split, its tables and heatmap, and the recommended recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from ..data.stsb import StsPairs
+from ..model.load import LoadedModel
+from ..quant.recipe import Recipe
+from ..tune.sweep import PERCENTILES, TOPK_RATIOS
+from ..tune.sweep_rows import SweepRow
+from .result import StageResult, not_serialized, save_figures
+
+
+@dataclass(frozen=True)
+class SweepInputs:
+    """The grid varies ``base.calibration`` (percentile x topk_ratio x mode x method); the base recipe's
+    other fields travel with every row. ``out``: folder for ``sweep.csv`` / ``sweep.json`` and the
+    resumable cache; ``figures``: folder for ``sweep_heatmap.png`` (default ``out``);
+    ``recommended``: where the best recipe's calibration config is saved (default ``out/recommended_config.json``);
+    a full recipe is saved beside it as ``recommended_recipe.json``."""
+
+    model: LoadedModel
+    stats: Any
+    pairs: StsPairs
+    base: Recipe = field(default_factory=Recipe)
+    percentiles: Sequence[float] = PERCENTILES
+    topk_ratios: Sequence[float] = TOPK_RATIOS
+    modes: Sequence[int] = (1,)
+    methods: Optional[Sequence[int]] = None
+    out: Optional[Path] = None
+    figures: Optional[Path] = None
+    recommended: Optional[Path] = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class SweepResult(StageResult):
+    configs: int
+    rows: tuple[SweepRow, ...]
+    recommended: Mapping[str, Any]
+    recommended_recipe: Recipe
+    validation_spearman: float
+    files: tuple[Path, ...]
+    figures: Mapping[str, Any] = not_serialized()
+
+
+def grid(inputs: SweepInputs) -> list[Recipe]:
+    """The recipes the sweep scores, in order."""
+    from ..tune.sweep import config_grid
+
+    configs = config_grid(inputs.base.calibration, inputs.percentiles, inputs.topk_ratios, inputs.modes, inputs.methods)
+    return [inputs.base.with_(calibration=cfg) for cfg in configs]
+
+
+def run_sweep(inputs: SweepInputs) -> SweepResult:
+    """Score every recipe of the grid on ``inputs.pairs`` (resumable) and recommend the best.
+
+    Example:
+        >>> r = run_sweep(SweepInputs(model, stats, load_stsb("validation"), out=Path("sweep")))
+        >>> r.recommended_recipe.label()  # doctest: +SKIP
+        'method 1, output 0, MaxPercentile p=0.99 topk=0.1 [aries]'
+    """
+    from ..tune.sweep import sweep, write_sweep_table
+    from ..tune.sweep_rows import best_row
+    from ..ui.range_plots import plot_sweep_heatmap
+
+    recipes = grid(inputs)
+    out = Path(inputs.out) if inputs.out is not None else None
+    raw = sweep(inputs.model, inputs.stats, inputs.pairs, [r.calibration for r in recipes],
+                cache=out / "sweep_cache.jsonl" if out is not None else None, progress=inputs.progress)
+    assert len(raw) == len(recipes), "sweep returns one row per config, in order"
+    rows = tuple(SweepRow.from_dict(row, recipe) for row, recipe in zip(raw, recipes))
+    best = best_row(rows)
+    chosen = best.recipe
+    dict_rows = [r.to_dict() for r in rows]
+    figures = {"sweep_heatmap": plot_sweep_heatmap(dict_rows, chosen.calibration.to_dict())}
+    files: tuple[Path, ...] = ()
+    if out is not None:
+        files += write_sweep_table(dict_rows, out, force=True)  # the table always reflects the cache
+        config_path = Path(inputs.recommended) if inputs.recommended is not None else out / "recommended_config.json"
+        files += (chosen.calibration.save(config_path, force=True), chosen.save(config_path.with_name("recommended_recipe.json"), force=True))
+        files += save_figures(figures, inputs.figures or out, force=True)
+    return SweepResult(configs=len(rows), rows=rows, recommended=chosen.calibration.to_dict(), recommended_recipe=chosen,
+                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)), figures=figures)

@@ -1,0 +1,76 @@
+"""The ``report.html`` of ``bertnpu run``: one section per stage, read from the run's ``summary.json`` entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ..quant.config import QuantConfig
+from .report import render_report, table
+
+SWEEP_COLUMNS = ("method", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db")
+Section = tuple[str, str, dict[str, bytes]]
+
+
+def figure_files(entry: dict) -> list[str]:
+    """The PNGs a stage wrote (paths relative to the run folder), in order."""
+    return [f for f in entry.get("files", []) if str(f).endswith(".png")]
+
+
+def _analysis(s: dict, figs: Callable) -> Section:
+    a = s["analysis"]["summary"]
+    return ("Model and placement", f"<p><b>{a['model']}</b>: hidden {a['hidden_size']}, {a['layers']} layers, {a['heads']} heads, pooling {a['pooling']}. "
+            "Embeddings and mask preparation run on the CPU; the encoder runs on the NPU.</p>" + table(s["analysis"]["blocks"]), figs(s["analysis"]))
+
+
+def _calibration(s: dict, figs: Callable) -> Section:
+    c = s["calibration"]
+    return ("Calibration data", f"<p>{c['samples']} samples ({c['tokens']} tokens); "
+            f"{c['eval_outside_fraction'] * 100:.4f}% of {c['evaluation_split']} embedding values fall outside the calibration range.</p>"
+            "<p>Outlier channels (abs-max above 4x the median channel's):</p>" + table(c["outlier_channels"]), figs(c))
+
+
+def _stats(s: dict, figs: Callable) -> Section:
+    return ("Activation ranges", "<p>Worst outlier sites (max / p99):</p>" + table(s["stats"]["outlier_sites"]), figs(s["stats"]))
+
+
+def _sweep(s: dict, figs: Callable) -> Section:
+    return ("Sweep on validation", table(s["sweep"]["rows"], SWEEP_COLUMNS), figs(s["sweep"]))
+
+
+def _evaluation(s: dict, figs: Callable) -> Section:
+    ev = s["evaluation"]
+
+    def row(label: str, entry: dict) -> dict:
+        return {"model": f"INT8, {label} (" + QuantConfig.from_dict(entry["config"]).label() + ")", "spearman": entry["spearman"], "pearson": entry["pearson"]}
+
+    body = table([{"model": "FP32", **ev["fp32"]}, row("tutorial config", ev["tutorial_default"]), row("recommended", ev["recommended"])])
+    fid = ev.get("fidelity")
+    if fid:
+        body += (f"<p>Recommended config: cosine(FP32, INT8) mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; "
+                 f"nearest-neighbour recall@10 {fid['recall@10']:.3f}.</p>" + table(fid["worst_pairs"][:5]))
+    return ("Predicted accuracy on STS-B test (simulated INT8)", body, {})
+
+
+def _compile(s: dict, figs: Callable) -> Section:
+    comp = s["compile"]
+    return ("Compile", f"<p>{'Compiled <code>' + str(comp['mxq']) + '</code>.' if comp.get('mxq') else comp.get('note') or ''}</p>", {})
+
+
+def _inputs(s: dict, figs: Callable) -> Section:
+    return ("Inputs and versions", f"<pre>{json.dumps({'inputs': s['inputs'], 'versions': s['versions'], 'reused_stages': s['reused_stages']}, indent=2)}</pre>", {})
+
+
+# A new stage adds its section function here, in pipeline order.
+SECTIONS: tuple[Callable[[dict, Callable], Section], ...] = (_analysis, _calibration, _stats, _sweep, _evaluation, _compile, _inputs)
+
+
+def run_report(summary: dict[str, Any], out: Path) -> str:
+    """The report's HTML; figures are read from ``out`` and embedded."""
+    out = Path(out)
+
+    def figs(entry: dict) -> dict[str, bytes]:
+        return {p: (out / p).read_bytes() for p in figure_files(entry)}
+
+    return render_report(f"bertnpu report: {summary['analysis']['summary']['model']}", [section(summary, figs) for section in SECTIONS])
