@@ -1,13 +1,23 @@
 import csv
 import json
 
+import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
 import bertnpu.tune.sweep as sweep_mod
 from bertnpu.cli import main
+from bertnpu.errors import BertnpuError
+from bertnpu.model.sentence_encoder import SentenceEncoder
 from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.simulate import simulate
+from bertnpu.quant.thresholds import clip_thresholds, clipped_count
+from bertnpu.tune.evaluate import evaluate_sts, unique_sentences
 from bertnpu.ui.range_plots import plot_sweep_heatmap
-from bertnpu.tune.sweep import best_config, config_grid, recommend, sweep, write_sweep_table
+from bertnpu.tune.sweep import (best_config, config_grid, evaluation_count, proxy_sample, recommend, sweep, wide_grid,
+                                write_sweep_table)
+
+DEFAULT_GRID = config_grid(QuantConfig(), methods=(0, 1))  # the 24 cells `bertnpu run` sweeps
 
 
 @pytest.fixture(scope="module")
@@ -15,34 +25,125 @@ def calib(tiny_calib):
     return tiny_calib
 
 
+@pytest.fixture
+def count_evaluations(monkeypatch):
+    """Counts full-split evaluations and proxy evaluations made by the sweep."""
+    calls = {"full": 0, "proxy": 0}
+    real_full, real_proxy = sweep_mod._full_evaluation, sweep_mod.ProxyScorer.__call__
+
+    def full(*args, **kwargs):
+        calls["full"] += 1
+        return real_full(*args, **kwargs)
+
+    def proxy(self, sim):
+        calls["proxy"] += 1
+        return real_proxy(self, sim)
+
+    monkeypatch.setattr(sweep_mod, "_full_evaluation", full)
+    monkeypatch.setattr(sweep_mod.ProxyScorer, "__call__", proxy)
+    return calls
+
+
 def test_config_grid():
     grid = config_grid(QuantConfig(), [0.99, 1.0], [0.01, 0.1], modes=[0, 1, 2], methods=[0, 1])
     assert len(grid) == 2 * (1 + 4 + 1)
     assert QuantConfig(method=0, mode=1, percentile=0.99, topk_ratio=0.1) in grid
+    assert len(DEFAULT_GRID) == 24
+    assert {c.output for c in config_grid(QuantConfig(), [0.99], [0.1], outputs=(0, 1))} == {0, 1}
 
 
-def test_sweep_caches_and_resumes(tiny_model, tiny_stats, stsb_validation, tmp_path, monkeypatch):
+def test_wide_grid_covers_methods_outputs_and_modes_with_distinct_clipped_fractions():
+    grid = wide_grid()
+    assert len(grid) == len(set(grid)) == 48
+    assert {(c.method, c.output, c.mode) for c in grid} == {(m, o, d) for m in range(4) for o in (0, 1) for d in (0, 1, 2)}
+    fractions = sorted({c.topk_ratio * (1 - c.percentile) for c in grid if c.mode == 1})
+    assert len(fractions) == 4 and fractions[0] == pytest.approx(1e-6) and fractions[-1] == pytest.approx(1e-3)
+    # each cell clips a different number of values on a site of a million values
+    assert len({clipped_count(10**6, c.percentile, c.topk_ratio) for c in grid if c.mode == 1}) == 4
+
+
+def test_equivalent_cells_share_one_evaluation(tiny_model, tiny_stats, stsb_validation, count_evaluations):
+    pairs = stsb_validation.subset(40)
+    rows = sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID, strategy="exhaustive", progress=False)
+    assert len(rows) == 24
+    # independent count of distinct range sets: compare every site's clip range (same method = same plan kind)
+    distinct = {(c.method, tuple(sorted(clip_thresholds(tiny_stats, c).items()))) for c in DEFAULT_GRID}
+    counts = evaluation_count(rows)
+    assert count_evaluations["full"] == counts["full"] == counts["distinct"] == len(distinct) < 24
+    assert count_evaluations["proxy"] == 0
+    by_label = {c.label(): (c, r) for c, r in zip(DEFAULT_GRID, rows)}
+    sharing = [(c, r) for c, r in zip(DEFAULT_GRID, rows) if r["shares_with"] is not None]
+    assert sharing, "p = 1 cells clip nothing: they must share"
+    for c, r in sharing:
+        first, first_row = by_label[r["shares_with"]]
+        assert clip_thresholds(tiny_stats, c) == clip_thresholds(tiny_stats, first)
+        assert r["spearman"] == first_row["spearman"] and r["range_key"] == first_row["range_key"]
+    # a shared value is the value its own evaluation would give
+    c, r = sharing[-1]
+    assert evaluate_sts(simulate(tiny_model, tiny_stats, c).encoder_for(), pairs)["spearman"] == pytest.approx(r["spearman"], abs=1e-12)
+    p1 = [r for c, r in zip(DEFAULT_GRID, rows) if c.percentile == 1.0 and c.method == 0]
+    assert len({r["range_key"] for r in p1}) == 1
+
+
+def test_fast_sweep_ranks_by_proxy_and_confirms_the_best(tiny_model, tiny_stats, stsb_validation, count_evaluations):
+    pairs = stsb_validation.subset(60)
+    rows = sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID, strategy="fast", confirm=2, proxy_sentences=40, progress=False)
+    counts = evaluation_count(rows)
+    assert count_evaluations == {"proxy": counts["distinct"], "full": 2} and counts["full"] == 2
+    leaders = {r["range_key"]: r for r in rows if r["shares_with"] is None}
+    ranked = sorted(leaders.values(), key=lambda r: -r["proxy_cosine"])
+    assert [r["proxy_rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert {r["range_key"] for r in ranked[:2]} == {r["range_key"] for r in rows if r["confirmed"]}
+    assert all((r["spearman"] is None) != r["confirmed"] for r in rows)
+    # the proxy, recomputed independently: mean cosine of FP32 and simulated embeddings of the sample
+    sentences = unique_sentences(proxy_sample(pairs, 40))[0]
+    assert len(sentences) <= 40
+    cfg, row = next((c, r) for c, r in zip(DEFAULT_GRID, rows) if r["confirmed"])
+    a = SentenceEncoder(tiny_model, progress=False)(sentences).astype(np.float64)
+    b = simulate(tiny_model, tiny_stats, cfg).encoder_for()(sentences).astype(np.float64)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert row["proxy_cosine"] == pytest.approx(cos.mean(), abs=1e-9)
+    assert row["spearman"] == pytest.approx(evaluate_sts(simulate(tiny_model, tiny_stats, cfg).encoder_for(), pairs)["spearman"], abs=1e-12)
+    # confirming every distinct set gives the exhaustive sweep's values and recommendation
+    everything = sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID, strategy="fast", confirm=counts["distinct"], proxy_sentences=40, progress=False)
+    exhaustive = sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID, strategy="exhaustive", progress=False)
+    assert [r["spearman"] for r in everything] == [r["spearman"] for r in exhaustive]
+    assert best_config(everything) == best_config(exhaustive)
+
+
+def test_sweep_caches_and_resumes(tiny_model, tiny_stats, stsb_validation, tmp_path, count_evaluations):
     pairs = stsb_validation.subset(60)
     configs = config_grid(QuantConfig(method=0), [0.99, 1.0], [0.1])
     cache = tmp_path / "cache.jsonl"
-    first = sweep(tiny_model, tiny_stats, pairs, configs[:1], cache=cache, progress=False)
+    first = sweep(tiny_model, tiny_stats, pairs, configs[:1], cache=cache, progress=False, strategy="exhaustive")
     with open(cache, "a") as fh:
         fh.write('{"key": "cut-by-an-inter')  # an interrupted write
-    calls = []
-    real = sweep_mod.evaluate_sts
-    monkeypatch.setattr(sweep_mod, "evaluate_sts", lambda enc, p: calls.append(1) or real(enc, p))
-    rows = sweep(tiny_model, tiny_stats, pairs, configs, cache=cache, progress=False)
-    assert len(calls) == 1  # only the config not in the cache ran
+    rows = sweep(tiny_model, tiny_stats, pairs, configs, cache=cache, progress=False, strategy="exhaustive")
+    assert count_evaluations["full"] == 2  # the first run's one, then only the config not in the cache
     assert rows[0] == first[0]
-    assert {"spearman", "pearson", "mean_sqnr_db"} <= set(rows[1])
-    assert rows[1]["percentile"] == 1.0
+    assert {"spearman", "pearson", "mean_sqnr_db"} <= set(rows[1]) and rows[1]["percentile"] == 1.0
+    fast = sweep(tiny_model, tiny_stats, pairs, configs, cache=cache, progress=False, confirm=2, proxy_sentences=30)
+    assert count_evaluations["full"] == 2 and count_evaluations["proxy"] == 2  # full results came from the cache
+    assert [r["spearman"] for r in fast] == [r["spearman"] for r in rows]
+
+
+def test_bad_sweep_arguments(tiny_model, tiny_stats, stsb_validation):
+    pairs = stsb_validation.subset(10)
+    with pytest.raises(BertnpuError, match="strategy 'quick'"):
+        sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID[:1], strategy="quick")
+    with pytest.raises(BertnpuError, match="confirm=0"):
+        sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID[:1], confirm=0)
+    with pytest.raises(BertnpuError, match="proxy 'loss'"):
+        sweep(tiny_model, tiny_stats, pairs, DEFAULT_GRID[:1], proxy="loss")
 
 
 def test_tables_heatmap_and_recommendation(tiny_model, tiny_stats, stsb_validation, stsb_test, tmp_path):
-    rows = sweep(tiny_model, tiny_stats, stsb_validation.subset(50), config_grid(QuantConfig(method=0), [0.99, 1.0], [0.01, 0.5]), progress=False)
+    rows = sweep(tiny_model, tiny_stats, stsb_validation.subset(50), config_grid(QuantConfig(method=0), [0.99, 1.0], [0.01, 0.5]),
+                 progress=False, strategy="exhaustive")
     csv_path, json_path = write_sweep_table(rows, tmp_path)
     table = list(csv.DictReader(open(csv_path)))
     assert len(table) == 4 and float(table[0]["spearman"]) == pytest.approx(rows[0]["spearman"])
+    assert {"shares_with", "confirmed", "proxy_cosine"} <= set(table[0])
     assert json.loads(json_path.read_text())[3]["topk_ratio"] == 0.5
     chosen = best_config(rows)
     assert max(r["spearman"] for r in rows) == next(r["spearman"] for r in rows if r["percentile"] == chosen.percentile and r["topk_ratio"] == chosen.topk_ratio)
@@ -60,6 +161,22 @@ def test_heatmap_shows_the_chosen_method():
     grid = fig.axes[0].images[0].get_array()
     assert grid[1, 0] == pytest.approx(0.6 + 0.1)  # method 1's value at percentile 1.0
     assert "method 1" in fig.axes[0].get_title()
+
+
+@pytest.mark.slow
+def test_fast_sweep_agrees_with_exhaustive_on_the_default_model(default_model, stsb_validation):
+    """The default model's 24-cell grid: the fast sweep recommends what the exhaustive one does."""
+    from bertnpu.data.calibration import CalibrationSet, CalibrationSpec, embed_sentences, select_samples
+    from bertnpu.quant.stats import collect_activation_stats
+
+    sentences, _ = select_samples(stsb_validation, CalibrationSpec(count=256), None)
+    stats = collect_activation_stats(default_model, CalibrationSet([], embed_sentences(default_model, sentences)), progress=False)
+    fast = sweep(default_model, stats, stsb_validation, DEFAULT_GRID, progress=False)
+    exhaustive = sweep(default_model, stats, stsb_validation, DEFAULT_GRID, strategy="exhaustive", progress=False)
+    assert best_config(fast) == best_config(exhaustive)
+    leaders = [(f, e) for f, e in zip(fast, exhaustive) if f["shares_with"] is None]
+    rho = spearmanr([f["proxy_cosine"] for f, _ in leaders], [e["spearman"] for _, e in leaders]).statistic
+    assert rho > 0.5, rho
 
 
 def test_cli_simulate_and_sweep(tiny_model_dir, calib, stsb_dir, tmp_path, capsys):

@@ -1,9 +1,23 @@
-"""Sweep quantization configs on STS-B validation, cache every result on disk, and recommend one."""
+"""Sweep quantization recipes on STS-B validation, cache every result on disk, and recommend one.
+
+Two strategies give the same kind of rows:
+
+* ``fast`` (default): candidates whose clip ranges are identical on every site (after the
+  profile's bit widths; compared on the simulator's quantization plans, not on the knobs) share
+  one evaluation; a cheap proxy (mean cosine between FP32 and simulated embeddings of a few
+  hundred validation sentences, the FP32 embeddings computed once) ranks every distinct range
+  set; only the best ``confirm`` go to the full split.
+* ``exhaustive``: every distinct range set is scored on the full split (the reference path; its
+  Spearman values are the ones the heatmap of an every-cell sweep would show).
+
+Every cell of the grid gets a row; a cell that reuses another's evaluation names it in
+``shares_with``, and cells never scored on the full split have ``spearman`` None.
+"""
 
 from __future__ import annotations
 
-import copy
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -13,37 +27,132 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_json, atomic_write_text
-from ..model.sentence_encoder import SentenceEncoder
-from ..model.npu_part import NpuEncoder
-from .error_analysis import SQNR_SENTENCES, site_sqnr
-from .evaluate import evaluate_sts, unique_sentences
-from ..model.load import LoadedModel
-from ..quant.config import QuantConfig
-from ..quant.simulate import quantize_weights_, simulate_int8
 from ..data.stsb import StsPairs
+from ..errors import BertnpuError
+from ..model.load import LoadedModel
+from ..model.sentence_encoder import SentenceEncoder
+from ..quant.config import QuantConfig
+from ..quant.recipe import Recipe
+from ..version import __version__
+from ..quant.simulate import Simulation, simulate
+from .error_analysis import SQNR_SENTENCES, site_sqnr
+from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
 
 PERCENTILES = (0.99, 0.999, 0.9999, 1.0)
 TOPK_RATIOS = (0.001, 0.01, 0.1)
+STRATEGIES = ("fast", "exhaustive")
+PROXIES = ("cosine", "spearman")
+PROXY_SENTENCES = 256  # validation sentences the proxy encodes per candidate
+CONFIRM = 4  # best distinct range sets (by proxy) scored on the full split
+# MaxPercentile cells of the wide search: by bertnpu's definition only the clipped fraction
+# r(1-p) matters, so four cells span 1e-6 .. 1e-3 without repeating one another
+WIDE_MODE1_CELLS = ((0.9999, 0.01), (0.999, 0.01), (0.99, 0.01), (0.99, 0.1))
+TABLE_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "bits", "spearman", "pearson", "mean_sqnr_db",
+                 "proxy_cosine", "proxy_spearman", "confirmed", "shares_with", "split")
 
 
 def config_grid(base: QuantConfig = QuantConfig(), percentiles: Sequence[float] = PERCENTILES, topk_ratios: Sequence[float] = TOPK_RATIOS,
-                modes: Sequence[int] = (1,), methods: Optional[Sequence[int]] = None) -> list[QuantConfig]:
+                modes: Sequence[int] = (1,), methods: Optional[Sequence[int]] = None, outputs: Optional[Sequence[int]] = None) -> list[QuantConfig]:
     """Every combination; modes other than 1 ignore percentile/topk, so they appear once each."""
     configs, seen = [], set()
-    for method, mode, p, r in product(methods or (base.method,), modes, percentiles, topk_ratios):
-        cfg = base.with_(method=method, mode=mode, percentile=p if mode == 1 else base.percentile, topk_ratio=r if mode == 1 else base.topk_ratio)
+    for method, output, mode, p, r in product(methods or (base.method,), outputs or (base.output,), modes, percentiles, topk_ratios):
+        cfg = base.with_(method=method, output=output, mode=mode, percentile=p if mode == 1 else base.percentile,
+                         topk_ratio=r if mode == 1 else base.topk_ratio)
         if cfg not in seen:
             seen.add(cfg)
             configs.append(cfg)
     return configs
 
 
-def _cache_key(cfg: QuantConfig, stats, pairs: StsPairs) -> str:
-    ident = json.dumps({"config": cfg.to_dict(), "model": stats.meta.get("model_sha256"), "calibration": stats.meta.get("calibration_sha256"),
-                        "split": pairs.split, "pairs": len(pairs)}, sort_keys=True)
+def wide_grid(base: QuantConfig = QuantConfig(), methods: Sequence[int] = (0, 1, 2, 3), outputs: Sequence[int] = (0, 1),
+              cells: Sequence[tuple[float, float]] = WIDE_MODE1_CELLS) -> list[QuantConfig]:
+    """The wide default search: methods 0-3 x outputs 0/1 x (Max, MaxPercentile ``cells``, Histogram).
+
+    Example:
+        >>> len(wide_grid())  # 4 methods x 2 outputs x (1 + 4 + 1)
+        48
+    """
+    configs = []
+    for method, output in product(methods, outputs):
+        one = base.with_(method=method, output=output)
+        configs.append(one.with_(mode=0))
+        configs += [one.with_(mode=1, percentile=p, topk_ratio=r) for p, r in cells]
+        configs.append(one.with_(mode=2))
+    return configs
+
+
+def _as_recipe(candidate: QuantConfig | Recipe) -> Recipe:
+    if isinstance(candidate, Recipe):
+        return candidate
+    if isinstance(candidate, QuantConfig):
+        return Recipe(calibration=candidate)
+    raise BertnpuError(f"A sweep candidate is a {type(candidate).__name__}; pass QuantConfig or Recipe objects.")
+
+
+def _feed(h, value) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to(torch.float64).contiguous()
+        h.update(repr(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    elif isinstance(value, float):
+        h.update(value.hex().encode())
+    elif isinstance(value, (tuple, list)):
+        h.update(b"(")
+        for v in value:
+            _feed(h, v)
+        h.update(b")")
+    else:
+        h.update(repr(value).encode())
+    h.update(b";")
+
+
+def range_signature(sim: Simulation) -> str:
+    """Digest of everything a simulation quantizes with: per site its plan (range or per-channel thresholds,
+    signed/unsigned, affine or symmetric) and bit width, the weight bits and the transformations.
+
+    Two candidates with equal signatures produce identical embeddings, whatever their knobs say.
+    """
+    h = hashlib.sha256()
+    _feed(h, ("weights", sim.config.bits, tuple(sim.recipe.equivalent_transformation.enabled())))
+    tap = sim.tap
+    if tap is None:
+        _feed(h, "no activation quantization")
+        return h.hexdigest()[:20]
+    for site in sorted(tap.plans):
+        _feed(h, (site, tap.plans[site], tap.site_bits(site)))
+    return h.hexdigest()[:20]
+
+
+def proxy_sample(pairs: StsPairs, sentences: int = PROXY_SENTENCES, seed: int = 0) -> StsPairs:
+    """A seeded random subset of ``pairs`` holding about ``sentences`` sentences (two per pair), in file order."""
+    n = min(len(pairs), max(sentences // 2, 2))
+    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), n, replace=False))
+    return StsPairs([pairs.sentence1[i] for i in idx], [pairs.sentence2[i] for i in idx], pairs.scores[idx], pairs.split, pairs.source)
+
+
+class ProxyScorer:
+    """The cheap proxy: FP32 embeddings of the sample computed once; each candidate is encoded on the
+    sample and scored by mean cosine to FP32 (and Spearman on the sample's pairs)."""
+
+    def __init__(self, model: LoadedModel, sample: StsPairs):
+        self.sample = sample
+        self.sentences, self.rows1, self.rows2 = unique_sentences(sample)
+        self.fp32 = SentenceEncoder(model, progress=False)(self.sentences)
+
+    def __call__(self, sim: Simulation) -> dict[str, float]:
+        emb = sim.encoder_for()(self.sentences)
+        scores = sts_scores(emb, self.rows1, self.rows2, self.sample.scores)
+        return {"proxy_cosine": float(cosine_rows(self.fp32, emb).mean()), "proxy_spearman": scores["spearman"]}
+
+
+def _cache_key(kind: str, signature: str, stats, pairs: StsPairs, extra: dict) -> str:
+    # every input that changes a score: the STS-B contents (not just the split's name), the tool version
+    ident = json.dumps({"kind": kind, "ranges": signature, "model": stats.meta.get("model_sha256"), "calibration": stats.meta.get("calibration_sha256"),
+                        "split": pairs.split, "pairs": len(pairs), "pairs_sha256": pairs.content_hash(), "bertnpu": __version__, **extra}, sort_keys=True)
     return hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
@@ -54,61 +163,146 @@ def _read_cache(path: Optional[Path]) -> dict[str, dict]:
             try:
                 row = json.loads(line)
                 rows[row["key"]] = row
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by an interrupt: recompute that config
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut by an interrupt: recompute that result
     return rows
 
 
-def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantConfig], *, cache: Optional[str | os.PathLike] = None,
-          progress: bool = True) -> list[dict]:
-    """Evaluate every config on ``pairs``; each finished config is appended to ``cache`` (JSON lines).
+def _append(path: Optional[Path], entry: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as fh:  # one complete line per result
+            cut = False
+            if fh.seek(0, os.SEEK_END) > 0:
+                fh.seek(-1, os.SEEK_END)
+                cut = fh.read(1) != b"\n"
+            fh.write((("\n" if cut else "") + json.dumps(entry, sort_keys=True) + "\n").encode())  # never glue onto a line cut by an interrupt
 
-    An interrupted sweep resumes from the cache. Rows: the config's fields plus
-    ``spearman``, ``pearson`` and ``mean_sqnr_db`` (over the first 64 unique sentences).
+
+def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str]) -> dict:
+    result = evaluate_sts(sim.encoder_for(), pairs)
+    sqnr = [v for v in site_sqnr(model, sim, probe).values() if np.isfinite(v)]
+    return {"spearman": result["spearman"], "pearson": result["pearson"], "mean_sqnr_db": float(np.mean(sqnr)) if sqnr else None}
+
+
+def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantConfig | Recipe], *, cache: Optional[str | os.PathLike] = None,
+          progress: bool = True, strategy: str = "fast", confirm: int = CONFIRM, proxy_sentences: int = PROXY_SENTENCES,
+          proxy: str = "cosine", seed: int = 0) -> list[dict]:
+    """Score every candidate (QuantConfig or Recipe) on ``pairs``; one row per candidate, in order.
+
+    Results are appended to ``cache`` (JSON lines, keyed by the range set, the model, the
+    calibration and the split) as they finish, so an interrupted sweep resumes.
+
+    Rows: the calibration knobs, ``spearman``/``pearson``/``mean_sqnr_db`` on ``pairs`` (None
+    where not scored on the full split), ``proxy_cosine``/``proxy_spearman`` (fast strategy),
+    ``confirmed``, ``proxy_rank``, ``range_key``, ``shares_with`` (label of the first cell with
+    the same range set), ``split``, ``key``.
+
+    Example:
+        >>> rows = sweep(model, stats, load_stsb("validation"), config_grid(methods=(0, 1)))  # doctest: +SKIP
+        >>> best_config(rows).label()  # doctest: +SKIP
+        'method 1, output 0, MaxPercentile p=0.99 topk=0.1'
     """
+    if strategy not in STRATEGIES:
+        raise BertnpuError(f"Sweep strategy {strategy!r} is unknown; use one of {', '.join(STRATEGIES)}.")
+    if proxy not in PROXIES:
+        raise BertnpuError(f"Sweep proxy {proxy!r} is unknown; use one of {', '.join(PROXIES)}.")
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
+        raise BertnpuError(f"Sweep confirm={confirm!r} is invalid; give how many candidates to score on the full split (an integer >= 1, e.g. {CONFIRM}).")
+    recipes = [_as_recipe(c) for c in configs]
     cache_path = Path(cache) if cache is not None else None
     done = _read_cache(cache_path)
-    sentences, _, _ = unique_sentences(pairs)
-    probe = sentences[:SQNR_SENTENCES]
-    weights_by_bits: dict[int, NpuEncoder] = {}
+
+    # 1. one simulation per candidate (cheap: ranges only; weights quantized once per bits/transforms)
+    sims: list[Simulation] = []
+    encoders: dict[tuple, Simulation] = {}
+    for recipe in recipes:
+        group = (recipe.calibration.bits, tuple(recipe.equivalent_transformation.enabled()))
+        first = encoders.get(group)
+        sim = simulate(model, stats, recipe) if first is None else simulate(model, stats, recipe, encoder=first.encoder)
+        if first is None:
+            encoders[group] = sim
+        elif sim.reference is None:
+            sim = dataclasses.replace(sim, reference=first.reference)
+        sims.append(sim)
+    signatures = [range_signature(sim) for sim in sims]
+    leader: dict[str, int] = {}
+    for i, sig in enumerate(signatures):
+        leader.setdefault(sig, i)
+    distinct = list(leader.values())  # candidate index of each distinct range set, in grid order
+
+    # 2. proxy ranking (fast strategy)
+    proxy_scores: dict[str, dict] = {}
+    if strategy == "fast":
+        sample = proxy_sample(pairs, proxy_sentences, seed)
+        scorer: Optional[ProxyScorer] = None
+        extra = {"sentences": proxy_sentences, "seed": seed}
+        for i in tqdm(distinct, desc="sweep: proxy", disable=not progress):
+            key = _cache_key("proxy", signatures[i], stats, pairs, extra)
+            if key not in done:
+                scorer = scorer or ProxyScorer(model, sample)
+                done[key] = {"key": key, "kind": "proxy", **scorer(sims[i])}
+                _append(cache_path, done[key])
+            proxy_scores[signatures[i]] = done[key]
+        metric = f"proxy_{proxy}"
+        ranked = sorted(distinct, key=lambda i: -proxy_scores[signatures[i]][metric])
+        to_confirm = ranked[:confirm]
+    else:
+        ranked, to_confirm = list(distinct), list(distinct)
+
+    # 3. the full split
+    probe = unique_sentences(pairs)[0][:SQNR_SENTENCES]
+    full: dict[str, dict] = {}
+    bar = tqdm(to_confirm, desc="sweep: full split", disable=not progress)
+    for i in bar:
+        bar.set_postfix_str(recipes[i].calibration.label())
+        key = _cache_key("full", signatures[i], stats, pairs, {})
+        if key not in done:
+            done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe)}
+            _append(cache_path, done[key])
+        full[signatures[i]] = done[key]
+
+    rank_of = {signatures[i]: r + 1 for r, i in enumerate(ranked)} if strategy == "fast" else {}
     rows = []
-    bar = tqdm(configs, desc="sweep", disable=not progress)
-    for cfg in bar:
-        key = _cache_key(cfg, stats, pairs)
-        if key in done:
-            rows.append(done[key])
-            continue
-        bar.set_postfix_str(cfg.label())
-        if cfg.bits not in weights_by_bits:
-            weights_by_bits[cfg.bits] = quantize_weights_(copy.deepcopy(NpuEncoder(model.bert)), cfg.bits)
-        sim = simulate_int8(model, stats, cfg, encoder=weights_by_bits[cfg.bits])
-        result = evaluate_sts(sim.encoder_for(), pairs)
-        sqnr = [v for v in site_sqnr(model, sim, probe).values() if np.isfinite(v)]
-        row = {**cfg.to_dict(), "spearman": result["spearman"], "pearson": result["pearson"],
-               "mean_sqnr_db": float(np.mean(sqnr)), "split": pairs.split, "key": key}
-        rows.append(row)
-        if cache_path is not None:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(cache_path, "a") as fh:  # one complete line per config
-                fh.write(json.dumps(row, sort_keys=True) + "\n")
+    for i, (recipe, sig) in enumerate(zip(recipes, signatures)):
+        scored = full.get(sig, {})
+        first = leader[sig]
+        rows.append({**recipe.calibration.to_dict(), "spearman": scored.get("spearman"), "pearson": scored.get("pearson"),
+                     "mean_sqnr_db": scored.get("mean_sqnr_db"), "proxy_cosine": proxy_scores.get(sig, {}).get("proxy_cosine"),
+                     "proxy_spearman": proxy_scores.get(sig, {}).get("proxy_spearman"), "proxy_rank": rank_of.get(sig),
+                     "confirmed": sig in full, "range_key": sig, "shares_with": None if first == i else recipes[first].calibration.label(),
+                     "split": pairs.split, "key": scored.get("key")})
     return rows
+
+
+def evaluation_count(rows: Sequence[dict]) -> dict[str, int]:
+    """How many distinct range sets a sweep's rows hold, and how many of them were scored on the full split."""
+    sets = {r["range_key"] for r in rows}
+    return {"cells": len(rows), "distinct": len(sets), "full": len({r["range_key"] for r in rows if r["confirmed"]})}
 
 
 def write_sweep_table(rows: list[dict], out_dir: str | os.PathLike, *, force: bool = False) -> tuple[Path, Path]:
     """``sweep.csv`` and ``sweep.json`` in ``out_dir``, written atomically."""
     out_dir = Path(out_dir)
-    columns = ["method", "output", "mode", "percentile", "topk_ratio", "bits", "spearman", "pearson", "mean_sqnr_db", "split"]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, columns, extrasaction="ignore")
+    writer = csv.DictWriter(buf, list(TABLE_COLUMNS), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return (atomic_write_text(out_dir / "sweep.csv", buf.getvalue(), force=force),
-            atomic_write_json(out_dir / "sweep.json", [{k: r[k] for k in columns} for r in rows], force=force))
+            atomic_write_json(out_dir / "sweep.json", [{k: v for k, v in r.items() if k != "key"} for r in rows], force=force))  # every key: nested knobs too
+
+
+def best_row(rows: Sequence[dict]) -> dict:
+    """The row with the highest full-split Spearman (rows not scored on the full split are skipped)."""
+    scored = [r for r in rows if r.get("spearman") is not None]
+    if not scored:
+        raise BertnpuError("No sweep row was scored on the full split; give at least one candidate (and confirm >= 1).")
+    return max(scored, key=lambda r: r["spearman"])
 
 
 def best_config(rows: list[dict]) -> QuantConfig:
     """The config with the highest Spearman in ``rows``."""
-    best = max(rows, key=lambda r: r["spearman"])
+    best = best_row(rows)
     return QuantConfig.from_dict({k: best[k] for k in ("method", "output", "mode", "percentile", "topk_ratio", "bits")})
 
 
@@ -117,9 +311,9 @@ def recommend(model: LoadedModel, stats, validation_rows: list[dict], test_pairs
     chosen = best_config(validation_rows)
     tutorial = QuantConfig()
     fp32 = evaluate_sts(SentenceEncoder(model, progress=progress), test_pairs)
-    result = {"config": chosen.to_dict(), "validation_spearman": max(r["spearman"] for r in validation_rows),
+    result = {"config": chosen.to_dict(), "validation_spearman": best_row(validation_rows)["spearman"],
               "fp32": {"spearman": fp32["spearman"], "pearson": fp32["pearson"]}, "split": test_pairs.split}
     for label, cfg in (("tutorial_default", tutorial), ("recommended", chosen)):
-        r = evaluate_sts(simulate_int8(model, stats, cfg).encoder_for(progress=progress), test_pairs)
+        r = evaluate_sts(simulate(model, stats, cfg).encoder_for(progress=progress), test_pairs)
         result[label] = {"config": cfg.to_dict(), "spearman": r["spearman"], "pearson": r["pearson"]}
     return result
