@@ -33,6 +33,20 @@ class StsPairs:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def content_hash(self) -> str:
+        """SHA-256 of the pairs themselves (sentences and scores, in order): the key a cached result needs.
+
+        Two files with the same name but edited scores hash differently, so no cache serves one for the other.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        for a, b in zip(self.sentence1, self.sentence2):
+            digest.update(a.encode("utf-8") + b"\x00" + b.encode("utf-8") + b"\x00")
+        digest.update(np.ascontiguousarray(self.scores, dtype="<f8").tobytes())
+        digest.update(str(len(self.scores)).encode())
+        return digest.hexdigest()
+
     def subset(self, n: int) -> "StsPairs":
         """The first ``n`` pairs (for quick runs and tests)."""
         return StsPairs(self.sentence1[:n], self.sentence2[:n], self.scores[:n], self.split, self.source)
