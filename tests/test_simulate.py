@@ -7,7 +7,8 @@ from bertnpu.model.sentence_encoder import SentenceEncoder
 from bertnpu.errors import BertnpuError
 from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.quant.config import QuantConfig
-from bertnpu.quant.simulate import simulate_int8
+from bertnpu.quant.recipe import Recipe
+from bertnpu.quant.simulate import KEEP_FP32_NOTE, simulate, simulate_int8
 from bertnpu.quant.stats import collect_activation_stats
 from bertnpu.quant.thresholds import clip_thresholds
 
@@ -42,7 +43,7 @@ def test_weights_are_per_channel_int8(tiny_model, tiny_stats):
 
 def test_activation_fake_quant_uses_the_clip_ranges(tiny_model, tiny_stats):
     cfg = QuantConfig(method=0, mode=1, percentile=0.99, topk_ratio=0.5)
-    sim = simulate_int8(tiny_model, tiny_stats, cfg)
+    sim = simulate_int8(tiny_model, tiny_stats, cfg, profile="all-int8")
     rng = clip_thresholds(tiny_stats, cfg)["layer.0.ffn.intermediate.out"]
     x = torch.linspace(-3 * rng.threshold, 3 * rng.threshold, 1001)[None, None, :].expand(1, 1, 1001)
     y = sim.tap("layer.0.ffn.intermediate.out", x, torch.ones(1, 1, dtype=torch.bool))
@@ -74,6 +75,53 @@ def test_bad_requests(tiny_model, tiny_stats):
         simulate_int8(tiny_model, tiny_stats, QuantConfig(output=2))
     with pytest.raises(BertnpuError, match="Unknown site\\(s\\) layer.9.x"):
         simulate_int8(tiny_model, tiny_stats, QuantConfig(), keep_fp32=["layer.9.x"])
+
+
+def test_profiles_and_16_bit_overrides(tiny_model, tiny_stats):
+    """aries: softmax at 16 bits, scores at 8; an override raises a site to 16 bits with the same clip range."""
+    cfg = QuantConfig(method=0, mode=1, percentile=0.99, topk_ratio=0.5)
+    site = "layer.0.ffn.intermediate.out"
+    sim = simulate(tiny_model, tiny_stats, Recipe(calibration=cfg, activation_16bits=(site,)))
+    assert sim.site_bits[site] == 16 and sim.site_bits["layer.0.attention.softmax.out"] == 16
+    assert sim.site_bits["layer.0.attention.scores"] == 8 and sim.site_bits["layer.1.ffn.intermediate.out"] == 8
+    t = sim.ranges[site].threshold
+    x = torch.linspace(-2 * t, 2 * t, 200001)[None, None, :]
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    y16 = sim.tap(site, x, mask)
+    assert y16.abs().max().item() == pytest.approx(t, rel=1e-6)  # same range rule as 8 bits
+    inside = x.abs() <= t
+    assert (y16 - x)[inside].abs().max().item() <= t / 32767 / 2 * 1.01  # step of 16 bits (float32 rounding aside)
+    assert len(torch.unique(y16)) > 255 * 50
+    y8 = sim.tap("layer.1.ffn.intermediate.out", x, mask)
+    assert len(torch.unique(y8)) <= 255
+    soft = torch.rand(1, 3, 40, 40)
+    assert len(torch.unique(sim.tap("layer.0.attention.softmax.out", soft, torch.ones(1, 40, dtype=torch.bool)))) > 256
+    pessimistic = simulate(tiny_model, tiny_stats, cfg, profile="all-int8")
+    assert set(pessimistic.site_bits.values()) == {8}
+    optimistic = simulate(tiny_model, tiny_stats, cfg, profile="optimistic")
+    assert {s for s, b in optimistic.site_bits.items() if b == 16} == {
+        f"layer.{i}.{r}" for i in range(3) for r in ("attention.layernorm.out", "ffn.layernorm.out", "attention.residual", "ffn.residual", "ffn.gelu.out", "attention.softmax.out")}
+    assert "[aries]" in sim.label() and "1 site(s) at 16 bits" in sim.label()
+    assert "no device counterpart" in simulate(tiny_model, tiny_stats, cfg, keep_fp32=[site]).label() and "no device counterpart" in KEEP_FP32_NOTE
+
+
+def test_16_bits_everywhere_is_close_to_fp32(tiny_model, tiny_stats, stsb_test):
+    sentences = stsb_test.sentence1[:40]
+    fp32 = SentenceEncoder(tiny_model, progress=False)(sentences)
+    every = [s.name for s in tiny_stats.sites]
+    a16 = simulate(tiny_model, tiny_stats, QuantConfig(method=0, mode=0), activation_16bits=every, quantize_weights=False).encoder_for()(sentences)
+    a8 = simulate(tiny_model, tiny_stats, QuantConfig(method=0, mode=0), profile="all-int8", quantize_weights=False).encoder_for()(sentences)
+    err16, err8 = np.abs(a16 - fp32).max(), np.abs(a8 - fp32).max()
+    assert err16 < err8 / 10  # not 1/256: values beyond the calibration max clip at both widths
+
+
+def test_unknown_16_bit_site_and_profile(tiny_model, tiny_stats):
+    from bertnpu.errors import BertnpuError
+
+    with pytest.raises(BertnpuError, match=r"Unknown site\(s\) layer.7.ffn.residual in activation_16bits"):
+        simulate(tiny_model, tiny_stats, QuantConfig(), activation_16bits=["layer.7.ffn.residual"])
+    with pytest.raises(BertnpuError, match="Unknown precision profile 'fast'; use one of aries, all-int8, optimistic"):
+        simulate(tiny_model, tiny_stats, QuantConfig(), profile="fast")
 
 
 @pytest.mark.slow

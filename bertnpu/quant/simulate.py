@@ -1,57 +1,90 @@
-"""INT8 simulation of the NPU part: fake-quantized weights and activations, embedding part in FP32.
+"""Simulation of the quantized NPU part for one recipe: fake-quantized weights and activations.
 
 What is simulated (bertnpu's model of the NPU, since Mobilint's kernels are not public):
 
 * weights of every Linear: symmetric INT8, one scale per output channel (all methods);
-* activations at every site (see :mod:`bertnpu.sites`), with the clip range from
-  :func:`~bertnpu.thresholds.clip_thresholds`: symmetric per tensor (methods 0, 1), or with a
-  zero-point (methods 2, 3); a symmetric site that never goes negative uses the unsigned
-  range; methods 1 and 3 share one range per site role across layers;
+* activations at every site (see :mod:`bertnpu.quant.sites`) at the bit width the recipe gives
+  it: the precision profile's default for the site's role (:mod:`bertnpu.quant.precision`),
+  raised to 16 bits for the recipe's ``activation_16bits``. A 16-bit site uses the *same clip
+  range* as at 8 bits (the calibration's range rule), with ``2^16`` levels instead of ``2^8``;
+* the clip range from :func:`~bertnpu.quant.thresholds.clip_thresholds`: symmetric per tensor
+  (methods 0, 1), or with a zero-point (methods 2, 3); a symmetric site that never goes
+  negative uses the unsigned range; methods 1 and 3 share one range per site role across layers;
 * ``output`` 0: one scale per Linear output; 1: one scale per output channel of each Linear
   output site (each channel's abs-max shrunk by the site's clip ratio); 2 (sigmoid-based) is
   not modelled and is refused;
+* the recipe's equivalent transformations (NormConv, Qk, Vo; see
+  :mod:`bertnpu.quant.transforms`) on a private copy of the NPU part; the stats must then come
+  from the transformed encoder (:func:`~bertnpu.quant.transforms.collect_transformed_stats`);
 * the CPU part (embeddings + LayerNorm) and sentence pooling stay FP32, as on the device.
+
+``keep_fp32`` (leave a site unquantized) is a *diagnostic only*: the NPU has no FP32
+activations, so no compiled model corresponds to it. The device's remedy is 16 bits.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional
 
 import torch
 
-from ..model.sentence_encoder import SentenceEncoder
-from ..model.npu_part import NpuEncoder
 from ..errors import BertnpuError
-from .fake_quant import fake_quant_affine, fake_quant_symmetric, quantize_weight_per_channel
 from ..model.load import LoadedModel
+from ..model.npu_part import NpuEncoder
+from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
+from .fake_quant import fake_quant_affine, fake_quant_symmetric, quantize_weight_per_channel
+from .precision import DEFAULT_PROFILE, site_bits, site_role
+from .recipe import Recipe
 from .sites import LAYER_LINEARS
 from .thresholds import ClipRange, clip_thresholds
 
 LINEAR_OUTPUT_ROLES = ("attention.query.out", "attention.key.out", "attention.value.out", "attention.output.out",
                        "ffn.intermediate.out", "ffn.output.out", "pooler.dense.out")
+KEEP_FP32_NOTE = "keep in FP32 is a diagnostic with no device counterpart (the NPU has no FP32 activations); use activation_16bits for a compilable recipe"
 
 
 def quantize_weights_(encoder: NpuEncoder, bits: int = 8) -> NpuEncoder:
-    """Replace every Linear weight of ``encoder`` by its per-output-channel fake-quantized copy (in place)."""
+    """Replace every Linear weight of ``encoder`` by its per-output-channel fake-quantized copy (in place).
+
+    A Linear with a folded input affine (NormConv, ``encoder.folded_inputs``) is quantized as the
+    NPU holds it, ``Q(W diag(gamma))``, and unfolded again with a bias correction, so that on
+    ``gamma * x̂ + beta`` it computes exactly ``Q(W diag(gamma)) x̂ + W beta + b``.
+    """
+    folded = getattr(encoder, "folded_inputs", {}) or {}
     with torch.no_grad():
-        for layer in encoder.layers:
+        for i, layer in enumerate(encoder.layers):
             for path in LAYER_LINEARS:
                 linear = layer.get_submodule(path)
-                linear.weight.copy_(quantize_weight_per_channel(linear.weight, bits))
+                affine = folded.get((i, path))
+                if affine is None:
+                    linear.weight.copy_(quantize_weight_per_channel(linear.weight, bits))
+                    continue
+                gamma, beta = affine
+                safe = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
+                w = linear.weight.detach().clone()
+                w_eff = quantize_weight_per_channel(w * gamma[None, :], bits) / safe[None, :]
+                linear.bias.add_((w - w_eff) @ beta)
+                linear.weight.copy_(w_eff)
         if encoder.pooler is not None:
             encoder.pooler.dense.weight.copy_(quantize_weight_per_channel(encoder.pooler.dense.weight, bits))
     return encoder
 
 
 class FakeQuantTap:
-    """A tap that fake-quantizes each site's activation with its clip range."""
+    """A tap that fake-quantizes each site's activation with its clip range at its bit width.
 
-    def __init__(self, ranges: dict[str, ClipRange], config: QuantConfig, stats, skip: Iterable[str] = ()):
+    ``bits`` maps site -> bit width (sites missing from it use ``config.bits``); ``skip``
+    leaves sites unquantized (the FP32 diagnostic).
+    """
+
+    def __init__(self, ranges: dict[str, ClipRange], config: QuantConfig, stats, skip: Iterable[str] = (),
+                 bits: Optional[Mapping[str, int]] = None):
         self.config = config
         self.skip = set(skip)
+        self.bits = dict(bits or {})
         self.plans: dict[str, tuple] = {}
         for name, rng in ranges.items():
             if name in self.skip:
@@ -62,65 +95,158 @@ class FakeQuantTap:
                 continue
             unsigned = obs.min >= 0
             threshold = torch.tensor(rng.hi if unsigned else rng.threshold)
-            role = name.split(".", 2)[-1] if name.startswith("layer.") else name
-            if config.output == 1 and role in LINEAR_OUTPUT_ROLES and obs.absmax > 0:
+            if config.output == 1 and site_role(name) in LINEAR_OUTPUT_ROLES and obs.absmax > 0:
                 # per-channel scales: each channel keeps the site's clip ratio
                 threshold = (obs.channel_absmax.float() * (rng.threshold / obs.absmax)).clamp(min=1e-12)
             self.plans[name] = ("symmetric", threshold, unsigned)
+
+    def with_bits(self, changes: Mapping[str, int]) -> "FakeQuantTap":
+        """A copy sharing the plans, with some sites' bit widths changed (cheap: no new ranges)."""
+        other = copy.copy(self)
+        other.bits = {**self.bits, **changes}
+        return other
+
+    def site_bits(self, site: str) -> int:
+        return self.bits.get(site, self.config.bits)
 
     def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         plan = self.plans.get(site)
         if plan is None:
             return x
+        bits = self.bits.get(site, self.config.bits)
         if plan[0] == "affine":
-            return fake_quant_affine(x, plan[1], plan[2], self.config.bits)
-        threshold = plan[1]
-        if threshold.dim() == 1 and x.dim() == 4:  # not reached: attention sites are never per-channel
-            raise AssertionError(site)
-        return fake_quant_symmetric(x, threshold, self.config.bits, plan[2])
+            return fake_quant_affine(x, plan[1], plan[2], bits)
+        return fake_quant_symmetric(x, plan[1], bits, plan[2])
 
 
 @dataclass
-class Int8Simulation:
-    """A simulated INT8 NPU part: fake-quantized encoder copy + activation tap, and its ``encode``."""
+class Simulation:
+    """A simulated NPU part for one recipe: encoder copy + activation tap, and its ``encode``.
+
+    ``reference`` is the same (transformed) encoder with FP32 weights, the right reference for
+    per-site errors; ``site_bits`` the activation width of every site.
+    """
 
     model: LoadedModel
     config: QuantConfig
     encoder: NpuEncoder
     tap: Optional[FakeQuantTap]
     ranges: dict[str, ClipRange] = field(default_factory=dict)
+    recipe: Recipe = field(default_factory=Recipe)
+    site_bits: dict[str, int] = field(default_factory=dict)
+    keep_fp32: tuple[str, ...] = ()
+    reference: Optional[NpuEncoder] = None
+
+    @property
+    def profile(self) -> str:
+        return self.recipe.profile
+
+    def label(self) -> str:
+        """The recipe and its profile, plus the FP32 diagnostic when used (every figure names its profile)."""
+        extra = f"; {len(self.keep_fp32)} site(s) kept FP32 (diagnostic, no device counterpart)" if self.keep_fp32 else ""
+        return self.recipe.label() + extra
 
     def encoder_for(self, progress: bool = False, batch_size: int = 64) -> SentenceEncoder:
-        """An ``encode`` callable for :func:`~bertnpu.evaluate.evaluate_sts`."""
-        tap = self.tap if self.tap is not None else (lambda site, x, mask: x)  # same op-by-op path as INT8
-        return SentenceEncoder(self.model, tap=tap, encoder=self.encoder, progress=progress, batch_size=batch_size, desc="encode (INT8 sim)")
+        """An ``encode`` callable for :func:`~bertnpu.tune.evaluate.evaluate_sts`."""
+        tap = self.tap if self.tap is not None else (lambda site, x, mask: x)  # same op-by-op path as quantized
+        return SentenceEncoder(self.model, tap=tap, encoder=self.encoder, progress=progress, batch_size=batch_size,
+                               desc=f"encode (sim, {self.profile})")
+
+
+Int8Simulation = Simulation  # the name before precision profiles
+
+
+def as_recipe(recipe_or_config: Recipe | QuantConfig | None, profile: Optional[str] = None,
+              activation_16bits: Optional[Iterable[str]] = None) -> Recipe:
+    """A Recipe from a Recipe or a QuantConfig, with ``profile`` / ``activation_16bits`` overriding when given."""
+    if recipe_or_config is None:
+        recipe = Recipe()
+    elif isinstance(recipe_or_config, QuantConfig):
+        recipe = Recipe(calibration=recipe_or_config)
+    elif isinstance(recipe_or_config, Recipe):
+        recipe = recipe_or_config
+    else:
+        raise BertnpuError(f"Cannot simulate a {type(recipe_or_config).__name__}; pass a Recipe or a QuantConfig.")
+    changes = {}
+    if profile is not None:
+        changes["profile"] = profile
+    if activation_16bits is not None:
+        changes["activation_16bits"] = tuple(activation_16bits)
+    return recipe.with_(**changes) if changes else recipe
+
+
+def check_stats_transforms(stats, recipe: Recipe) -> list[str]:
+    """The recipe's transformations, after checking the stats were collected on the same transformed encoder."""
+    from .transforms import transformation_names
+
+    names = transformation_names(recipe.equivalent_transformation)
+    have = list(stats.meta.get("equivalent_transformation", []))
+    if have != names:
+        raise BertnpuError(
+            f"The activation stats were collected with transformation(s) [{', '.join(have) or 'none'}] but the recipe uses "
+            f"[{', '.join(names) or 'none'}]; collect them on the transformed encoder (bertnpu.quant.transforms.collect_transformed_stats).")
+    return names
+
+
+def simulate(
+    model: LoadedModel, stats, recipe: Recipe | QuantConfig | None = None, *, profile: Optional[str] = None,
+    activation_16bits: Optional[Iterable[str]] = None, keep_fp32: Iterable[str] = (), quantize_weights: bool = True,
+    quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None,
+) -> Simulation:
+    """Build the fake-quantized NPU part of ``model`` for ``recipe`` (a Recipe, or a QuantConfig).
+
+    Args:
+        profile / activation_16bits: override the recipe's (e.g. to bracket over profiles).
+        keep_fp32: sites left unquantized, a diagnostic with no device counterpart.
+        quantize_weights / quantize_activations: switch either part off (both off = FP32).
+        encoder: a ready NPU part to use as is (e.g. one weight-quantized copy across a sweep);
+            it must carry the recipe's transformations.
+
+    Example:
+        >>> sim = simulate(model, stats, Recipe(activation_16bits=("layer.0.ffn.residual",)))
+        >>> sim.site_bits["layer.0.ffn.residual"], sim.site_bits["layer.0.attention.softmax.out"]
+        (16, 16)
+    """
+    from .transforms import transformed_encoder
+
+    recipe = as_recipe(recipe, profile, activation_16bits)
+    config = recipe.calibration
+    if config.output == 2:
+        raise BertnpuError("QuantConfig.output=2 (sigmoid-based) is not modelled by bertnpu's simulator; simulate with output 0 or 1.")
+    names = check_stats_transforms(stats, recipe)
+    site_names = [s.name for s in stats.sites]
+    keep = set(keep_fp32)
+    unknown = keep - set(site_names)
+    if unknown:
+        raise BertnpuError(f"Unknown site(s) {', '.join(sorted(unknown))} in keep_fp32; list the sites with `bertnpu sites`.")
+    bits = {s: (config.bits if b == 8 else max(b, config.bits)) for s, b in site_bits(site_names, recipe.profile, recipe.activation_16bits).items()}
+    reference = None
+    if encoder is None:
+        reference = transformed_encoder(model.bert, names) if names else NpuEncoder(model.bert)
+        encoder = transformed_encoder(model.bert, names) if names else copy.deepcopy(NpuEncoder(model.bert))
+        if quantize_weights:
+            quantize_weights_(encoder, config.bits)
+    elif tuple(getattr(encoder, "transforms", ())) != tuple(names):
+        raise BertnpuError(f"The encoder given carries transformation(s) {list(getattr(encoder, 'transforms', ()))}, not the recipe's {names}; build it with transformed_encoder.")
+    ranges = clip_thresholds(stats, config)
+    tap = FakeQuantTap(ranges, config, stats, skip=keep, bits=bits) if quantize_activations else None
+    return Simulation(model, config, encoder, tap, ranges, recipe, bits, tuple(sorted(keep)), reference)
 
 
 def simulate_int8(
-    model: LoadedModel, stats, config: QuantConfig = QuantConfig(), *, keep_fp32: Iterable[str] = (),
+    model: LoadedModel, stats, config: Recipe | QuantConfig = QuantConfig(), *, keep_fp32: Iterable[str] = (),
     quantize_weights: bool = True, quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None,
-) -> Int8Simulation:
-    """Build the fake-quantized NPU part of ``model`` for ``config``.
-
-    Args:
-        keep_fp32: site names left in FP32 (per-site toggles).
-        quantize_weights / quantize_activations: switch either part off (both off = FP32).
-        encoder: a ready NPU part to use as is (e.g. the same weight-quantized copy across a sweep).
+    profile: Optional[str] = None, activation_16bits: Optional[Iterable[str]] = None,
+) -> Simulation:
+    """:func:`simulate` under its earlier name (the profile defaults to ``aries`` like everywhere).
 
     Example:
         >>> sim = simulate_int8(model, stats, QuantConfig())
         >>> evaluate_sts(sim.encoder_for(), pairs)["spearman"]  # doctest: +SKIP
     """
-    if config.output == 2:
-        raise BertnpuError("QuantConfig.output=2 (sigmoid-based) is not modelled by bertnpu's simulator; simulate with output 0 or 1.")
-    keep = set(keep_fp32)
-    unknown = keep - set(stats.observers)
-    if unknown:
-        raise BertnpuError(f"Unknown site(s) {', '.join(sorted(unknown))} in keep_fp32; list the sites with `bertnpu sites`.")
-    if encoder is None:
-        encoder = copy.deepcopy(NpuEncoder(model.bert))
-        if quantize_weights:
-            quantize_weights_(encoder, config.bits)
-    ranges = clip_thresholds(stats, config)
-    tap = FakeQuantTap(ranges, config, stats, skip=keep) if quantize_activations else None
-    return Int8Simulation(model, config, encoder, tap, ranges)
+    return simulate(model, stats, config, profile=profile, activation_16bits=activation_16bits, keep_fp32=keep_fp32,
+                    quantize_weights=quantize_weights, quantize_activations=quantize_activations, encoder=encoder)
+
+
+__all__ = ["DEFAULT_PROFILE", "FakeQuantTap", "Int8Simulation", "KEEP_FP32_NOTE", "Simulation", "as_recipe", "quantize_weights_",
+           "simulate", "simulate_int8"]
