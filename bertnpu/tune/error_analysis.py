@@ -33,7 +33,8 @@ def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str],
 
     The INT8 activation includes the error propagated from earlier sites, as on the device.
     """
-    fp32 = NpuEncoder(model.bert)
+    reference = getattr(sim, "reference", None)  # the transformed encoder when the recipe has transformations
+    fp32 = reference if reference is not None else NpuEncoder(model.bert)
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
     probe = SentenceEncoder(model, batch_size=batch_size, progress=False)
