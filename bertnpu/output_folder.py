@@ -38,6 +38,7 @@ class OutputFolder:
         self.force = force
         self.option = option
         self.written: dict[str, dict] = {}
+        self.pending: list[str] = []  # claimed before writing: owned even when a kill stops the writer half-way
         self._locked = False
 
     # ---- lock -------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ class OutputFolder:
         ensure_folder(self.path)
         self._lock()
         try:
-            self.written = self._read_marker()
+            self.written, self.pending = self._read_marker()
         except BaseException:
             self._unlock()
             raise
@@ -97,20 +98,33 @@ class OutputFolder:
             self._locked = False
 
     # ---- record -------------------------------------------------------------------------------
-    def _read_marker(self) -> dict[str, dict]:
+    def _read_marker(self) -> tuple[dict[str, dict], list[str]]:
         marker = self.path / MARKER
         if not marker.is_file():
-            return {}
+            return {}, []
         try:
             data = json.loads(marker.read_text(encoding="utf-8"))
-            files = data["files"]
+            files, pending = data["files"], data.get("pending", [])
             assert isinstance(files, dict) and all(isinstance(v, dict) for v in files.values())
-            return files
+            assert isinstance(pending, list) and all(isinstance(p, str) for p in pending)
+            return files, pending
         except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
-            return {}  # a damaged record owns nothing: every file is then treated as the user's
+            return {}, []  # a damaged record owns nothing: every file is then treated as the user's
 
     def _save_marker(self) -> None:
-        atomic_write_json(self.path / MARKER, {"files": self.written}, force=True)
+        atomic_write_json(self.path / MARKER, {"files": self.written, "pending": sorted(set(self.pending))}, force=True)
+
+    def claim(self, *rels: str) -> None:
+        """Before writing ``rels``: refuse foreign files there (without force), then mark them bertnpu's.
+
+        A run killed half-way leaves its claims, so the next run may resume into them.
+        """
+        self.check_free(rels)
+        self.pending.extend(r for r in rels if r not in self.pending)
+        self._save_marker()
+
+    def _pending_covers(self, rel: str) -> bool:
+        return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in self.pending)
 
     def _files_under(self, rel: str) -> list[str]:
         target = self.path / rel
@@ -126,6 +140,8 @@ class OutputFolder:
                 del self.written[key]  # a replaced folder forgets its old files
             for f in self._files_under(rel):
                 self.written[f] = file_digest(self.path / f)
+            if rel in self.pending:
+                self.pending.remove(rel)
         self._save_marker()
 
     def forget(self, *rels: str) -> None:
@@ -162,7 +178,7 @@ class OutputFolder:
         out = []
         for f in self._files_under(rel):
             name = Path(f).name
-            if name in _OWN_NAMES or name.startswith(TEMP_PREFIX):
+            if name in _OWN_NAMES or name.startswith(TEMP_PREFIX) or self._pending_covers(f):
                 continue
             rec = self.written.get(f)
             if rec is None or file_digest(self.path / f) != rec:

@@ -92,3 +92,18 @@ def test_out_that_is_a_file(tmp_path):
     with pytest.raises(BertnpuError, match="--out '.*f' is a file, not a folder"):
         with OutputFolder(tmp_path / "f"):
             pass
+
+
+def test_claimed_files_stay_bertnpus_after_a_kill(tmp_path):
+    with OutputFolder(tmp_path) as folder:
+        folder.claim("sweep")
+        (tmp_path / "sweep").mkdir()
+        (tmp_path / "sweep" / "sweep_cache.jsonl").write_text('{"key": "a"}\n')  # then the run is killed
+    with OutputFolder(tmp_path) as folder:
+        folder.check_free("sweep")  # resumable: the half-written cache is bertnpu's own
+        folder.record("sweep")
+        assert folder.pending == [] and list(folder.written) == ["sweep/sweep_cache.jsonl"]
+    (tmp_path / "sweep" / "notes.txt").write_text("user")
+    with OutputFolder(tmp_path) as folder:
+        with pytest.raises(BertnpuError, match="notes.txt' was not written by bertnpu"):
+            folder.claim("sweep")
