@@ -92,15 +92,20 @@ class TransformedEncoder(NpuEncoder):
     folded_inputs: dict
     transforms: tuple
 
+    def wrap_tap(self, tap: Tap) -> Tap:
+        """``tap`` seen through the site maps (the caller's tap sees the quantized-space tensors)."""
+        maps = self.site_maps
+        if not maps:
+            return tap
+
+        def mapped(site, x, mask):
+            m = maps.get(site)
+            return tap(site, x, mask) if m is None else m[1](tap(site, m[0](x), mask))
+
+        return mapped
+
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, tap: Optional[Tap] = None):
-        if tap is not None and self.site_maps:
-            maps, inner = self.site_maps, tap
-
-            def tap(site, x, mask):  # noqa: F811 - the mapped tap replaces the caller's
-                m = maps.get(site)
-                return inner(site, x, mask) if m is None else m[1](inner(site, m[0](x), mask))
-
-        return super().forward(hidden, attention_mask, tap)
+        return super().forward(hidden, attention_mask, self.wrap_tap(tap) if tap is not None else None)
 
 
 def _rotate_rows_(linear: torch.nn.Linear, rotations: list[torch.Tensor]) -> None:

@@ -1,0 +1,107 @@
+"""The planner on the tiny BERT: layer-reusing runs equal full runs, the greedy path, the cache, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bertnpu.errors import BertnpuError
+from bertnpu.model.sentence_encoder import SentenceEncoder
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.recipe import Recipe
+from bertnpu.quant.simulate import simulate
+from bertnpu.quant.transforms import collect_transformed_stats
+from bertnpu.tune.evaluate import cosine_rows, evaluate_sts
+from bertnpu.tune.plan import LayerCachedEncoder, PlanSpec, activation_elements, format_pareto, plan_recipe, site_start, traffic_share
+
+CFG = QuantConfig(method=0, mode=1, percentile=0.99, topk_ratio=0.5, bits=4)  # 4 bits so the tiny BERT visibly degrades
+
+
+def test_layer_reuse_equals_full_runs(tiny_model, tiny_calib, tiny_stats, stsb_test):
+    sentences = stsb_test.sentence1[:30]
+    stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, ["norm_conv", "qk"], batch_size=7)
+    base = simulate(tiny_model, stats, Recipe(calibration=CFG).with_(equivalent_transformation=stats_transforms()))
+    cached = LayerCachedEncoder(tiny_model, sentences, batch_size=8)
+    cached.set_base(base.encoder, base.tap)
+    assert np.abs(cached.embed(base.tap) - base.encoder_for()(sentences)).max() < 1e-6
+    for site in ("embeddings.out", "layer.1.attention.layernorm.out", "layer.2.ffn.residual"):
+        variant = simulate(tiny_model, stats, Recipe(calibration=CFG, equivalent_transformation=stats_transforms(), activation_16bits=(site,)))
+        reused = cached.embed(variant.tap, site_start(site, 3))
+        assert np.abs(reused - variant.encoder_for()(sentences)).max() < 1e-6, site
+
+
+def stats_transforms():
+    from bertnpu.quant.recipe import EquivalentTransformations
+
+    return EquivalentTransformations(norm_conv=True, qk=True)
+
+
+def test_traffic_share_by_hand(tiny_model):
+    elements = activation_elements(tiny_model, ["a b c", "hello"])  # 5 and 3 tokens with [CLS]/[SEP]
+    assert elements["layer.0.ffn.residual"] == 8 * 36
+    assert elements["layer.0.ffn.gelu.out"] == 8 * 70
+    assert elements["layer.0.attention.scores"] == (25 + 9) * 3
+    share = traffic_share({"layer.0.ffn.residual": 16, "layer.0.ffn.gelu.out": 8}, elements)
+    assert share == pytest.approx(8 * 36 / sum(elements.values()))
+
+
+def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test, tmp_path):
+    spec = PlanSpec(tolerance=0.001, max_sites=2, proxy_sentences=24, lazy_width=2, configs=(CFG, CFG.with_(mode=0)),
+                    transforms=(("qk",),), top_configs=1)
+    val, test = stsb_validation.subset(40), stsb_test.subset(40)
+    cache = tmp_path / "plan.jsonl"
+    result = plan_recipe(tiny_model, tiny_calib, val, test, spec, stats=tiny_stats, cache=cache, progress=False)
+    # the table: n = 0, 1, ... with the sites added in order; the traffic share grows
+    assert [row["n_sites"] for row in result.pareto] == list(range(len(result.pareto)))
+    assert all(b["traffic_16bit"] > a["traffic_16bit"] for a, b in zip(result.pareto, result.pareto[1:]))
+    assert result.pareto[0]["sites"] == [] and len(result.pareto) >= 2  # 4-bit INT8 misses the tolerance: sites were added
+    # the chosen recipe's numbers are those of an independent simulation
+    stats = tiny_stats if not result.recipe.equivalent_transformation.enabled() else collect_transformed_stats(
+        tiny_model, tiny_calib, tiny_stats, result.recipe.equivalent_transformation.enabled(), batch_size=7)
+    sim = simulate(tiny_model, stats, result.recipe)
+    assert evaluate_sts(sim.encoder_for(), test)["spearman"] == pytest.approx(result.test_spearman, abs=1e-6)
+    assert evaluate_sts(SentenceEncoder(tiny_model, progress=False), test)["spearman"] == pytest.approx(result.fp32_test, abs=1e-9)
+    for row in result.pareto[1:]:
+        r = result.best_int8.with_(activation_16bits=tuple(row["sites"]))
+        s = simulate(tiny_model, stats if r.equivalent_transformation.enabled() else tiny_stats, r)
+        assert evaluate_sts(s.encoder_for(), val)["spearman"] == pytest.approx(row["validation_spearman"], abs=1e-6)
+    # the greedy's first pick is the site whose 16 bits give the highest proxy cosine among all sites
+    first = result.pareto[1]["added"] if len(result.pareto) > 1 else None
+    if first is not None:
+        from bertnpu.tune.evaluate import unique_sentences
+
+        proxy = unique_sentences(val)[0][:24]
+        fp32 = SentenceEncoder(tiny_model, progress=False)(proxy)
+        base = result.best_int8
+        st = stats if base.equivalent_transformation.enabled() else tiny_stats
+        def cos(site):
+            emb = simulate(tiny_model, st, base.with_(activation_16bits=(site,))).encoder_for()(proxy)
+            return cosine_rows(emb, fp32).mean()
+        others = [s for s in ("layer.0.ffn.residual", "layer.1.attention.scores", "layer.2.ffn.gelu.out") if s != first]
+        assert all(cos(first) >= cos(o) - 1e-9 for o in others)
+    text = format_pareto(result)
+    assert "profile aries" in text and "chosen" in text
+    summary = result.summary()
+    assert {"fp32_spearman", "spearman", "validation_spearman", "activation_16bits", "profile", "seconds"} <= set(summary)
+    json.dumps(summary)
+    # resume: a second plan reads every result from the cache and returns the same recipe
+    lines = cache.read_text().splitlines()
+    again = plan_recipe(tiny_model, tiny_calib, val, test, spec, stats=tiny_stats, cache=cache, progress=False)
+    assert again.recipe == result.recipe and again.pareto == result.pareto
+    assert cache.read_text().splitlines() == lines  # nothing new was computed
+    # a cut last line is ignored
+    cache.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:10])
+    third = plan_recipe(tiny_model, tiny_calib, val, test, spec, stats=tiny_stats, cache=cache, progress=False)
+    assert third.recipe == result.recipe
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tolerance": 0}, "Tolerance 0 is outside \\(0, 1\\)"),
+    ({"tolerance": 1.5}, "Tolerance 1.5 is outside \\(0, 1\\)"),
+    ({"profile": "fast"}, "Unknown precision profile 'fast'"),
+    ({"transforms": (("spin",),)}, "Unknown equivalent transformation 'spin'"),
+    ({"transforms": (("ud",),)}, "Ud transformation is not simulated"),
+])
+def test_bad_spec(kwargs, message):
+    with pytest.raises(BertnpuError, match=message):
+        PlanSpec(**kwargs)
