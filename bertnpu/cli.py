@@ -173,12 +173,14 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--mxq", help="also run this compiled model on the NPU (needs qbruntime: pip install 'bertnpu[npu]')")
     p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
-    p.add_argument("--calib", help="with --mxq: calibration set, to add the simulated INT8 score")
+    p.add_argument("--calib", help="with --mxq: calibration set, to simulate the recipe of <mxq>.recipe.json under each precision profile")
     p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
-    p.add_argument("--config", help="with --mxq: recipe or QuantConfig JSON (default: <mxq>.config.json, else the tutorial's)")
+    p.add_argument("--config", help="with --mxq and no <mxq>.recipe.json: recipe or QuantConfig JSON to simulate (default: the tutorial's)")
+    p.add_argument("--report", help="with --mxq: JSON file for the three-way check (default: <mxq>.check.json)")
 
 
-@command("eval", "STS-B Spearman/Pearson of the FP32 model", model_options, pooling_option, stsb_options("test"), limit_option, json_option, _eval_options)
+@command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
+         limit_option, json_option, _eval_options, force_option("--report file"))
 def _eval(args) -> int:
     from .model.sentence_encoder import SentenceEncoder
     from .tune.evaluate import evaluate_sts
@@ -198,6 +200,39 @@ def _eval(args) -> int:
 
 
 def _eval_npu(args, model, pairs) -> int:
+    from .device.compile_record import read_compile_record, record_path_for
+
+    if read_compile_record(args.mxq) is not None:
+        return _eval_three_way(args, model, pairs)
+    print(f"No {record_path_for(args.mxq)} beside the .mxq, so its recipe is unknown: plain evaluation (FP32 vs NPU); "
+          "compile with `bertnpu compile --recipe` for the three-way check.", file=sys.stderr)
+    return _eval_npu_plain(args, model, pairs)
+
+
+def _eval_three_way(args, model, pairs) -> int:
+    from .artifacts import atomic_write_json
+    from .device.three_way import format_three_way, three_way_check
+
+    if args.config:
+        raise BertnpuError(f"{args.mxq} has its recipe in {args.mxq}.recipe.json, which the check simulates; drop --config {args.config}.")
+    if not (args.calib or args.stats):
+        raise BertnpuError(f"The three-way check simulates the recipe in {args.mxq}.recipe.json: pass --calib DIR (or --stats FILE).")
+    report = Path(args.report or f"{args.mxq}.check.json")
+    if report.exists() and not args.force:
+        raise BertnpuError(f"The report {str(report)!r} already exists; pass --force to replace it, or --report another.json.")
+    calib = _calibration(args, model) if args.calib else None
+    result = three_way_check(model, args.mxq, pairs, _stats_for(args, model), calib=calib, weights=args.weights, progress=not args.json)
+    result.update(model=model.name, split=args.split, spearman=result["npu_spearman"], pearson=result["npu_pearson"], report=str(report))
+    atomic_write_json(report, result, force=True)
+    if args.json:
+        _emit_json(result)
+    else:
+        print(format_three_way(result))
+        print(f"wrote {report}")
+    return 0
+
+
+def _eval_npu_plain(args, model, pairs) -> int:
     from .device.npu_runtime import QbruntimeEncoder
     from .device.qbcompiler_adapter import config_path_for
     from .stages.simulate import fp32_scores, simulated_scores
@@ -359,6 +394,9 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="the .mxq to write")
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
+    p.add_argument("--recipe", help="recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)")
+    p.add_argument("--allow-missing-knobs", action="store_true",
+                   help="compile with a qbcompiler that lacks a knob the recipe uses (1.0.x: bit_config, equivalent_transformation_config)")
 
 
 @command("compile", "compile to .mxq with qbcompiler, or export a compile bundle", model_options, stats_source_options(required=True),
@@ -367,7 +405,9 @@ def _compile(args) -> int:
     from .device.qbcompiler_adapter import load_qbcompiler
     from .stages import CompileInputs, compile_or_bundle
 
-    recipe = _recipe(args.config)
+    if args.recipe and args.config:
+        raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
+    recipe = _recipe(args.recipe or args.config)
     if not args.bundle:
         load_qbcompiler()  # fail fast, before loading anything
         if not args.out:
@@ -375,11 +415,18 @@ def _compile(args) -> int:
     model = _load(args)
     r = compile_or_bundle(CompileInputs(model, _calibration(args, model), recipe, target="bundle" if args.bundle else "mxq",
                                         mxq=Path(args.out) if args.out else None, bundle=Path(args.bundle) if args.bundle else None,
-                                        device=args.device, force=args.force))
+                                        device=args.device, allow_missing_knobs=args.allow_missing_knobs, force=args.force))
     if r.bundle:
-        print(f"wrote compile bundle {r.bundle}: see {r.bundle}/README.md for the docker commands")
-    else:
-        print(f"wrote {r.mxq}")
+        print(f"wrote compile bundle {r.bundle}: see {r.bundle}/README.md for the recipe and the docker commands")
+        return 0
+    from .device.compile_record import read_compile_record, record_path_for
+
+    record = read_compile_record(r.mxq)
+    print(f"wrote {r.mxq} and {record_path_for(r.mxq)} ({record.output.describe()})")
+    for site, name in record.operators.items():
+        print(f"  16-bit: {site} -> operator {name}")
+    if record.knobs_dropped:
+        print(f"compiled WITHOUT {', '.join(record.knobs_dropped)} (--allow-missing-knobs): the .mxq is not the recipe that was simulated", file=sys.stderr)
     return 0
 
 
