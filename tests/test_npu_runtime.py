@@ -58,14 +58,30 @@ def test_released_on_error(compiled, tiny_model):
     assert qbruntime.disposed == [str(mxq)]
 
 
-def test_cli_eval_side_by_side(compiled, tiny_model_dir, stsb_dir, capsys):
+def test_cli_eval_three_way_and_fallback(compiled, tiny_model_dir, stsb_dir, capsys):
     mxq, calib = compiled
-    assert main(["eval", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--mxq", str(mxq), "--calib", str(calib.files[0].parent),
-                 "--limit", "40", "--json"]) == 0
+    args = ["eval", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--mxq", str(mxq), "--calib", str(calib.files[0].parent), "--limit", "40"]
+    assert main(args + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert {"fp32_spearman", "int8_sim_spearman", "npu_spearman"} <= set(result)
-    assert result["npu_spearman"] == pytest.approx(result["fp32_spearman"], abs=1e-6)
-    assert result["config"] == QuantConfig().to_dict()  # read from <mxq>.config.json
+    assert {"fp32_spearman", "npu_spearman", "simulated", "npu_cosine", "best_profile", "pairs"} <= set(result)
+    assert set(result["simulated"]) == set(result["npu_cosine"]) == {"aries", "all-int8", "optimistic"} and result["pairs"] == 40
+    assert result["npu_spearman"] == pytest.approx(result["fp32_spearman"], abs=1e-6)  # the runtime double runs FP32
+    assert result["recipe"]["calibration"] == QuantConfig().to_dict()  # read from <mxq>.recipe.json
+    report = json.loads(open(f"{mxq}.check.json").read())
+    assert report["npu_cosine"] == result["npu_cosine"] and report["best_profile"] == result["best_profile"]
+    assert main(args) == 2  # never replaces the report silently
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    out = capsys.readouterr().out
+    assert "<- best match" in out and f"wrote {mxq}.check.json" in out
+    assert main(args[:-4] + ["--limit", "40"]) == 2  # no --calib: the check cannot simulate
+    assert "pass --calib DIR (or --stats FILE)" in capsys.readouterr().err
+    record_path_for(mxq).unlink()
+    assert main(args + ["--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"No {mxq}.recipe.json beside the .mxq" in captured.err and "plain evaluation" in captured.err
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert "best_profile" not in result and result["npu_spearman"] == pytest.approx(result["fp32_spearman"], abs=1e-6)
 
 
 def test_without_qbruntime_one_sentence(tiny_model, tmp_path, monkeypatch):

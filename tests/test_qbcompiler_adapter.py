@@ -202,3 +202,29 @@ def test_cli_bundle(tiny_model_dir, calib, tmp_path, capsys):
     assert len(lines) == 12 and all((out / "calib" / n).is_file() for n in lines)
     assert np.array_equal(np.load(out / "calib" / lines[0]), calib.arrays[0])
     assert main(["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--bundle", str(out)]) == 2
+
+
+def test_cli_compile_recipe(qbcompiler_double, tiny_model_dir, calib, tmp_path, capsys):
+    recipe = RECIPE.save(tmp_path / "recipe.json")
+    out = tmp_path / "m.mxq"
+    base = ["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--out", str(out)]
+    assert main(base + ["--recipe", str(recipe)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} and {out}.recipe.json" in printed and "layer.2.ffn.residual -> operator /encoder/layer.2/output/Add" in printed
+    assert _calls(qbcompiler_double)[-1]["activation_16bits"] == OPERATORS
+    bad = Recipe(activation_16bits=("layer.3.ffn.residual",)).save(tmp_path / "bad.json")  # the tiny model has 3 layers: 0-2
+    assert main(base + ["--recipe", str(bad), "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bertnpu: error: Unknown site(s) layer.3.ffn.residual") and "\n" not in err
+    assert main(base + ["--recipe", str(recipe), "--config", str(recipe)]) == 2
+
+
+@pytest.mark.parametrize("qbcompiler_double", [1], indirect=True)
+def test_cli_compile_missing_knobs(qbcompiler_double, tiny_model_dir, calib, tmp_path, capsys):
+    recipe = RECIPE.save(tmp_path / "recipe.json")
+    out = tmp_path / "m.mxq"
+    base = ["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--out", str(out), "--recipe", str(recipe)]
+    assert main(base) == 2 and not out.exists()
+    assert "lacks bit_config" in capsys.readouterr().err
+    assert main(base + ["--allow-missing-knobs"]) == 0 and out.is_file()
+    assert "compiled WITHOUT bit_config, equivalent_transformation_config, target_device" in capsys.readouterr().err
