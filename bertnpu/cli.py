@@ -20,6 +20,26 @@ from .version import __version__
 Options = Callable[[argparse.ArgumentParser], None]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one line for a bad argument (the usage block is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`.\n")
+
+
+def whole_number(minimum: int, zero: Optional[str] = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (or 0 when ``zero`` says what 0 means); argparse names the option."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or (value < minimum and not (zero and value == 0)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {minimum} or more" + (f" (or 0 for {zero})" if zero else ""))
+        return value
+    return parse
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -70,7 +90,8 @@ def force_option(what: str) -> Options:
 
 
 def limit_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=0, help="only the first N pairs (of each split)")
+    # Spearman needs at least 2 pairs to be a number at all
+    p.add_argument("--limit", type=whole_number(2, zero="all pairs"), default=0, help="only the first N pairs (of each split)")
 
 
 def stats_source_options(required: bool = False) -> Options:
@@ -136,15 +157,22 @@ def _stats_for(args, model):
     return collect_stats(StatsInputs(model, _calibration(args, model), progress=not getattr(args, "json", False))).stats
 
 
-def _floats(text: str) -> list[float]:
+def _floats(text: str, option: str = "the list", allow_empty: bool = False) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise BertnpuError(f"Could not read {text!r} as comma-separated numbers; write e.g. 0.99,0.999,1.0.") from None
+        raise BertnpuError(f"Could not read {option} {text!r} as comma-separated numbers; write e.g. 0.99,0.999,1.0.") from None
+    if not values and not allow_empty:
+        raise BertnpuError(f"{option} {text!r} holds no numbers; give at least one, e.g. 0.99,0.999,1.0.")
+    return values
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in _floats(text)]
+def _ints(text: str, option: str = "the list", allow_empty: bool = False) -> list[int]:
+    values = _floats(text, option, allow_empty)
+    bad = [v for v in values if v != int(v)]
+    if bad:
+        raise BertnpuError(f"{option} {text!r} holds {bad[0]:g}, not a whole number; write e.g. 0,1.")
+    return [int(v) for v in values]
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -170,7 +198,7 @@ def _export(args) -> int:
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=whole_number(1), default=64)
     p.add_argument("--mxq", help="also run this compiled model on the NPU (needs qbruntime: pip install 'bertnpu[npu]')")
     p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
     p.add_argument("--calib", help="with --mxq: calibration set, to simulate the recipe of <mxq>.recipe.json under each precision profile")
@@ -259,7 +287,7 @@ def _eval_npu_plain(args, model, pairs) -> int:
 
 def _calib_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", default="sentence1", help="sentence1 | sentence2")
-    p.add_argument("--count", type=int, default=256)
+    p.add_argument("--count", type=whole_number(1), default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=None, help="truncate samples to N tokens")
     p.add_argument("--strategy", default="random", help="random | length-stratified | score-stratified")
@@ -294,7 +322,7 @@ def _sites(args) -> int:
 
 
 def _batch_size_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=whole_number(1), default=32)
 
 
 @command("stats", "activation statistics of every site over a calibration set", model_options, stats_source_options(required=True),
@@ -347,7 +375,8 @@ def _sweep(args) -> int:
     from .stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
 
     out = Path(args.out)
-    grid = dict(percentiles=_floats(args.percentiles), topk_ratios=_floats(args.topk_ratios), modes=_ints(args.modes), methods=_ints(args.methods) or None)
+    grid = dict(percentiles=_floats(args.percentiles, "--percentiles"), topk_ratios=_floats(args.topk_ratios, "--topk-ratios"),
+                modes=_ints(args.modes, "--modes"), methods=_ints(args.methods, "--methods", allow_empty=True) or None)
     base = _recipe(args.config)
     validation = _pairs(args, "validation")
     model = _load(args)
@@ -451,8 +480,8 @@ def _run(args) -> int:
 
 
 def _render_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calib-count", type=int, default=128)
-    p.add_argument("--eval-pairs", type=int, default=0, help="first N pairs of each split (0: all)")
+    p.add_argument("--calib-count", type=whole_number(1), default=128)
+    p.add_argument("--eval-pairs", type=whole_number(2, zero="all pairs"), default=0, help="first N pairs of each split (0: all)")
 
 
 @command("render", "execute all notebooks and write shareable HTML", model_options, stsb_options(), out_option("folder for the HTML pages"),
@@ -466,7 +495,7 @@ def _render(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bertnpu", description="BERT sentence embeddings to a Mobilint NPU, with quantization made visible.")
+    parser = _Parser(prog="bertnpu", description="BERT sentence embeddings to a Mobilint NPU, with quantization made visible.")
     parser.add_argument("--version", action="version", version=f"bertnpu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for cmd in COMMANDS.values():
@@ -476,8 +505,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(args) -> str:
+    """What an interrupt leaves behind, truly: every writer is atomic; run and sweep keep what they finished to resume."""
+    if args.command == "run":
+        return f"bertnpu: interrupted; the stages finished so far were kept in {args.out} (rerun the same command to resume), and no partial file was written."
+    if args.command == "sweep":
+        return f"bertnpu: interrupted; the configs scored so far were kept in {args.out}/sweep_cache.jsonl (rerun to resume), and no partial file was written."
+    return "bertnpu: interrupted; files finished before the interrupt were kept, and no partial file was written."
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return COMMANDS[args.command].handler(args)
     except BertnpuError as exc:
@@ -487,7 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("bertnpu: interrupted; no partial output was kept.", file=sys.stderr)
+        print(_interrupted(args), file=sys.stderr)
         return 130
 
 
