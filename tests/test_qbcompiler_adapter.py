@@ -196,8 +196,12 @@ def test_without_qbcompiler_one_sentence(tiny_model_dir, calib, tmp_path, capsys
 def test_cli_bundle(tiny_model_dir, calib, tmp_path, capsys):
     cfg = CONFIG.save(tmp_path / "cfg.json")
     out = tmp_path / "bundle"
-    assert main(["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--config", str(cfg), "--bundle", str(out)]) == 0
+    recipe = RECIPE.save(tmp_path / "recipe.json")
+    assert main(["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--recipe", str(recipe), "--bundle", str(out)]) == 0
+    assert Recipe.load(out / "recipe.json") == RECIPE and "`layer.0.attention.key.out`" in (out / "README.md").read_text()
     assert json.loads((out / "quant_config.json").read_text())["percentile"] == 0.9995
+    assert main(["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--config", str(cfg), "--bundle", str(out), "--force"]) == 0
+    assert Recipe.load(out / "recipe.json") == Recipe(calibration=CONFIG)
     lines = (out / "calib" / "npy_files.txt").read_text().split()
     assert len(lines) == 12 and all((out / "calib" / n).is_file() for n in lines)
     assert np.array_equal(np.load(out / "calib" / lines[0]), calib.arrays[0])
