@@ -1,10 +1,11 @@
-"""Every notebook runs top to bottom (small parameters); any cell error fails the test."""
+"""Every notebook runs top to bottom (small parameters); its key numbers equal the package's; outputs are not duplicated."""
 
 import json
+import re
 
 import pytest
 
-from bertnpu.ui.render import NOTEBOOKS, execute_notebook, inject_parameters, notebooks_dir, render_notebooks
+from bertnpu.ui.render import NOTEBOOKS, execute_notebook, inject_parameters, notebooks_dir, render_notebooks, to_html
 
 
 @pytest.fixture(scope="module")
@@ -13,21 +14,80 @@ def params(tiny_model_dir, stsb_dir, tmp_path_factory):
     return {"MODEL": str(tiny_model_dir), "STSB_DIR": str(stsb_dir), "WORKDIR": str(work), "CALIB_COUNT": 16, "EVAL_PAIRS": 40}
 
 
+@pytest.fixture(scope="module")
+def executed(params):
+    """The five notebooks executed in order in one work folder (04 feeds 05), as ``bertnpu render`` runs them."""
+    return {name: execute_notebook(notebooks_dir() / f"{name}.ipynb", params, cwd=params["WORKDIR"]) for name in NOTEBOOKS}
+
+
 def _outputs(nb, kind):
     return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if kind in o.get("data", {})]
 
 
+def _text(nb) -> str:
+    parts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            parts.append(o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_executes(name, params):
-    nb = execute_notebook(notebooks_dir() / f"{name}.ipynb", params, cwd=params["WORKDIR"])
+def test_notebook_executes_cleanly(name, executed):
+    nb = executed[name]
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    text = _text(nb)
+    assert "Loading weights" not in text and "Traceback" not in text  # quiet model loading
+    stderr = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert stderr == [], stderr
+    html = to_html(nb)
     if name != "05_compile_and_verify":
-        assert _outputs(nb, "image/png"), "static figures must be in the outputs"
-    if name in ("01_analyze_model", "03_activation_ranges", "04_tune_quantization", "05_compile_and_verify"):
-        assert _outputs(nb, "application/vnd.jupyter.widget-view+json")
+        assert "data:image/png;base64" in html, "figures must be in the page"
+    if name in ("02_calibration_data", "03_activation_ranges", "04_tune_quantization", "05_compile_and_verify"):
         assert nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    if name in ("01_analyze_model", "02_calibration_data", "03_activation_ranges", "04_tune_quantization"):
+        assert "What it means:" in html  # every analysis ends with a computed conclusion
+
+
+def test_widget_outputs_are_drawn_once(executed):
+    """The explorer's histogram appears once on the page (no static copy that goes stale)."""
+    for name in ("03_activation_ranges", "04_tune_quantization"):
+        html = to_html(executed[name])
+        assert html.count("bertnpu-threshold") == 1, name
+        state = executed[name].metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+        plots = [m for m in state.values() if m["model_name"] == "OutputModel" and m["state"].get("outputs")]
+        assert all(len(m["state"]["outputs"]) == 1 for m in plots)
+    nb02 = executed["02_calibration_data"]
+    assert _outputs(nb02, "image/png") == []  # the builder's figures live only in its Output widget
+    state = nb02.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    figures = sum(len(m["state"].get("outputs", [])) for m in state.values() if m["model_name"] == "OutputModel")
+    assert figures >= 3 and to_html(nb02).count("data:image/png;base64") == figures
+    log = to_html(executed["05_compile_and_verify"])
+    assert log.count("wrote compile bundle") == 1  # the compile log is shown once
+
+
+def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, stsb_dir):
+    """The FP32 test Spearman printed in 04 equals evaluate_sts; the recommendation equals the sweep stage's best row."""
+    from bertnpu.data.stsb import load_stsb
+    from bertnpu.model.sentence_encoder import SentenceEncoder
+    from bertnpu.tune.evaluate import evaluate_sts
+
+    text = _text(executed["04_tune_quantization"])
+    printed = float(re.search(r"FP32 test Spearman: ([0-9.]+)", text).group(1))
+    want = evaluate_sts(SentenceEncoder(tiny_model, progress=False), load_stsb("test", stsb_dir).subset(params["EVAL_PAIRS"]))["spearman"]
+    assert printed == pytest.approx(want, abs=5e-5)
+    rows = json.loads((notebooks_dir().parent / params["WORKDIR"] / "sweep" / "sweep.json").read_text())
+    best = max((r for r in rows if r["spearman"] is not None), key=lambda r: r["spearman"])  # cells not confirmed on the full split have None
+    assert f"validation Spearman {best['spearman']:.4f}" in text
+    methods = {r["method"] for r in rows}
+    from bertnpu.pipeline import RunOptions
+
+    assert methods == set(RunOptions().methods)  # the same grid as `bertnpu run`
+    assert {r["percentile"] for r in rows if r["mode"] == 1} == set(RunOptions().percentiles)
+    # 05 compiles (or bundles) what 04 recommended
+    assert "recommended by notebook 4" in _text(executed["05_compile_and_verify"])
 
 
 def test_notebooks_only_call_the_package():
@@ -36,9 +96,25 @@ def test_notebooks_only_call_the_package():
     for name in NOTEBOOKS:
         nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-        assert "def " not in code and "class " not in code, name  # wiring only: logic lives in bertnpu
+        for word in ("def ", "class ", "try:", "__import__"):
+            assert word not in code, (name, word)  # wiring only: logic lives in bertnpu
         assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "committed notebooks carry no outputs"
+        assert "CALIB_COUNT = 256" in code  # the same calibration size as `bertnpu run`
+
+
+def test_every_narrative_cell_has_its_korean_pair():
+    import nbformat
+
+    for name in NOTEBOOKS:
+        nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+        md = [c for c in nb.cells if c.cell_type == "markdown"]
+        tags = [tuple(c.metadata.get("tags", [])) for c in md]
+        assert tags == [("lang-en",), ("lang-ko",)] * (len(md) // 2), name
+        for en, ko in zip(md[::2], md[1::2]):
+            assert re.search(r"[\uac00-\ud7a3]", ko.source), ko.source[:60]  # Hangul
+            assert en.source.count("#") == ko.source.count("#")  # same headings
+            assert set(re.findall(r"`([^`]+)`", en.source)) == set(re.findall(r"`([^`]+)`", ko.source)), (name, en.source[:40])
 
 
 def test_inject_parameters_overrides_defaults():
@@ -49,10 +125,13 @@ def test_inject_parameters_overrides_defaults():
     assert nb.cells[idx + 1].source.endswith("CALIB_COUNT = 7")
 
 
-def test_render_writes_html(params, tmp_path):
+def test_render_writes_offline_html(params, tmp_path):
     paths = render_notebooks(tmp_path / "site", model=params["MODEL"], stsb_dir=params["STSB_DIR"], calib_count=16, eval_pairs=30,
-                             names=("03_activation_ranges",))
+                             names=("03_activation_ranges",), lang="ko")
     html = paths[0].read_text()
-    assert "data:image/png;base64" in html and "application/vnd.jupyter.widget-state+json" in html
+    assert "data:image/png;base64" in html and "<title>3. " in html and 'lang="ko"' in html
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # base64 can spell anything
+    assert not re.search(r"<script[^>]+src=", text) and not re.search(r"cdnjs|unpkg|jsdelivr|https?://[^\s\"']+\.js", text)
+    assert "활성값" in html and "Activation ranges of every" not in html  # Korean narrative only
     nb = json.loads((tmp_path / "site" / "03_activation_ranges.ipynb").read_text())
-    assert nb["metadata"]["widgets"]
+    assert nb["metadata"]["widgets"]  # the .ipynb keeps the live widget state

@@ -115,3 +115,12 @@ def test_sweep_heatmap_scale_and_readable_text():
     worst = {t.get_text(): t.get_color() for t in fig.axes[1].texts}
     assert best["0.7130"] == "black" and worst["0.7000"] == "white"  # dark text on light (high) cells, light on dark
     assert [p for p in fig.axes[0].patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+
+
+def test_tables_use_thousands_separators_and_units():
+    from bertnpu.ui.range_tables import format_value, html_table
+
+    assert format_value(28409856) == "28,409,856" and format_value(12345.6) == "12,346" and format_value(0.123456) == "0.1235"
+    assert format_value((1, 12, 384)) == "1 x 12 x 384" and format_value(2e-7) == "2e-07"
+    html = html_table([{"op": "linear", "flops": 28409856}], units={"flops": "FLOP"}, max_height=300)
+    assert "<th>flops (FLOP)</th>" in html and ">28,409,856<" in html and "overflow:auto" in html

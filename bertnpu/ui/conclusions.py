@@ -139,7 +139,7 @@ def channel_conclusion(absmax: np.ndarray, factor: float = 4.0, show: int = 3) -
 
 def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
     """How much the sweep's choice matters: the spread of validation Spearman over the grid."""
-    values = [r["spearman"] for r in rows if np.isfinite(r.get("spearman", np.nan))]
+    values = [r["spearman"] for r in rows if r.get("spearman") is not None and np.isfinite(r["spearman"])]
     if not values:
         return "The sweep has no results."
     best, worst = max(values), min(values)
@@ -147,7 +147,7 @@ def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
     label = f"method {chosen['method']}" + (f", percentile {chosen['percentile']:g}, topk_ratio {chosen['topk_ratio']:g}" if chosen.get("mode") == 1 else "")
     matter = ("the grid's cells differ by less than the split's noise: any of them would do"
               if spread <= GOOD["spearman_drop"] else f"the choice matters: the cells span {spread:.4f}")
-    return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs, worst {worst:.4f})."
+    return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs scored, worst {worst:.4f})."
 
 
 def comparison_conclusion(rows: Sequence[Mapping]) -> str:
@@ -169,3 +169,23 @@ def comparison_conclusion(rows: Sequence[Mapping]) -> str:
     parts.append("its embeddings stay interchangeable with FP32" if close else
                  f"its embeddings still move (cosine {best['cosine']:.3f}, recall@10 {best['recall@10']:.2f}): re-embed stored vectors with the NPU model")
     return "; ".join(parts) + "."
+
+
+def placement_conclusion(blocks: Sequence[Mapping]) -> str:
+    """From :func:`~bertnpu.model.analysis.block_summary`: how the work splits between CPU and NPU."""
+    total_flops = sum(b["flops"] for b in blocks) or 1
+    total_params = sum(b["parameters"] for b in blocks) or 1
+    npu = [b for b in blocks if b["placement"] == "NPU"]
+    cpu = [b for b in blocks if b["placement"] != "NPU"]
+    npu_flops = sum(b["flops"] for b in npu)
+    cpu_params = sum(b["parameters"] for b in cpu)
+    return (f"The NPU runs {len(npu)} of {len(blocks)} blocks and {npu_flops / total_flops * 100:.1f}% of the FLOPs; the CPU keeps "
+            f"{', '.join(b['block'] for b in cpu)}, which hold {cpu_params / total_params * 100:.1f}% of the parameters "
+            f"(the embedding tables) but almost no compute.")
+
+
+def split_conclusion(max_abs_diff: float, tolerance: float = 1e-4) -> str:
+    """From :func:`~bertnpu.model.analysis.verify_split`: is CPU part + NPU part the original model?"""
+    if max_abs_diff <= tolerance:
+        return f"The split is exact: the largest difference, {max_abs_diff:.1e}, is float rounding (below {tolerance:g})."
+    return f"The split differs from the original model by up to {max_abs_diff:.3g} (above {tolerance:g}): check the CPU part."

@@ -128,7 +128,7 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
     background; the chosen config's cell is outlined. Rows are dicts with ``method``, ``mode``,
     ``percentile``, ``topk_ratio``, ``spearman`` (and optionally ``output``).
     """
-    mp = [r for r in rows if r["mode"] == 1 and np.isfinite(r.get("spearman", np.nan))]
+    mp = [r for r in rows if r["mode"] == 1 and r.get("spearman") is not None and np.isfinite(r["spearman"])]  # None: not scored on the full split
     if chosen is not None and "output" in chosen:
         mp = [r for r in mp if r.get("output", chosen["output"]) == chosen["output"]]
     methods = sorted({r["method"] for r in mp})

@@ -1,4 +1,4 @@
-"""Tables over activation statistics: the worst outlier sites and channels."""
+"""Tables for the notebooks: outlier sites and channels, the applied range of a site, formatted HTML tables."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class SiteRangeView:
     @property
     def label(self) -> str:
         kind = "shared across layers" if self.shared else "this site only"
-        return f"applied ({kind}{', unsigned' if self.unsigned else ''})"
+        return f"applied, {kind}{', unsigned' if self.unsigned else ''}"
 
 
 def site_range_view(stats, config, site: str) -> SiteRangeView:
@@ -89,3 +89,46 @@ def site_range_view(stats, config, site: str) -> SiteRangeView:
     return SiteRangeView(site=site, lo=float(lo), hi=float(hi), threshold=float(hi), shared=bool(config.multi_layer and info.layer >= 0),
                          unsigned=bool(unsigned), clipped_fraction=float(clipped_fraction(obs, rng)), count=int(obs.count),
                          own_threshold=float(site_range(obs, config).hi))
+
+
+def format_value(value, digits: int = 4) -> str:
+    """A table cell: integers with thousands separators, floats rounded (large ones separated too)."""
+    import math
+
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return str(value)
+        if abs(value) >= 1e4:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return " x ".join(format_value(v, digits) for v in value)
+    return str(value)
+
+
+def html_table(rows, columns=None, units=None, digits: int = 4, max_height: int | None = None) -> str:
+    """An HTML table of dict rows: thousands separators, ``units`` per column in the header
+    (e.g. ``{"flops": "FLOP"}``), right-aligned numbers; ``max_height`` (px) makes it scroll."""
+    import html
+
+    rows = list(rows)
+    if not rows:
+        return "<p>(none)</p>"
+    columns = list(columns or rows[0].keys())
+    units = units or {}
+    head = "".join(f"<th>{html.escape(c)}{f' ({html.escape(units[c])})' if c in units else ''}</th>" for c in columns)
+
+    def cell(v) -> str:
+        align = "right" if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else "left"
+        return f"<td style='text-align:{align}'>{html.escape(format_value(v, digits))}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    table = f"<table class='bertnpu-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if max_height:
+        return f"<div class='bertnpu-scroll' style='max-height:{max_height}px;overflow:auto'>{table}</div>"
+    return table

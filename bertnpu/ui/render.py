@@ -38,14 +38,24 @@ def inject_parameters(nb, parameters: dict[str, Any]):
 
 def execute_notebook(path: str | os.PathLike, parameters: dict[str, Any], cwd: str | os.PathLike, timeout: int = 1200):
     """Run a notebook top to bottom with injected parameters; a cell error raises ``CellExecutionError``."""
+    import tempfile
+
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     nb = inject_parameters(nbformat.read(path, as_version=4), parameters)
     env_backup = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # progress bars would only clutter the rendered page
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, store_widget_state=True).execute()
+        # IPC transport: a local kernel needs no TCP ports (and prints no "running over TCP without encryption" warning)
+        with tempfile.TemporaryDirectory(prefix="bertnpu-kernel-") as sockets:
+            km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+            try:
+                NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}}, store_widget_state=True).execute()
+            finally:
+                if km.has_kernel:  # a kernel manager we pass in is ours to shut down
+                    km.shutdown_kernel(now=True)
     finally:
         if env_backup is None:
             os.environ.pop("TQDM_DISABLE", None)

@@ -24,6 +24,52 @@ def show_figure(fig, out: Optional[W.Output] = None) -> None:
         out.append_display_data(image)
 
 
+def show_conclusion(text: str) -> None:
+    """Display a computed conclusion under an analysis ("What it means: ...")."""
+    import html
+
+    from IPython.display import HTML
+
+    display(HTML(f"<p class='bertnpu-conclusion-block'><b>What it means:</b> <span class='bertnpu-conclusion'>{html.escape(text)}</span></p>"))
+
+
+def show_table(rows, columns=None, units=None, digits: int = 4, max_height: Optional[int] = None) -> None:
+    """Display rows as an HTML table (thousands separators, units in headers, scrollable with ``max_height``)."""
+    from IPython.display import HTML
+
+    from .range_tables import html_table
+
+    display(HTML(html_table(rows, columns, units, digits, max_height)))
+
+
+def sweep_like_run(ws, out: str | Path, quick: bool = False, progress: bool = True):
+    """The sweep ``bertnpu run`` does (same grid from :class:`~bertnpu.pipeline.RunOptions`, same
+    stage), on the workspace's validation pairs; returns the stage's ``SweepResult``."""
+    from ..pipeline import RunOptions
+    from ..stages import SweepInputs, run_sweep
+
+    options = RunOptions(quick=quick)
+    grid = {name: getattr(options, name) for name in ("percentiles", "topk_ratios", "methods", "modes") if hasattr(options, name)}
+    return run_sweep(SweepInputs(ws.model, ws.stats, ws.pairs("validation"), out=Path(out), progress=progress, **grid))
+
+
+def npu_verification(ws, mxq: str | Path, split: str = "test") -> str:
+    """STS-B Spearman of a compiled ``.mxq`` on the NPU, or one sentence saying why it cannot run here."""
+    from ..device.npu_runtime import QbruntimeEncoder, load_qbruntime
+    from ..errors import BertnpuError
+    from ..tune.evaluate import evaluate_sts
+
+    mxq = Path(mxq)
+    try:
+        load_qbruntime()
+        if not mxq.is_file():
+            return f"no {mxq.name} yet: compile it (Compile, or the bundle's docker commands), then run this cell again"
+        with QbruntimeEncoder(ws.model, mxq) as npu:
+            return f"NPU {split} Spearman: {evaluate_sts(npu, ws.pairs(split))['spearman']:.4f}"
+    except BertnpuError as exc:
+        return str(exc)
+
+
 class ModelPicker:
     """Model name or folder (default: the bundled all-MiniLM-L6-v2) with a Load button."""
 
