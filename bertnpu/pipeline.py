@@ -22,6 +22,13 @@ from .artifacts import atomic_write_json, atomic_write_text
 from .version import __version__
 
 STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "evaluation", "compile")
+# Every name `bertnpu run` may write in its folder: a file a user put at one of these is never
+# replaced or deleted without --force (the folder's .bertnpu-written.json says what bertnpu wrote).
+OUTPUTS = ("stages", "analysis", "figures", "weight_dict.pth", "calib", "stats.npz", "sweep", "recommended_config.json",
+           "recommended_recipe.json", "model.mxq", "model.mxq.recipe.json", "model.mxq.config.json", "compile_bundle",
+           "summary.json", "report.html")
+# Result fields that name files a stage wrote (besides ``files``).
+_PATH_FIELDS = ("weight_dict", "mxq", "bundle")
 
 
 @dataclass(frozen=True)
@@ -73,29 +80,50 @@ class Pipeline:
         self.log = log
         self.summary: dict[str, Any] = {}
         self.reused: list[str] = []
+        self.folder: Any = None  # the OutputFolder while running
 
     # -- stage bookkeeping ----------------------------------------------------------------
     def _stage(self, name: str, key: dict, work: Callable[[], Any]) -> dict:
         """The stage's summary entry: reused from ``stages/<name>.json`` when ``key`` matches, else ``work()``'s result."""
         step = f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}"
         marker = self.out / "stages" / f"{name}.json"
-        key_hash = _sha(key)
-        if marker.is_file() and not self.o.force:
-            saved = json.loads(marker.read_text())
-            if saved.get("key") == key_hash:
-                self.log(f"{step}: reused (inputs unchanged)")
-                self.reused.append(name)
-                return saved["result"]
+        key_hash = _sha({**key, "bertnpu": __version__})  # a new version may compute differently
+        if marker.exists() and not self.o.force:
+            saved, why = _read_marker(marker)
+            if saved is not None and saved.get("key") != key_hash:
+                why = None  # inputs changed: the usual recompute, nothing to explain
+            elif saved is not None:
+                why = self.folder.differs(saved["files"])  # a reused stage verifies its files first
+                if why is None:
+                    self.log(f"{step}: reused (inputs unchanged, files verified)")
+                    self.reused.append(name)
+                    return saved["result"]
+            if why:
+                self.log(f"{step}: recomputing ({why})")
         start = time.perf_counter()
         self.log(f"{step} ...")
         result = work().to_dict(relative_to=self.out)
         result["seconds"] = round(time.perf_counter() - start, 2)
-        atomic_write_json(marker, {"key": key_hash, "result": result}, force=True)
+        written = _written(result)
+        self.folder.record(*written)
+        atomic_write_json(marker, {"key": key_hash, "files": self.folder.digests(written), "result": result}, force=True)
+        self.folder.record(f"stages/{name}.json")
         self.log(f"{step}: done in {result['seconds']:.1f} s")
         return result
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict:
+        from .output_folder import OutputFolder
+
+        # the lock keeps a second run out; the claim refuses (without --force) files bertnpu did not write
+        with OutputFolder(self.out, force=self.o.force) as folder:
+            self.folder = folder
+            folder.claim(*OUTPUTS)
+            summary = self._run()
+            folder.settle()
+        return summary
+
+    def _run(self) -> dict:
         from . import stages as st
         from .data.calibration import CalibrationSpec, load_calibration_set
         from .data.stsb import load_stsb
@@ -105,7 +133,6 @@ class Pipeline:
 
         start = time.perf_counter()
         out, o = self.out, self.o
-        out.mkdir(parents=True, exist_ok=True)
         figures = out / "figures"
         model = load_model(o.model, trust_remote_code=o.trust_remote_code)
         mhash = model_hash(model)[:16]
@@ -146,6 +173,7 @@ class Pipeline:
         s["seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_json(out / "summary.json", s, force=True)
         atomic_write_text(out / "report.html", self._report(), force=True)
+        self.folder.record("summary.json", "report.html")
         self.log(f"wrote {out}/summary.json and {out}/report.html in {s['seconds']:.0f} s")
         return s
 
@@ -153,6 +181,23 @@ class Pipeline:
         from .ui.run_report import run_report
 
         return run_report(self.summary, self.out)
+
+
+def _read_marker(marker: Path) -> tuple[Optional[dict], Optional[str]]:
+    """A stage marker, or None and why it cannot be trusted (half-written, edited, from an older bertnpu)."""
+    try:
+        saved = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None, f"its marker {marker.name} is unreadable"
+    if not isinstance(saved, dict) or not isinstance(saved.get("result"), dict) or not isinstance(saved.get("files"), dict):
+        return None, f"its marker {marker.name} lacks the record of its files"
+    return saved, None
+
+
+def _written(result: dict) -> list[str]:
+    """The run-folder paths a stage result names as written (relative; absolute ones lie outside the run)."""
+    paths = list(result.get("files") or []) + [result[k] for k in _PATH_FIELDS if result.get(k)]
+    return list(dict.fromkeys(str(p) for p in paths if not Path(str(p)).is_absolute() and ".." not in Path(str(p)).parts))
 
 
 def _package_versions() -> dict[str, str]:
