@@ -360,6 +360,11 @@ def _simulate(args) -> int:
     return 0
 
 
+# what `bertnpu sweep` writes into --out
+SWEEP_OUTPUTS = ("sweep.csv", "sweep.json", "sweep_heatmap.png", "sweep_cache.jsonl", "recommended_config.json", "recommended_recipe.json",
+                 "recommendation.json")
+
+
 def _sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
     p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
@@ -370,24 +375,30 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
 
 @command("sweep", "grid over percentile x topk_ratio on validation, with a recommendation", model_options, stsb_options(), stats_source_options(),
          out_option("folder for sweep.csv/json, the heatmap, the cache and the recommended config"), config_option("the tutorial's config, as the base"),
-         _sweep_options, limit_option, json_option)
+         _sweep_options, limit_option, json_option, force_option("file bertnpu did not write (or edited since) in --out"))
 def _sweep(args) -> int:
+    from .output_folder import OutputFolder
     from .stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
 
     out = Path(args.out)
+    folder = OutputFolder(out, force=args.force)
+    folder.preflight(SWEEP_OUTPUTS)  # before the long part; writes nothing
     grid = dict(percentiles=_floats(args.percentiles, "--percentiles"), topk_ratios=_floats(args.topk_ratios, "--topk-ratios"),
                 modes=_ints(args.modes, "--modes"), methods=_ints(args.methods, "--methods", allow_empty=True) or None)
     base = _recipe(args.config)
     validation = _pairs(args, "validation")
     model = _load(args)
     stats = _stats_for(args, model)
-    result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
-    summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
-               "validation_spearman": result.validation_spearman}
-    if args.test:
-        test = evaluate(EvaluateInputs(model, stats, _pairs(args, "test"), recommended=result.recommended_recipe, fidelity=False,
-                                       out=out / "recommendation.json", progress=False))
-        summary["test"] = test.to_dict()
+    with folder:  # lock, and a record of what the sweep wrote (its cache is claimed, so an interrupted sweep resumes)
+        folder.claim(*SWEEP_OUTPUTS)
+        result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
+        summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
+                   "validation_spearman": result.validation_spearman}
+        if args.test:
+            test = evaluate(EvaluateInputs(model, stats, _pairs(args, "test"), recommended=result.recommended_recipe, fidelity=False,
+                                           out=out / "recommendation.json", progress=False))
+            summary["test"] = test.to_dict()
+        folder.settle()
     print(f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} (Spearman {result.validation_spearman:.4f}); "
           f"wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, recommended_config.json, recommended_recipe.json")
     if args.json:
