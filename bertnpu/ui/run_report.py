@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 from ..quant.config import QuantConfig
-from .report import render_report, table
+from .report import esc, fill, pre_json, render_report, table
 
 SWEEP_COLUMNS = ("method", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db")
 Section = tuple[str, str, dict[str, bytes]]
@@ -20,8 +19,10 @@ def figure_files(entry: dict) -> list[str]:
 
 def _analysis(s: dict, figs: Callable) -> Section:
     a = s["analysis"]["summary"]
-    return ("Model and placement", f"<p><b>{a['model']}</b>: hidden {a['hidden_size']}, {a['layers']} layers, {a['heads']} heads, pooling {a['pooling']}. "
-            "Embeddings and mask preparation run on the CPU; the encoder runs on the NPU.</p>" + table(s["analysis"]["blocks"]), figs(s["analysis"]))
+    # every value from the summary is escaped (a model folder may be named <img onerror=...>)
+    return ("Model and placement", fill("<p><b>{model}</b>: hidden {hidden}, {layers} layers, {heads} heads, pooling {pooling}. ",
+                                        model=a['model'], hidden=a['hidden_size'], layers=a['layers'], heads=a['heads'], pooling=a['pooling'])
+            + "Embeddings and mask preparation run on the CPU; the encoder runs on the NPU.</p>" + table(s["analysis"]["blocks"]), figs(s["analysis"]))
 
 
 def _calibration(s: dict, figs: Callable) -> Section:
@@ -55,11 +56,11 @@ def _evaluation(s: dict, figs: Callable) -> Section:
 
 def _compile(s: dict, figs: Callable) -> Section:
     comp = s["compile"]
-    return ("Compile", f"<p>{'Compiled <code>' + str(comp['mxq']) + '</code>.' if comp.get('mxq') else comp.get('note') or ''}</p>", {})
+    return ("Compile", fill("<p>Compiled <code>{mxq}</code>.</p>", mxq=comp["mxq"]) if comp.get("mxq") else f"<p>{esc(comp.get('note') or '')}</p>", {})
 
 
 def _inputs(s: dict, figs: Callable) -> Section:
-    return ("Inputs and versions", f"<pre>{json.dumps({'inputs': s['inputs'], 'versions': s['versions'], 'reused_stages': s['reused_stages']}, indent=2)}</pre>", {})
+    return ("Inputs and versions", pre_json({"inputs": s["inputs"], "versions": s["versions"], "reused_stages": s["reused_stages"]}), {})
 
 
 # A new stage adds its section function here, in pipeline order.
