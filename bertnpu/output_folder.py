@@ -1,9 +1,9 @@
 """An output folder that knows what bertnpu wrote into it.
 
 ``.bertnpu-written.json`` lists every file bertnpu wrote (size and SHA-256). A file that is
-not listed, or whose bytes changed since, belongs to the user: it is never replaced or
-deleted without ``force``. A reused result is verified against the same record, so a
-truncated or edited file is recomputed instead of trusted. ``.bertnpu.lock`` keeps a second
+not listed belongs to the user: it is never replaced or deleted without ``force``. A listed
+file stays bertnpu's to rewrite, but a reused result is verified against its recorded size and
+hash, so a truncated or edited file is recomputed instead of trusted. ``.bertnpu.lock`` keeps a second
 process from writing into the same folder at the same time.
 """
 
@@ -40,12 +40,21 @@ class OutputFolder:
         self.written: dict[str, dict] = {}
         self.pending: list[str] = []  # claimed before writing: owned even when a kill stops the writer half-way
         self._locked = False
+        self._created: list[Path] = []
+
+    def preflight(self, rels: Iterable[str]) -> None:
+        """Before any work: refuse an --out that is a file, or foreign files at ``rels`` (without force); writes nothing."""
+        if self.path.exists() and not self.path.is_dir():
+            raise BertnpuError(f"{self.option} {str(self.path)!r} is a file, not a folder; choose a folder for the output.")
+        if self.path.is_dir():
+            self.written, self.pending = self._read_marker()
+            self.check_free(rels)
 
     # ---- lock -------------------------------------------------------------------------------
     def __enter__(self) -> "OutputFolder":
         if self.path.exists() and not self.path.is_dir():
             raise BertnpuError(f"{self.option} {str(self.path)!r} is a file, not a folder; choose a folder for the output.")
-        ensure_folder(self.path)
+        self._created = ensure_folder(self.path)
         self._lock()
         try:
             self.written, self.pending = self._read_marker()
@@ -54,8 +63,22 @@ class OutputFolder:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self._unlock()
+        if exc_type is not None and self._created:
+            self._remove_if_untouched()
+
+    def _remove_if_untouched(self) -> None:
+        """A run that failed before writing anything leaves no folder behind (only ones this run created)."""
+        entries = list(self.path.iterdir()) if self.path.is_dir() else []
+        if all(e.name == MARKER for e in entries):
+            for e in entries:
+                e.unlink(missing_ok=True)
+            for folder in self._created:  # deepest first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
     def _lock(self) -> None:
         lock = self.path / LOCK
@@ -144,6 +167,30 @@ class OutputFolder:
                 self.pending.remove(rel)
         self._save_marker()
 
+    def settle(self) -> None:
+        """After a finished run: record every claimed path that exists and drop the claims, so a
+        file a user puts there later is theirs again."""
+        existing = [r for r in self.pending if (self.path / r).exists()]
+        self.pending = []
+        self.record(*existing)
+
+    def digests(self, rels: Iterable[str]) -> dict[str, dict]:
+        """``{file: {size, sha256}}`` of ``rels`` (folders expanded to their files), for a stage marker."""
+        return {f: file_digest(self.path / f) for rel in rels for f in self._files_under(rel)}
+
+    def differs(self, recorded: dict[str, dict]) -> Optional[str]:
+        """Why the files now differ from ``recorded`` (from :meth:`digests`); None when every file is as recorded."""
+        for f, rec in recorded.items():
+            p = self.path / f
+            if not p.is_file():
+                return f"{f} is missing"
+            now = file_digest(p)
+            if now["size"] != rec.get("size"):
+                return f"{f} changed size ({rec.get('size')} -> {now['size']} bytes)"
+            if now["sha256"] != rec.get("sha256"):
+                return f"{f} changed content (SHA-256 differs)"
+        return None
+
     def forget(self, *rels: str) -> None:
         for rel in rels:
             prefix = rel.rstrip("/") + "/"
@@ -174,14 +221,13 @@ class OutputFolder:
         return None
 
     def foreign(self, rel: str) -> list[str]:
-        """Files at ``rel`` that bertnpu did not write, or that changed since it wrote them."""
+        """Files at ``rel`` that bertnpu did not write (not in its record, not claimed by a run)."""
         out = []
         for f in self._files_under(rel):
             name = Path(f).name
             if name in _OWN_NAMES or name.startswith(TEMP_PREFIX) or self._pending_covers(f):
                 continue
-            rec = self.written.get(f)
-            if rec is None or file_digest(self.path / f) != rec:
+            if f not in self.written:
                 out.append(f)
         return out
 
@@ -193,7 +239,7 @@ class OutputFolder:
             theirs = self.foreign(rel)
             if theirs:
                 raise BertnpuError(
-                    f"{str(self.path / theirs[0])!r} was not written by bertnpu (or was changed since); "
+                    f"{str(self.path / theirs[0])!r} was not written by bertnpu; "
                     f"pass --force to replace it, or choose another {self.option}."
                 )
 

@@ -30,7 +30,7 @@ def test_user_files_are_refused_without_force_and_never_deleted(tmp_path):
     (tmp_path / "calib").mkdir()
     (tmp_path / "calib" / "notes.txt").write_text("mine")
     with OutputFolder(tmp_path) as folder:
-        with pytest.raises(BertnpuError, match="summary.json' was not written by bertnpu .*pass --force"):
+        with pytest.raises(BertnpuError, match="summary.json' was not written by bertnpu; pass --force"):
             folder.check_free("summary.json")
         with pytest.raises(BertnpuError, match="notes.txt' was not written by bertnpu"):
             folder.remove("calib")
@@ -41,25 +41,27 @@ def test_user_files_are_refused_without_force_and_never_deleted(tmp_path):
         folder.check_free("summary.json")
 
 
-def test_own_files_are_free_until_someone_edits_them(tmp_path):
+def test_own_files_stay_bertnpus_and_edits_are_detected(tmp_path):
     with OutputFolder(tmp_path) as folder:
         (tmp_path / "w.pth").write_bytes(b"x" * 100)
         folder.record("w.pth")
     with OutputFolder(tmp_path) as folder:
         folder.check_free("w.pth")
         assert folder.changed("w.pth") is None
+        recorded = folder.digests(["w.pth"])
     with open(tmp_path / "w.pth", "r+b") as fh:
         fh.truncate(10)
     with OutputFolder(tmp_path) as folder:
-        assert folder.changed("w.pth") == "w.pth changed size (100 -> 10 bytes)"
-        with pytest.raises(BertnpuError, match="w.pth' was not written by bertnpu \\(or was changed since\\)"):
-            folder.check_free("w.pth")
+        folder.check_free("w.pth")  # still bertnpu's file to rewrite ...
+        assert folder.changed("w.pth") == "w.pth changed size (100 -> 10 bytes)"  # ... but not to trust
+        assert folder.differs(recorded) == "w.pth changed size (100 -> 10 bytes)"
     (tmp_path / "w.pth").write_bytes(b"y" * 100)
     with OutputFolder(tmp_path) as folder:
         assert folder.changed("w.pth") == "w.pth changed content (SHA-256 differs)"
+        assert folder.differs(recorded) == "w.pth changed content (SHA-256 differs)"
     (tmp_path / "w.pth").unlink()
     with OutputFolder(tmp_path) as folder:
-        assert folder.changed("w.pth") == "w.pth is missing"
+        assert folder.changed("w.pth") == "w.pth is missing" == folder.differs(recorded)
 
 
 def test_a_damaged_record_owns_nothing(tmp_path):
@@ -107,3 +109,17 @@ def test_claimed_files_stay_bertnpus_after_a_kill(tmp_path):
     with OutputFolder(tmp_path) as folder:
         with pytest.raises(BertnpuError, match="notes.txt' was not written by bertnpu"):
             folder.claim("sweep")
+
+
+def test_a_failed_first_run_leaves_no_folder_and_preflight_writes_nothing(tmp_path):
+    out = tmp_path / "new" / "run"
+    with pytest.raises(BertnpuError, match="bad model"):
+        with OutputFolder(out) as folder:
+            folder.claim("summary.json")
+            raise BertnpuError("bad model")
+    assert list(tmp_path.iterdir()) == []
+    out.mkdir(parents=True)
+    (out / "sweep.csv").write_text("user")
+    with pytest.raises(BertnpuError, match="sweep.csv' was not written by bertnpu"):
+        OutputFolder(out).preflight(["sweep.csv"])
+    assert [p.name for p in out.iterdir()] == ["sweep.csv"]
