@@ -88,3 +88,24 @@ def tiny_stats(tiny_model, tiny_calib):
     from bertnpu.quant.stats import collect_activation_stats
 
     return collect_activation_stats(tiny_model, tiny_calib, batch_size=7, progress=False)
+
+
+@pytest.fixture(scope="session")
+def raw_values(tiny_model, tiny_calib):
+    """Every site's valid values, gathered one sample at a time with no padding at all."""
+    import numpy as np
+
+    from bertnpu.model.npu_part import NpuEncoder
+
+    raw: dict[str, list] = {}
+
+    def tap(site, x, mask):
+        v = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]) if x.dim() == 4 else x.reshape(-1, x.shape[-1])
+        raw.setdefault(site, []).append(v.numpy().copy())
+        return x
+
+    enc = NpuEncoder(tiny_model.bert)
+    with torch.no_grad():
+        for a in tiny_calib.arrays:
+            enc(torch.from_numpy(a), torch.ones(1, a.shape[1], dtype=torch.long), tap=tap)
+    return {k: np.concatenate(v) for k, v in raw.items()}

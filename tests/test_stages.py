@@ -18,7 +18,6 @@ from bertnpu.quant.recipe import Recipe
 from bertnpu.quant.sites import list_sites
 from bertnpu.quant.stats import load_stats
 from bertnpu import stages as st
-from bertnpu.tune.sweep_rows import SweepRow, best_row
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +155,6 @@ def test_sweep_keeps_nested_knobs_and_recommends_the_best(tiny_model, tiny_stats
     again = st.run_sweep(st.SweepInputs(tiny_model, tiny_stats, val40, base, percentiles=(0.99, 1.0), topk_ratios=(0.1,), methods=(0, 1),
                                         out=tmp_path / "sweep", progress=False))
     assert again.rows == r.rows
-
-
-def test_sweep_row_round_trips_a_field_added_later():
-    row = SweepRow(Recipe(activation_16bits=("layer.0.ffn.residual",)), spearman=0.7, pearson=0.6, mean_sqnr_db=20.0, key="k",
-                   extra={"shares_with": "abc", "proxy_cosine": 0.98})
-    data = json.loads(json.dumps(row.to_dict()))
-    assert data["percentile"] == 0.999 and data["shares_with"] == "abc"
-    assert SweepRow.from_dict(data) == row
-    old = {"method": 0, "output": 0, "mode": 1, "percentile": 0.99, "topk_ratio": 0.1, "bits": 8, "spearman": 0.5, "pearson": 0.4}
-    assert SweepRow.from_dict(old).recipe == Recipe(calibration=QuantConfig(method=0, percentile=0.99, topk_ratio=0.1))
-    assert best_row([SweepRow.from_dict(old), row]) is row
-    with pytest.raises(BertnpuError, match="lacks method"):
-        SweepRow.from_dict({"spearman": 0.1, "pearson": 0.1})
 
 
 def test_compile_stage_bundle_carries_the_recipe(tiny_model, tiny_calib, tmp_path):
