@@ -1,0 +1,39 @@
+"""The run report: one section per stage from summary entries, every PNG a stage listed embedded once."""
+
+import base64
+
+from bertnpu.quant.config import QuantConfig
+from bertnpu.ui.run_report import SECTIONS, figure_files, run_report
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
+
+
+def _summary():
+    cfg = QuantConfig().to_dict()
+    return {
+        "analysis": {"summary": {"model": "m", "hidden_size": 8, "layers": 2, "heads": 2, "pooling": "mean"},
+                     "blocks": [{"block": "embeddings", "placement": "CPU"}], "files": ["analysis/ops.csv", "figures/placement.png"]},
+        "calibration": {"samples": 4, "tokens": 40, "evaluation_split": "validation", "eval_outside_fraction": 0.0125,
+                        "outlier_channels": [], "files": ["calib", "figures/c.png"]},
+        "stats": {"outlier_sites": [{"site": "s", "max": 3.0}], "files": ["stats.npz"]},
+        "sweep": {"rows": [{**cfg, "recipe": {"nested": 1}, "spearman": 0.5, "pearson": 0.4, "mean_sqnr_db": 9.0}], "files": ["figures/sweep_heatmap.png"]},
+        "evaluation": {"fp32": {"spearman": 0.8, "pearson": 0.7}, "tutorial_default": {"config": cfg, "spearman": 0.6, "pearson": 0.5},
+                       "recommended": {"config": QuantConfig(percentile=0.99).to_dict(), "spearman": 0.75, "pearson": 0.7}, "fidelity": None},
+        "compile": {"mxq": None, "bundle": "compile_bundle", "note": "no qbcompiler here"},
+        "inputs": {"quick": True}, "versions": {}, "reused_stages": [],
+    }
+
+
+def test_sections_and_embedded_figures(tmp_path):
+    s = _summary()
+    for entry in s.values():
+        for f in figure_files(entry) if isinstance(entry, dict) else ():
+            (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / f).write_bytes(PNG)
+    html = run_report(s, tmp_path)
+    assert html.count("<section>") == len(SECTIONS) == 7
+    assert html.count("data:image/png;base64," + base64.b64encode(PNG).decode()) == 3
+    assert "1.2500% of validation embedding values" in html  # 0.0125 as a percentage
+    assert "MaxPercentile p=0.99 topk=0.01" in html and "no qbcompiler here" in html
+    assert "nested" not in html  # the sweep table shows the knobs, not the nested recipe
+    assert figure_files(s["calibration"]) == ["figures/c.png"]
