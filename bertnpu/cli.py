@@ -120,6 +120,14 @@ def _emit_json(data: dict) -> None:
     print(json.dumps(data, sort_keys=True, default=float))
 
 
+def _line_then_json(args, line: str, data: dict) -> int:
+    """Print the command's one-line summary; with --json, ``data`` as the last stdout line."""
+    print(line)
+    if args.json:
+        _emit_json(data)
+    return 0
+
+
 def _load(args):
     from .model.load import load_model
 
@@ -399,11 +407,9 @@ def _sweep(args) -> int:
                                            out=out / "recommendation.json", progress=False))
             summary["test"] = test.to_dict()
         folder.settle()
-    print(f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} (Spearman {result.validation_spearman:.4f}); "
-          f"wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, recommended_config.json, recommended_recipe.json")
-    if args.json:
-        _emit_json(summary)
-    return 0
+    return _line_then_json(args, f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} "
+                                 f"(Spearman {result.validation_spearman:.4f}); wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, "
+                                 "recommended_config.json, recommended_recipe.json", summary)
 
 
 @command("analyze", "op inventory with CPU/NPU placement (and the .mblt where qbcompiler is installed)", model_options,
@@ -483,11 +489,8 @@ def _run(args) -> int:
     summary = run_pipeline(RunOptions(model=args.model, stsb_dir=args.stsb_dir, out=args.out, quick=args.quick, force=args.force,
                                       trust_remote_code=args.trust_remote_code))
     ev = summary["evaluation"]
-    print(f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {ev['tutorial_default']['spearman']:.4f} | "
-          f"INT8 recommended {ev['recommended']['spearman']:.4f} ({ev['pairs']} pairs, simulated)")
-    if args.json:
-        _emit_json(summary)
-    return 0
+    return _line_then_json(args, f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {ev['tutorial_default']['spearman']:.4f} | "
+                                 f"INT8 recommended {ev['recommended']['spearman']:.4f} ({ev['pairs']} pairs, simulated)", summary)
 
 
 def _render_options(p: argparse.ArgumentParser) -> None:
