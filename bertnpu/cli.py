@@ -224,6 +224,10 @@ def _eval(args) -> int:
     pairs = _pairs(args, args.split)
     model = _load(args)
     if args.mxq:
+        if args.weights:  # a bad weight dict is refused before any work or notice
+            from .model.cpu_part import load_weight_dict
+
+            load_weight_dict(args.weights, hidden_size=model.config.hidden_size)
         return _eval_npu(args, model, pairs)
     result = evaluate_sts(SentenceEncoder(model, batch_size=args.batch_size, progress=not args.json), pairs)
     result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
@@ -347,7 +351,24 @@ def _stats(args) -> int:
 
 
 def _keep_fp32_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32")
+    p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32 (a diagnostic: no device counterpart; use --a16)")
+    p.add_argument("--recipe", help="recipe JSON (from `bertnpu plan`); same as --config")
+    p.add_argument("--profile", help="precision profile: aries (default), all-int8 or optimistic")
+    p.add_argument("--a16", default="", help="comma-separated sites whose activations go to 16 bits (added to the recipe's)")
+
+
+def _recipe_with_overrides(args):
+    """The recipe of --recipe/--config with --profile and --a16 applied."""
+    if args.recipe and args.config:
+        raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
+    recipe = _recipe(args.recipe or args.config)
+    extra = tuple(s for s in (args.a16 or "").split(",") if s.strip())
+    changes = {}
+    if args.profile:
+        changes["profile"] = args.profile
+    if extra:
+        changes["activation_16bits"] = recipe.activation_16bits + extra
+    return recipe.with_(**changes) if changes else recipe
 
 
 @command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"), config_option(),
@@ -355,17 +376,27 @@ def _keep_fp32_option(p: argparse.ArgumentParser) -> None:
 def _simulate(args) -> int:
     from .stages import SimulateInputs, simulate
 
-    recipe = _recipe(args.config)
+    recipe = _recipe_with_overrides(args)
     pairs = _pairs(args, args.split)
     model = _load(args)
     keep = tuple(s for s in (args.keep_fp32 or "").split(",") if s)
-    r = simulate(SimulateInputs(model, _stats_for(args, model), pairs, recipe, keep_fp32=keep, progress=not args.json))
+    recipe.check_sites(site.name for site in list_sites_of(model))
+    calib = _calibration(args, model) if args.calib else None
+    r = simulate(SimulateInputs(model, _stats_for(args, model), pairs, recipe, keep_fp32=keep, progress=not args.json, bracket=True, calib=calib))
     if args.json:
         _emit_json(r.to_dict())
     else:
-        print(f"{r.model} on STS-B {r.split}: FP32 Spearman {r.fp32_spearman:.4f}, simulated INT8 ({recipe.calibration.label()}) {r.spearman:.4f} "
-              f"(delta {r.spearman - r.fp32_spearman:+.4f})")
+        bracket = " | ".join(f"{name} {value:.4f}" for name, value in r.profiles.items())
+        diag = f"; {len(keep)} site(s) kept in FP32, a diagnostic with no device counterpart" if keep else ""
+        print(f"{r.model} on STS-B {r.split}: FP32 Spearman {r.fp32_spearman:.4f}, simulated ({recipe.label()}{diag}) {r.spearman:.4f} "
+              f"(delta {r.spearman - r.fp32_spearman:+.4f}); profile bracket: {bracket}")
     return 0
+
+
+def list_sites_of(model):
+    from .quant.sites import list_sites
+
+    return list_sites(model)
 
 
 # what `bertnpu sweep` writes into --out
@@ -410,6 +441,40 @@ def _sweep(args) -> int:
     return _line_then_json(args, f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} "
                                  f"(Spearman {result.validation_spearman:.4f}); wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, "
                                  "recommended_config.json, recommended_recipe.json", summary)
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tolerance", type=float, default=0.005, help="accepted Spearman drop below FP32 on validation (default 0.005)")
+    p.add_argument("--profile", default="aries", help="precision profile: aries (default), all-int8 or optimistic")
+    p.add_argument("--max-sites", type=whole_number(0), default=8, help="most sites at 16 bits (default 8)")
+    p.add_argument("--figures", help="folder for plan_pareto.png and plan_sites.png (default: beside --out)")
+
+
+@command("plan", "cheapest recipe (calibration, transformations, 16-bit sites) within a tolerance of FP32; writes recipe.json",
+         model_options, stsb_options(), stats_source_options(required=True), out_option("recipe.json to write"), _plan_options,
+         force_option("recipe file"), limit_option, json_option)
+def _plan(args) -> int:
+    from .artifacts import check_writable
+    from .stages.plan import PlanInputs, plan
+    from .tune.plan import PlanSpec, format_pareto
+
+    PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites)  # bad values: one sentence before any work
+    out = check_writable(args.out, args.force, "recipe file")
+    validation, test = _pairs(args, "validation"), _pairs(args, "test")
+    model = _load(args)
+    calib = _calibration(args, model)
+    stats = _stats_for(args, model)
+    figures = Path(args.figures) if args.figures else out.parent
+    r = plan(PlanInputs(model, calib, validation, test, stats=stats, profile=args.profile, tolerance=args.tolerance,
+                        max_sites=args.max_sites, out=out, figures=figures, force=args.force, progress=not args.json))
+    print(format_pareto(r.plan))
+    verdict = "within" if r.within_tolerance else "NOT within"
+    print(f"planned [{r.profile}]: {len(r.activation_16bits)} site(s) at 16 bits, validation Spearman {r.validation_spearman:.4f} ({verdict} "
+          f"{r.tolerance:g} of FP32 {r.fp32_validation_spearman:.4f}); test Spearman {r.spearman:.4f} (FP32 {r.fp32_spearman:.4f}), "
+          f"cosine to FP32 {r.cosine_to_fp32:.4f}; best INT8-only test {r.best_int8_only['spearman']:.4f}; wrote {out}")
+    if args.json:
+        _emit_json(r.to_dict())
+    return 0
 
 
 @command("analyze", "op inventory with CPU/NPU placement (and the .mblt where qbcompiler is installed)", model_options,
@@ -494,8 +559,9 @@ def _run(args) -> int:
 
 
 def _render_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calib-count", type=whole_number(1), default=128)
+    p.add_argument("--calib-count", type=whole_number(1), default=256, help="calibration samples (default 256, as `bertnpu run`)")
     p.add_argument("--eval-pairs", type=whole_number(2, zero="all pairs"), default=0, help="first N pairs of each split (0: all)")
+    p.add_argument("--lang", choices=("en", "ko"), default="en", help="narrative language of the pages")
 
 
 @command("render", "execute all notebooks and write shareable HTML", model_options, stsb_options(), out_option("folder for the HTML pages"),
@@ -503,8 +569,9 @@ def _render_options(p: argparse.ArgumentParser) -> None:
 def _render(args) -> int:
     from .ui.render import render_notebooks
 
-    paths = render_notebooks(args.out, model=args.model, stsb_dir=args.stsb_dir, calib_count=args.calib_count, eval_pairs=args.eval_pairs, force=args.force)
-    print("wrote " + ", ".join(str(p) for p in paths) + " (open them in a browser; figures are embedded as PNG)")
+    paths = render_notebooks(args.out, model=args.model, stsb_dir=args.stsb_dir, calib_count=args.calib_count, eval_pairs=args.eval_pairs,
+                             force=args.force, lang=args.lang)
+    print("wrote " + ", ".join(str(p) for p in paths) + " (self-contained: they open offline, widgets as static snapshots)")
     return 0
 
 

@@ -94,7 +94,8 @@ class Recipe:
 
     def check_sites(self, known: typing.Iterable[str]) -> None:
         """One sentence naming every 16-bit site that ``known`` (the model's sites) lacks."""
-        unknown = [s for s in self.activation_16bits if s not in set(known)]
+        known = set(known)
+        unknown = [s for s in self.activation_16bits if s not in known]
         if unknown:
             raise BertnpuError(f"Unknown site(s) {', '.join(unknown)} in the recipe's activation_16bits; list this model's sites with `bertnpu sites`.")
 

@@ -206,3 +206,17 @@ def collect_transformed_stats(model, calib, base_stats, transforms: EquivalentTr
             enc(hidden, mask, tap=observe)
     observers = {s.name: (tap.observers[s.name] if s.name in changed else base_stats[s.name]) for s in base_stats.sites}
     return ActivationStats(list(base_stats.sites), observers, {**base_stats.meta, "equivalent_transformation": names})
+
+
+def stats_for_recipe(model, stats, recipe, calib=None, *, progress: bool = False):
+    """``stats`` when they match the recipe's transformations, else the transformed stats from ``calib``.
+
+    One sentence when the recipe needs transformed stats and no calibration set is given.
+    """
+    names = transformation_names(recipe.equivalent_transformation)
+    if list(stats.meta.get("equivalent_transformation", [])) == names:
+        return stats
+    if calib is None:
+        raise BertnpuError(f"The recipe uses transformation(s) {', '.join(names)}, whose activation stats must be collected on the "
+                           "transformed encoder; pass the calibration set (--calib DIR) instead of --stats.")
+    return collect_transformed_stats(model, calib, stats, names, progress=progress)

@@ -11,6 +11,7 @@ Figure objects, the paths it wrote) whose ``to_dict()`` is its entry in ``summar
     run_sweep          SweepInputs      -> SweepResult         typed rows (SweepRow), heatmap, recommended recipe
     evaluate           EvaluateInputs   -> EvaluationResult    FP32 / tutorial / recommended on test
     compile_or_bundle  CompileInputs    -> CompileResult       .mxq with qbcompiler, else a compile bundle
+    plan               PlanInputs       -> PlanResult          cheapest recipe within a tolerance, Pareto table, recipe.json
 """
 
 from .analyze import AnalyzeInputs, AnalyzeResult, analyze
@@ -19,6 +20,7 @@ from .collect_stats import StatsInputs, StatsResult, collect_stats
 from .compile import CompileInputs, CompileResult, compile_or_bundle
 from .embeddings import EmbeddingsResult, ExportInputs, export_embeddings
 from .evaluate import EvaluateInputs, EvaluationResult, evaluate
+from .plan import PlanInputs, PlanResult, plan
 from .simulate import SimulateInputs, SimulateResult, simulate
 from .sweep import SweepInputs, SweepResult, run_sweep
 
@@ -29,6 +31,7 @@ __all__ = [
     "CompileInputs", "CompileResult", "compile_or_bundle",
     "EmbeddingsResult", "ExportInputs", "export_embeddings",
     "EvaluateInputs", "EvaluationResult", "evaluate",
+    "PlanInputs", "PlanResult", "plan",
     "SimulateInputs", "SimulateResult", "simulate",
     "StatsInputs", "StatsResult", "collect_stats",
     "SweepInputs", "SweepResult", "run_sweep",

@@ -13,7 +13,10 @@ from .result import StageResult, not_serialized
 
 @dataclass(frozen=True)
 class SimulateInputs:
-    """``keep_fp32``: sites left in FP32 (what-if toggles on top of the recipe)."""
+    """``keep_fp32``: sites left in FP32 (a diagnostic with no device counterpart; the recipe's
+    ``activation_16bits`` is the compilable remedy). ``bracket``: also simulate the recipe under
+    every precision profile. ``calib``: the calibration set, needed when the recipe has
+    equivalent transformations and ``stats`` were collected without them."""
 
     model: LoadedModel
     stats: Any
@@ -21,6 +24,8 @@ class SimulateInputs:
     recipe: Recipe = field(default_factory=Recipe)
     keep_fp32: tuple[str, ...] = ()
     progress: bool = True
+    bracket: bool = False
+    calib: Any = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class SimulateResult(StageResult):
     pairs: int
     model: str
     simulation: Any = not_serialized()
+    profile: str = "aries"
+    profiles: Mapping[str, float] = field(default_factory=dict)
 
 
 def fp32_scores(model: LoadedModel, pairs: StsPairs, progress: bool = True) -> dict[str, float]:
@@ -48,10 +55,10 @@ def fp32_scores(model: LoadedModel, pairs: StsPairs, progress: bool = True) -> d
 
 def simulated_scores(model: LoadedModel, stats, recipe: Recipe, pairs: StsPairs, keep_fp32=(), progress: bool = True) -> tuple[dict[str, float], Any]:
     """Spearman / Pearson of the simulated INT8 model for ``recipe``, and the simulation itself."""
-    from ..quant.simulate import simulate_int8
+    from ..quant.simulate import simulate
     from ..tune.evaluate import evaluate_sts
 
-    sim = simulate_int8(model, stats, recipe.calibration, keep_fp32=list(keep_fp32))
+    sim = simulate(model, stats, recipe, keep_fp32=list(keep_fp32))
     return evaluate_sts(sim.encoder_for(progress=progress), pairs), sim
 
 
@@ -63,8 +70,19 @@ def simulate(inputs: SimulateInputs) -> SimulateResult:
         >>> round(r.spearman - r.fp32_spearman, 2)  # doctest: +SKIP
         -0.22
     """
+    from ..quant.transforms import stats_for_recipe
+
+    stats = stats_for_recipe(inputs.model, inputs.stats, inputs.recipe, inputs.calib, progress=inputs.progress)
     fp32 = fp32_scores(inputs.model, inputs.pairs, inputs.progress)
-    int8, sim = simulated_scores(inputs.model, inputs.stats, inputs.recipe, inputs.pairs, inputs.keep_fp32, inputs.progress)
+    int8, sim = simulated_scores(inputs.model, stats, inputs.recipe, inputs.pairs, inputs.keep_fp32, inputs.progress)
+    profiles = {}
+    if inputs.bracket:
+        from ..quant.precision import PROFILE_NAMES
+
+        for name in PROFILE_NAMES:
+            profiles[name] = int8["spearman"] if name == inputs.recipe.profile and not inputs.keep_fp32 else \
+                simulated_scores(inputs.model, stats, inputs.recipe.with_(profile=name), inputs.pairs, (), inputs.progress)[0]["spearman"]
     return SimulateResult(spearman=int8["spearman"], pearson=int8["pearson"], fp32_spearman=fp32["spearman"], fp32_pearson=fp32["pearson"],
                           config=inputs.recipe.calibration.to_dict(), recipe=inputs.recipe, keep_fp32=tuple(inputs.keep_fp32),
-                          split=inputs.pairs.split, pairs=len(inputs.pairs), model=str(inputs.model.name), simulation=sim)
+                          split=inputs.pairs.split, pairs=len(inputs.pairs), model=str(inputs.model.name), profile=inputs.recipe.profile,
+                          profiles=profiles, simulation=sim)

@@ -1,0 +1,101 @@
+"""Stage plan: the cheapest recipe within a tolerance of FP32 (see :mod:`bertnpu.tune.plan`), its figures and recipe.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from ..data.stsb import StsPairs
+from ..model.load import LoadedModel
+from ..quant.recipe import Recipe
+from .result import StageResult, not_serialized, save_figures
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """``calib``: the calibration set (transformed stats are collected from it); ``stats``: its stats on
+    the plain encoder (collected when None). ``out``: where ``recipe.json`` goes; ``cache``: the
+    resumable JSON-lines cache (default ``<out>.plan-cache.jsonl``); ``figures``: folder for
+    ``plan_pareto.png`` and ``plan_sites.png``."""
+
+    model: LoadedModel
+    calib: Any
+    validation: StsPairs
+    test: StsPairs
+    stats: Any = None
+    profile: str = "aries"
+    tolerance: float = 0.005
+    max_sites: int = 8
+    out: Optional[Path] = None
+    cache: Optional[Path] = None
+    figures: Optional[Path] = None
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class PlanResult(StageResult):
+    fp32_spearman: float
+    spearman: float
+    validation_spearman: float
+    fp32_validation_spearman: float
+    cosine_to_fp32: float
+    activation_16bits: tuple[str, ...]
+    profile: str
+    tolerance: float
+    within_tolerance: bool
+    best_int8_only: Mapping[str, Any]
+    pareto: Sequence[Mapping[str, Any]]
+    recipe: Recipe
+    traffic_16bit: float
+    seconds: float
+    files: tuple[Path, ...] = ()
+    figures: Mapping[str, Any] = not_serialized(default_factory=dict)
+    plan: Any = not_serialized(default=None)
+
+
+def plan(inputs: PlanInputs) -> PlanResult:
+    """Search recipes, confirm the chosen one on test, write ``recipe.json`` and the figures.
+
+    Example:
+        >>> r = plan(PlanInputs(model, calib, load_stsb("validation"), load_stsb("test"), out=Path("recipe.json")))  # doctest: +SKIP
+        >>> r.spearman, r.activation_16bits  # doctest: +SKIP
+    """
+    from ..artifacts import check_writable
+    from ..tune.plan import PlanSpec, plan_recipe
+    from ..ui.plan_plots import plot_pareto, plot_site_map
+
+    spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, max_sites=inputs.max_sites)
+    if inputs.out is not None:
+        check_writable(inputs.out, inputs.force, "recipe file")
+    cache = inputs.cache if inputs.cache is not None else (Path(str(inputs.out) + ".plan-cache.jsonl") if inputs.out is not None else None)
+    result = plan_recipe(inputs.model, inputs.calib, inputs.validation, inputs.test, spec, stats=inputs.stats, cache=cache,
+                         progress=inputs.progress)
+    from ..quant.simulate import simulate
+    from ..quant.transforms import stats_for_recipe
+
+    base_stats = result_stats = inputs.stats
+    files: list[Path] = []
+    if inputs.out is not None:
+        files.append(result.recipe.save(inputs.out, force=inputs.force))
+    figures = {"plan_pareto": plot_pareto(result.pareto, result.fp32_validation, result.tolerance, result.profile,
+                                          len(result.recipe.activation_16bits))}
+    if base_stats is not None:
+        result_stats = stats_for_recipe(inputs.model, base_stats, result.recipe, inputs.calib)
+        bits = simulate(inputs.model, result_stats, result.recipe, quantize_weights=False).site_bits
+    else:
+        from ..quant.precision import site_bits
+        from ..quant.sites import list_sites
+
+        bits = site_bits([s.name for s in list_sites(inputs.model)], result.profile, result.recipe.activation_16bits)
+    figures["plan_sites"] = plot_site_map(bits, result.recipe.activation_16bits, inputs.model.config.num_hidden_layers, result.profile)
+    files.extend(save_figures(figures, inputs.figures, force=inputs.force))
+    s = result.summary()
+    return PlanResult(
+        fp32_spearman=result.fp32_test, spearman=result.test_spearman, validation_spearman=result.validation_spearman,
+        fp32_validation_spearman=result.fp32_validation, cosine_to_fp32=result.test_cosine_mean,
+        activation_16bits=tuple(result.recipe.activation_16bits), profile=result.profile, tolerance=result.tolerance,
+        within_tolerance=result.within_tolerance, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
+        pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
+        figures=figures, plan=result)
