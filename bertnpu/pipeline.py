@@ -95,7 +95,7 @@ class Pipeline:
             elif saved is not None:
                 why = self.folder.differs(saved["files"])  # a reused stage verifies its files first
                 if why is None:
-                    self.log(f"{step}: reused (inputs unchanged, files verified)")
+                    self.log(f"{step}: reused (inputs unchanged), files verified")
                     self.reused.append(name)
                     return saved["result"]
             if why:
