@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import random
+import re
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -390,6 +391,34 @@ def _failing_write(code: int):
     return case
 
 
+def _cli(*argv: str):
+    """A bad number on the command line: refused while parsing, before anything is read."""
+    def case(ws):
+        return [a.format(root=ws.root) for a in argv]
+
+    case.__name__ = "cli_" + "_".join(a.strip("-").replace(".", "p") or "empty" for a in argv if not a.startswith("{"))[:60]
+    return case
+
+
+def _sweep_cli(*extra: str):
+    def case(ws):
+        return ["sweep", "--model", str(ws.model()), "--stsb-dir", str(ws.stsb()), "--stats", str(ws.stats()), "--out", str(ws.root / "sw"), *extra]
+
+    case.__name__ = "sweep_" + "_".join(a.strip("-").replace(".", "p") or "empty" for a in extra)
+    return case
+
+
+def out_is_a_file(command):
+    def case(ws):
+        (ws.root / "afile").write_text("user data\n")
+        if command == "run":
+            return ["run", "--model", str(ws.model()), "--stsb-dir", str(ws.stsb()), "--quick", "--out", str(ws.root / "afile")]
+        return _sweep_cli("--out", str(ws.root / "afile"))(ws)
+
+    case.__name__ = f"{command}_out_is_a_file"
+    return case
+
+
 @dataclass(frozen=True)
 class Case:
     build: Callable
@@ -430,7 +459,16 @@ CASES = [
     Case(weight_dict_truncated, "not a plain tensor file"),
     Case(weight_dict_with_code, "not a plain tensor file"),
     Case(weight_dict_plain_pickle, "not a plain tensor file"),
+    Case(_cli("eval", "--batch-size", "0"), "--batch-size: '0' is not a whole number of 1 or more"),
+    Case(_cli("stats", "--calib", "c", "--out", "o.npz", "--batch-size", "x"), "--batch-size: 'x' is not a whole number"),
+    Case(_cli("simulate", "--limit", "1"), "--limit: '1' is not a whole number of 2 or more (or 0 for all pairs)"),
+    Case(_sweep_cli("--percentiles", ""), "--percentiles '' holds no numbers"),
+    Case(out_is_a_file("run"), "is a file, not a folder"),
+    Case(out_is_a_file("sweep"), "is a file, not a folder"),
     # point 7
+    Case(_cli("eval", "--batch-size", "-3"), "--batch-size: '-3' is not a whole number of 1 or more"),
+    Case(_cli("eval", "--limit", "-5"), "--limit: '-5' is not a whole number"),
+    Case(_sweep_cli("--methods", "1.5"), "--methods '1.5' holds 1.5, not a whole number"),
     Case(_stsb_score("nan"), "Line 3"),
     Case(_stsb_score("inf"), "Line 3"),
     Case(_stsb_score("-7"), "outside STS-B's 0-5 range"),
@@ -483,7 +521,7 @@ def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(case, tmp_path, mon
     err = captured.err
     lines = err.strip("\n").split("\n")
     assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("bertnpu: error: "), err
+    assert len(lines) == 1 and re.match(r"bertnpu( [a-z-]+)?: error: ", lines[0]), err  # argparse names the command
     assert case.says in lines[0], lines[0]
     assert lines[0].endswith("."), lines[0]
     assert _snapshot(root) == before
