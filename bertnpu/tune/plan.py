@@ -285,7 +285,7 @@ class _Planner:
         self.elements = activation_elements(model, self.proxy_sentences)
         ident = {"model": self.base_stats.meta.get("model_sha256") or model_hash(model),
                  "calibration": self.base_stats.meta.get("calibration_sha256") or calibration_hash(calib),
-                 "validation": hashlib.sha256("\n".join(val_sentences).encode()).hexdigest()[:16], "proxy": spec.proxy_sentences,
+                 "validation": validation.content_hash(), "proxy": spec.proxy_sentences,  # sentences AND scores
                  "tool": __version__}
         self.cache = ResultCache(cache, ident)
         self.sims: dict[tuple, Simulation] = {}
@@ -426,10 +426,10 @@ def plan_recipe(
     fp32_test = sts_scores(fp32_emb, t1, t2, test.scores)["spearman"]
 
     def confirm(recipe: Recipe) -> tuple[float, float]:
-        hit = p.cache.get("test:" + hashlib.sha256("\n".join(test_sentences).encode()).hexdigest()[:16], recipe)
+        hit = p.cache.get("test:" + test.content_hash()[:16], recipe)
         if hit is None:
             emb = p.simulation(recipe).encoder_for(progress=progress)(test_sentences)
-            hit = p.cache.put("test:" + hashlib.sha256("\n".join(test_sentences).encode()).hexdigest()[:16], recipe,
+            hit = p.cache.put("test:" + test.content_hash()[:16], recipe,
                               {"spearman": sts_scores(emb, t1, t2, test.scores)["spearman"], "cosine": float(cosine_rows(emb, fp32_emb).mean())})
         return hit["spearman"], hit["cosine"]
 
