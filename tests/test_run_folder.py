@@ -162,3 +162,20 @@ def test_sweep_with_flipped_scores_gives_fresh_results_and_needs_force_for_user_
     assert json.loads((out / "recommended_config.json").read_text()) == {"mine": True}
     assert sweep(stsb_dir, "--force")[0] == 0
     assert "mine" not in json.loads((out / "recommended_config.json").read_text())
+
+
+@pytest.mark.parametrize("command,says", [("run", "the stages finished so far were kept in OUT (rerun the same command to resume)"),
+                                          ("sweep", "the configs scored so far were kept in OUT/sweep_cache.jsonl"),
+                                          ("calib", "files finished before the interrupt were kept, and no partial file was written")])
+def test_interrupt_message_says_what_was_kept(command, says, monkeypatch, capsys):
+    import dataclasses
+
+    from bertnpu import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, command, dataclasses.replace(cli.COMMANDS[command], handler=interrupted))
+    assert main([command, "--out", "OUT"]) == 130
+    err = capsys.readouterr().err.strip().split("\n")
+    assert len(err) == 1 and says in err[0] and "no partial output was kept" not in err[0]
