@@ -90,3 +90,27 @@ def test_cli_run(first_run, tiny_model_dir, stsb_dir, capsys):
     out = first_run[0]
     assert main(["run", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--out", str(out), "--quick"]) == 0
     assert "INT8 recommended" in capsys.readouterr().out
+
+
+def test_report_escapes_every_value_from_the_summary(first_run):
+    """A model or STS-B folder named like markup reaches report.html as text, never as a tag."""
+    from html.parser import HTMLParser
+
+    from bertnpu.ui.run_report import run_report
+
+    markup = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    out = first_run[0]
+    s = json.loads((out / "summary.json").read_text())
+    s["analysis"]["summary"]["model"] = s["inputs"]["model"] = f"/models/{markup}"
+    s["inputs"]["stsb"] = f"/data/{markup}/sts-dev.csv"
+    s["compile"]["note"] = markup
+    tags = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append((tag, dict(attrs)))
+
+    Tags().feed(run_report(s, out))
+    assert not [t for t, _ in tags if t == "script"]
+    assert not [a for t, a in tags if "onerror" in a]
+    assert all(a["src"].startswith("data:image/png;base64,") for t, a in tags if t == "img")
