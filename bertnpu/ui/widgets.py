@@ -48,8 +48,12 @@ def sweep_like_run(ws, out: str | Path, quick: bool = False, progress: bool = Tr
     from ..pipeline import RunOptions
     from ..stages import SweepInputs, run_sweep
 
+    from dataclasses import fields
+
     options = RunOptions(quick=quick)
-    grid = {name: getattr(options, name) for name in ("percentiles", "topk_ratios", "methods", "modes") if hasattr(options, name)}
+    # every sweep knob the run defines (grid, strategy, ...) is passed on, so the two cannot drift apart
+    own = {"model", "stats", "pairs", "out", "figures", "recommended", "progress", "force"}
+    grid = {f.name: getattr(options, f.name) for f in fields(SweepInputs) if f.name not in own and hasattr(options, f.name)}
     return run_sweep(SweepInputs(ws.model, ws.stats, ws.pairs("validation"), out=Path(out), progress=progress, **grid))
 
 
