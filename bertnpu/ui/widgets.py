@@ -11,7 +11,7 @@ from IPython.display import Image, display
 
 from ..data.calibration import STRATEGIES, CalibrationSpec
 from ..quant.config import MODES, QuantConfig
-from .report import figure_png
+from .report import esc, figure_png
 
 
 def show_figure(fig, out: Optional[W.Output] = None) -> None:
@@ -99,10 +99,10 @@ class ModelPicker:
             with quiet_loading():
                 self.model = load_model(None if self.name.value == DEFAULT_MODEL_NAME else self.name.value)
         except BertnpuError as exc:
-            self.status.value = f"<span style='color:#b00'>{exc}</span>"
+            self.status.value = f"<span style='color:#b00'>{esc(exc)}</span>"  # values may hold markup (a folder name)
             return None
         cfg = self.model.config
-        self.status.value = f"loaded <b>{self.model.name}</b>: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, pooling {self.model.pooling.mode}"
+        self.status.value = f"loaded <b>{esc(self.model.name)}</b>: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, pooling {esc(self.model.pooling.mode)}"
         if self.on_load:
             self.on_load(self.model)
         return self.model
@@ -143,7 +143,7 @@ class CalibrationBuilder:
         self.conclusion = channel_conclusion(channel_ranges(result.calibration.tokens()).absmax)
         self.status.value = (f"built {result.samples:,} samples in {time.perf_counter() - start:.1f} s; "
                              f"{result.evaluation_split} values outside the calibration range: {overall * 100:.4f}%<br>"
-                             f"<b>What it means:</b> <span class='bertnpu-conclusion'>{self.conclusion}</span>")
+                             f"<b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>")
         return result.calibration
 
 
@@ -188,7 +188,7 @@ class ThresholdExplorer:
         tail = cfg.topk_ratio * (1 - cfg.percentile)
         own = "" if not view.shared else f"; this layer's own threshold would be {view.own_threshold:.4g}"
         self.readout.value = (
-            f"<b>{name}</b>: {'upper clip' if cfg.zero_point else 'threshold'} <span class='bertnpu-threshold'>{view.threshold:.6g}</span> "
+            f"<b>{esc(name)}</b>: {'upper clip' if cfg.zero_point else 'threshold'} <span class='bertnpu-threshold'>{view.threshold:.6g}</span> "
             f"({view.label}{own}); "
             f"quantization range [{view.lo:.4g}, {view.hi:.4g}]; clipped <span class='bertnpu-clipped'>{view.clipped_fraction * 100:.5f}%</span> "
             f"of {view.count:,} values"
@@ -271,7 +271,7 @@ class SimulatePanel:
             f"nearest-neighbour recall@10 {fid['recall@10']:.3f} (good: &ge; 0.9)<br>"
             + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over {len(sqnr)} quantized sites, lowest {min(sqnr.values()):.1f} dB "
                f"(good: &gt; 30 dB)" if sqnr else "SQNR: every site kept in FP32")
-            + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{self.conclusion}</span></div>")
+            + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span></div>")
         return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "cosine_mean": fid["cosine_mean"],
                 "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion}
 
