@@ -44,3 +44,21 @@ def test_report_page_has_no_tag_from_a_value():
     assert not any(t in ("script",) for t, _ in tags)
     imgs = [a for t, a in tags if t == "img"]
     assert len(imgs) == 1 and imgs[0]["alt"] == MARKUP and "onerror" not in imgs[0]  # the figure, with its alt text as text
+
+
+def test_model_picker_shows_a_markup_folder_name_as_text(tiny_model_dir, tmp_path):
+    """A model folder named like markup: the widget's HTML value holds it as text (loaded, and when refused)."""
+    import shutil
+
+    from bertnpu.ui.widgets import ModelPicker
+
+    folder = tmp_path / '<img src=x onerror="alert(1)">'
+    shutil.copytree(tiny_model_dir, folder)
+    picker = ModelPicker(str(folder))
+    picker.load()
+    assert picker.model is not None and picker.model.config.hidden_size == 36
+    assert [t for t, _ in _tags(picker.status.value)] == ["b"] and html.unescape(picker.status.value).count(str(folder)) == 1
+    (folder / "tokenizer.json").unlink()
+    picker.load()
+    assert [t for t, _ in _tags(picker.status.value)] == ["span"] and "no tokenizer files" in picker.status.value
+    assert str(folder) in html.unescape(picker.status.value)
