@@ -21,11 +21,11 @@ from typing import Any, Callable, Optional
 from .artifacts import atomic_write_json, atomic_write_text
 from .version import __version__
 
-STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "evaluation", "compile")
+STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "evaluation", "compile")
 # Every name `bertnpu run` may write in its folder: a file a user put at one of these is never
 # replaced or deleted without --force (the folder's .bertnpu-written.json says what bertnpu wrote).
 OUTPUTS = ("stages", "analysis", "figures", "weight_dict.pth", "calib", "stats.npz", "sweep", "recommended_config.json",
-           "recommended_recipe.json", "model.mxq", "model.mxq.recipe.json", "model.mxq.config.json", "compile_bundle",
+           "recommended_recipe.json", "recipe.json", "plan-cache.jsonl", "model.mxq", "model.mxq.recipe.json", "model.mxq.config.json", "compile_bundle",
            "summary.json", "report.html")
 # Result fields that name files a stage wrote (besides ``files``).
 _PATH_FIELDS = ("weight_dict", "mxq", "bundle")
@@ -165,10 +165,15 @@ class Pipeline:
             model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods,
             out=out / "sweep", figures=figures, recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
+        plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "max_sites": 2 if o.quick else 8}
+        s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
+            model, calib, validation, test, stats=stats, max_sites=plan_key["max_sites"], out=out / "recipe.json",
+            cache=out / "plan-cache.jsonl", figures=figures, force=True, bracket=True)))
         s["evaluation"] = self._stage("evaluation", sweep_key, lambda: st.evaluate(st.EvaluateInputs(model, stats, test, recommended=chosen)))
-        compile_key = {**stats_key, "config": s["sweep"]["recommended"], "recipe": chosen.to_dict()}
+        planned = Recipe.from_dict(s["plan"]["recipe"])  # the planned recipe is what gets compiled
+        compile_key = {**stats_key, "config": s["sweep"]["recommended"], "recipe": planned.to_dict()}
         s["compile"] = self._stage("compile", compile_key, lambda: st.compile_or_bundle(st.CompileInputs(
-            model, calib, chosen, mxq=out / "model.mxq", bundle=out / "compile_bundle", force=True)))
+            model, calib, planned, mxq=out / "model.mxq", bundle=out / "compile_bundle", force=True)))
         s["reused_stages"] = self.reused
         s["seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_json(out / "summary.json", s, force=True)

@@ -61,7 +61,7 @@ def test_rerun_reuses_and_force_recomputes(first_run, tiny_model_dir, stsb_dir):
     out, summary, _ = first_run
     lines = []
     again = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True), log=lines.append)
-    assert sum("reused (inputs unchanged)" in line for line in lines) == 7
+    assert sum("reused (inputs unchanged)" in line for line in lines) == 8
     assert again["evaluation"] == summary["evaluation"]
     lines.clear()
     run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True, force=True), log=lines.append)
@@ -83,7 +83,7 @@ def test_interrupted_run_resumes(tiny_model_dir, stsb_dir, tmp_path, monkeypatch
     lines = []
     run_pipeline(opts, log=lines.append)
     reused = [line for line in lines if "reused" in line]
-    assert len(reused) == 5 and "[6/7] evaluation: done" in " ".join(lines)
+    assert len(reused) == 6 and "[7/8] evaluation: done" in " ".join(lines)
 
 
 def test_cli_run(first_run, tiny_model_dir, stsb_dir, capsys):

@@ -32,6 +32,7 @@ class PlanInputs:
     figures: Optional[Path] = None
     force: bool = False
     progress: bool = True
+    bracket: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class PlanResult(StageResult):
     traffic_16bit: float
     seconds: float
     files: tuple[Path, ...] = ()
+    brackets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     figures: Mapping[str, Any] = not_serialized(default_factory=dict)
     plan: Any = not_serialized(default=None)
 
@@ -92,10 +94,18 @@ def plan(inputs: PlanInputs) -> PlanResult:
     figures["plan_sites"] = plot_site_map(bits, result.recipe.activation_16bits, inputs.model.config.num_hidden_layers, result.profile)
     files.extend(save_figures(figures, inputs.figures, force=inputs.force))
     s = result.summary()
+    brackets = {}
+    if inputs.bracket and base_stats is not None:
+        from ..quant.recipe import Recipe as _Recipe
+        from ..tune.plan import profile_bracket
+
+        for label, recipe in (("tutorial", _Recipe()), ("best_int8_only", result.best_int8), ("planned", result.recipe)):
+            st = stats_for_recipe(inputs.model, base_stats, recipe, inputs.calib)
+            brackets[label] = profile_bracket(inputs.model, st, recipe, inputs.test, progress=inputs.progress)
     return PlanResult(
         fp32_spearman=result.fp32_test, spearman=result.test_spearman, validation_spearman=result.validation_spearman,
         fp32_validation_spearman=result.fp32_validation, cosine_to_fp32=result.test_cosine_mean,
         activation_16bits=tuple(result.recipe.activation_16bits), profile=result.profile, tolerance=result.tolerance,
         within_tolerance=result.within_tolerance, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
         pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
-        figures=figures, plan=result)
+        brackets=brackets, figures=figures, plan=result)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..quant.config import QuantConfig
 from .report import esc, fill, pre_json, render_report, table
@@ -54,6 +54,30 @@ def _evaluation(s: dict, figs: Callable) -> Section:
     return ("Predicted accuracy on STS-B test (simulated INT8)", body, {})
 
 
+def _plan(s: dict, figs: Callable) -> Section:
+    pl = s["plan"]
+    br = pl.get("brackets") or {}
+    profiles = ("aries", "all-int8", "optimistic")
+
+    def row(label: str, spearman: float, key: Optional[str]) -> dict:
+        b = br.get(key, {}) if key else {}
+        return {"model": label, f"spearman [{pl['profile']}]": spearman, **{f"{p}": b.get(p, "") for p in profiles}}
+
+    best = pl["best_int8_only"]
+    rows = [row("FP32", pl["fp32_spearman"], None),
+            row("INT8, tutorial config", br.get("tutorial", {}).get(pl["profile"], ""), "tutorial"),
+            row(f"INT8 only, best planned ({best['recipe']})", best["spearman"], "best_int8_only"),
+            row(f"planned recipe ({len(pl['activation_16bits'])} site(s) at 16 bits)", pl["spearman"], "planned")]
+    pareto = [{"16-bit sites": r["n_sites"], "added": r["added"] or "-", "validation Spearman": r["validation_spearman"],
+               "traffic at 16 bits": f"{r['traffic_16bit']:.1%}"} for r in pl["pareto"]]
+    verdict = "within" if pl["within_tolerance"] else "NOT within"
+    body = (f"<p>Simulated on STS-B test; the first Spearman column is under profile <b>{esc(pl['profile'])}</b>, the last three "
+            f"are the profile bracket (how much the unpublished precisions matter). The planned recipe is {verdict} "
+            f"{pl['tolerance']:g} of FP32 on validation; cosine to FP32 embeddings {pl['cosine_to_fp32']:.4f}.</p>"
+            + table(rows) + "<p>Pareto table (validation):</p>" + table(pareto) + pre_json(pl["recipe"]))
+    return ("Plan: the cheapest recipe within tolerance", body, figs(pl))
+
+
 def _compile(s: dict, figs: Callable) -> Section:
     comp = s["compile"]
     return ("Compile", fill("<p>Compiled <code>{mxq}</code>.</p>", mxq=comp["mxq"]) if comp.get("mxq") else f"<p>{esc(comp.get('note') or '')}</p>", {})
@@ -64,7 +88,7 @@ def _inputs(s: dict, figs: Callable) -> Section:
 
 
 # A new stage adds its section function here, in pipeline order.
-SECTIONS: tuple[Callable[[dict, Callable], Section], ...] = (_analysis, _calibration, _stats, _sweep, _evaluation, _compile, _inputs)
+SECTIONS: tuple[Callable[[dict, Callable], Section], ...] = (_analysis, _calibration, _stats, _sweep, _plan, _evaluation, _compile, _inputs)
 
 
 def run_report(summary: dict[str, Any], out: Path) -> str:
