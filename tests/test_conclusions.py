@@ -12,6 +12,7 @@ def test_simulate_conclusion_separates_ranking_from_embeddings():
     assert "keeps the STS-B ranking" in moved and "must not be mixed with stored FP32 vectors" in moved and "0.400" in moved
     lost = C.simulate_conclusion(0.8200, 0.7200, 0.90, 0.50)
     assert "loses 0.1000 Spearman (12.2% of FP32)" in lost  # 0.1 / 0.82 = 12.2 %
+    assert "loses 0.0092 Spearman and" in C.simulate_conclusion(-0.0379, -0.0471, 0.9999, 0.96)  # no share of a ~0 score
 
 
 def test_sqnr_conclusion_names_the_worst_role_and_layers():

@@ -39,8 +39,8 @@ def _pct(x: float) -> str:
 def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float) -> str:
     """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?"""
     drop = fp32 - int8
-    rank = ("keeps the STS-B ranking" if drop <= GOOD["spearman_drop"] else
-            f"loses {drop:.4f} Spearman ({drop / max(fp32, 1e-12) * 100:.1f}% of FP32)")
+    share = f" ({drop / fp32 * 100:.1f}% of FP32)" if fp32 > 0.1 else ""  # a share of a near-zero score means nothing
+    rank = "keeps the STS-B ranking" if drop <= GOOD["spearman_drop"] else f"loses {drop:.4f} Spearman{share}"
     emb_close = cosine_mean >= GOOD["cosine"] and recall10 >= GOOD["recall@10"]
     if emb_close:
         emb = "and its embeddings stay close to FP32, so stored FP32 vectors and search results remain valid"
