@@ -23,8 +23,8 @@ class SweepRow:
     """One scored candidate. ``split``: where it was scored; ``key``: its cache key."""
 
     recipe: Recipe
-    spearman: float
-    pearson: float
+    spearman: Optional[float]  # None: ranked by the sweep's proxy only, not scored on the full split
+    pearson: Optional[float]
     mean_sqnr_db: Optional[float] = None
     split: str = "validation"
     key: Optional[str] = None
@@ -56,13 +56,15 @@ class SweepRow:
                     raise BertnpuError(f"A sweep row lacks {', '.join(missing)}; delete the sweep cache file and sweep again.")
                 recipe = Recipe(calibration=QuantConfig.from_dict({k: data[k] for k in CONFIG_KEYS if k in data}))
         known = set(CONFIG_KEYS) | set(METRIC_KEYS) | {"recipe", "split", "key"}
-        return cls(recipe=recipe, spearman=float(data["spearman"]), pearson=float(data["pearson"]),
+        return cls(recipe=recipe, spearman=None if data.get("spearman") is None else float(data["spearman"]),
+                   pearson=None if data.get("pearson") is None else float(data["pearson"]),
                    mean_sqnr_db=None if data.get("mean_sqnr_db") is None else float(data["mean_sqnr_db"]),
                    split=data.get("split", "validation"), key=data.get("key"), extra={k: v for k, v in data.items() if k not in known})
 
 
 def best_row(rows: Sequence[SweepRow]) -> SweepRow:
-    """The row with the highest Spearman (the first one on a tie)."""
-    if not rows:
+    """The row with the highest Spearman (the first one on a tie); rows the fast sweep did not score on the full split are skipped."""
+    scored = [r for r in rows if r.spearman is not None]
+    if not scored:
         raise BertnpuError("The sweep has no rows; give at least one percentile, topk_ratio, mode and method.")
-    return max(rows, key=lambda r: r.spearman)
+    return max(scored, key=lambda r: r.spearman)
