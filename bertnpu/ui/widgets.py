@@ -213,13 +213,16 @@ class SimulatePanel:
     def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation"):
         self.ws, self.explorer, self.split = workspace, explorer, split
         self.button = W.Button(description="Simulate INT8", button_style="success")
-        self.keep_fp32 = W.SelectMultiple(options=[s.name for s in workspace.stats.sites], rows=6, description="keep FP32",
-                                          layout=W.Layout(width="420px"))
+        names = [s.name for s in workspace.stats.sites]
+        self.a16 = W.SelectMultiple(options=names, rows=6, description="16-bit", layout=W.Layout(width="420px"))
+        self.keep_fp32 = W.SelectMultiple(options=names, rows=6, description="FP32 (diag.)", layout=W.Layout(width="420px"),
+                                          tooltip="keep in FP32: a diagnostic with no device counterpart (the NPU has no FP32 activations)")
+        self.profile = W.Dropdown(options=["aries", "all-int8", "optimistic"], value="aries", description="profile")
         self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description="progress")
         self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
         self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
         self.button.on_click(lambda _: self.simulate())
-        self.widget = W.VBox([W.HBox([self.button, self.keep_fp32]), self.progress, self.result])
+        self.widget = W.VBox([W.HBox([self.button, self.profile]), W.HBox([self.a16, self.keep_fp32]), self.progress, self.result])
 
     def _fp32_embeddings(self):
         from ..model.sentence_encoder import SentenceEncoder
@@ -248,11 +251,12 @@ class SimulatePanel:
         pairs = self.ws.pairs(self.split)
         cfg = self.explorer.config
         keep = list(self.keep_fp32.value)
-        head = f"simulating {cfg.label()} on {len(pairs):,} {self.split} pairs"
+        a16 = list(self.a16.value)
+        head = f"simulating {cfg.label()} [{self.profile.value}] on {len(pairs):,} {self.split} pairs"
         self._step(0, head)
         fp32_emb, sentences, rows1, rows2, fp32 = self._fp32_embeddings()
         self._step(1, head)
-        sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep)
+        sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep, profile=self.profile.value, activation_16bits=a16)
         self._step(2, head)
         int8_emb = sim.encoder_for()(sentences)
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
@@ -261,7 +265,8 @@ class SimulatePanel:
         sqnr = {k: v for k, v in site_sqnr(self.ws.model, sim, sentences[:SQNR_SENTENCES]).items() if np.isfinite(v)}
         self.progress.value = len(self.STEPS)
         self.progress.description = "done"
-        kept = f", {len(keep)} site(s) kept in FP32 (diagnostic only)" if keep else ""
+        kept = (f", {len(a16)} site(s) at 16 bits" if a16 else "") + (
+            f", {len(keep)} site(s) kept in FP32 (diagnostic only, no device counterpart)" if keep else "") + f", profile {self.profile.value}"
         verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
         self.conclusion = verdict + " " + sqnr_conclusion(sqnr)
         self.result.value = (
@@ -272,7 +277,8 @@ class SimulatePanel:
             + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over {len(sqnr)} quantized sites, lowest {min(sqnr.values()):.1f} dB "
                f"(good: &gt; 30 dB)" if sqnr else "SQNR: every site kept in FP32")
             + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span></div>")
-        return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "cosine_mean": fid["cosine_mean"],
+        return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "activation_16bits": a16, "profile": self.profile.value,
+                "cosine_mean": fid["cosine_mean"],
                 "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion}
 
 
