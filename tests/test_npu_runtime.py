@@ -190,3 +190,27 @@ def test_pooler_model_end_to_end(tiny_model_dir, tiny_calib, stsb_test, tmp_path
             npu(["A man is playing a guitar."])
     for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
         del sys.modules[name]
+
+
+def test_three_way_with_transformations_collects_transformed_stats(tiny_model, tiny_calib, tiny_stats, stsb_test, tmp_path, monkeypatch):
+    from bertnpu.quant.recipe import EquivalentTransformations
+    from bertnpu.quant.simulate import simulate
+    from bertnpu.quant.transforms import collect_transformed_stats
+
+    monkeypatch.syspath_prepend(str(DOUBLES / "qbcompiler_double"))
+    monkeypatch.syspath_prepend(str(DOUBLES / "qbruntime_double"))
+    for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
+        del sys.modules[name]
+    from bertnpu.device.qbcompiler_adapter import compile_mxq
+
+    recipe = Recipe(equivalent_transformation=EquivalentTransformations(qk=True, vo=True))
+    mxq = compile_mxq(tiny_model, tiny_calib, recipe, tmp_path / "t.mxq")
+    pairs = stsb_test.subset(20)
+    with pytest.raises(BertnpuError, match=r"transformation\(s\) qk, vo: pass the calibration set \(--calib\)"):
+        three_way_check(tiny_model, mxq, pairs, tiny_stats, profiles=["aries"], progress=False)
+    result = three_way_check(tiny_model, mxq, pairs, tiny_stats, calib=tiny_calib, profiles=["aries"], progress=False)
+    stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, ["qk", "vo"])
+    want = evaluate_sts(simulate(tiny_model, stats, recipe, profile="aries").encoder_for(), pairs)["spearman"]
+    assert result["simulated"] == {"aries": pytest.approx(want, abs=1e-9)} and result["best_profile"] == "aries"
+    for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
+        del sys.modules[name]
