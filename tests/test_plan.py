@@ -47,14 +47,17 @@ def test_traffic_share_by_hand(tiny_model):
 
 def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test, tmp_path):
     spec = PlanSpec(tolerance=0.001, max_sites=2, proxy_sentences=24, lazy_width=2, configs=(CFG, CFG.with_(mode=0)),
-                    transforms=(("qk",),), top_configs=1)
+                    transforms=(("qk",),), top_configs=1, full_table=True)
     val, test = stsb_validation.subset(40), stsb_test.subset(40)
     cache = tmp_path / "plan.jsonl"
     result = plan_recipe(tiny_model, tiny_calib, val, test, spec, stats=tiny_stats, cache=cache, progress=False)
     # the table: n = 0, 1, ... with the sites added in order; the traffic share grows
     assert [row["n_sites"] for row in result.pareto] == list(range(len(result.pareto)))
     assert all(b["traffic_16bit"] > a["traffic_16bit"] for a, b in zip(result.pareto, result.pareto[1:]))
-    assert result.pareto[0]["sites"] == [] and len(result.pareto) >= 2  # 4-bit INT8 misses the tolerance: sites were added
+    assert result.pareto[0]["sites"] == [] and len(result.pareto) == 3  # full_table: up to max_sites
+    within = [r for r in result.pareto if r["validation_spearman"] >= result.fp32_validation - spec.tolerance]
+    chosen = within[0] if within else max(result.pareto, key=lambda r: r["validation_spearman"])
+    assert list(result.recipe.activation_16bits) == chosen["sites"]  # the cheapest within tolerance
     # the chosen recipe's numbers are those of an independent simulation
     stats = tiny_stats if not result.recipe.equivalent_transformation.enabled() else collect_transformed_stats(
         tiny_model, tiny_calib, tiny_stats, result.recipe.equivalent_transformation.enabled(), batch_size=7)

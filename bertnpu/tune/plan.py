@@ -67,6 +67,7 @@ class PlanSpec:
     configs: tuple = CALIBRATION_CANDIDATES
     transforms: tuple = TRANSFORM_CANDIDATES
     top_configs: int = 1
+    full_table: bool = False  # True: keep adding sites up to max_sites (the whole Pareto table), then pick
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -397,7 +398,7 @@ def plan_recipe(
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
     last_gain: dict[str, float] = {}
     bar = tqdm(total=spec.max_sites, desc="plan: 16-bit sites", disable=not progress)
-    while pareto[-1]["validation_spearman"] < target and len(current.activation_16bits) < spec.max_sites and candidates:
+    while (spec.full_table or pareto[-1]["validation_spearman"] < target) and len(current.activation_16bits) < spec.max_sites and candidates:
         sim = p.simulation(current)
         p.proxy.set_base(sim.encoder, sim.tap)
         pool_ = candidates if not last_gain else sorted(candidates, key=lambda s: -last_gain.get(s, -1.0))[: spec.lazy_width]
