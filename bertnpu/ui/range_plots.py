@@ -167,6 +167,7 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
     if im is not None:
         bar = fig.colorbar(im, ax=list(axes), format=FuncFormatter(lambda v, _: f"{(v - best) * 1000:+.1f}"))
         bar.set_label("Spearman - best (thousandths)")
-    fig.suptitle(f"Simulated INT8 STS-B Spearman, MaxPercentile: best {best:.4f}, all cells within {span_milli / 1000:.4f} of it"
+    profile = (rows[0].get("recipe") or {}).get("profile", "aries") if rows and isinstance(rows[0].get("recipe"), dict) else "aries"
+    fig.suptitle(f"Simulated INT8 STS-B Spearman [profile {profile}], MaxPercentile: best {best:.4f}, all cells within {span_milli / 1000:.4f} of it"
                  + ("; red box = recommended" if chosen is not None else ""), fontsize=9)
     return fig
