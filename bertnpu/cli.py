@@ -162,7 +162,7 @@ def _stats_for(args, model):
         return load_stats(args.stats, model)
     if not args.calib:
         raise BertnpuError("Pass --calib DIR (a calibration set from `bertnpu calib`) or --stats FILE (from `bertnpu stats`).")
-    return collect_stats(StatsInputs(model, _calibration(args, model), progress=not getattr(args, "json", False))).stats
+    return collect_stats(StatsInputs(model, _calibration(args, model), progress=not getattr(args, "json", False), describe=False)).stats
 
 
 def _floats(text: str, option: str = "the list", allow_empty: bool = False) -> list[float]:

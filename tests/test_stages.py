@@ -167,3 +167,11 @@ def test_compile_stage_bundle_carries_the_recipe(tiny_model, tiny_calib, tmp_pat
         st.compile_or_bundle(st.CompileInputs(tiny_model, tiny_calib, recipe, target="mxq", mxq=tmp_path / "m.mxq"))
     with pytest.raises(BertnpuError, match="Compile target 'onnx'"):
         st.CompileInputs(tiny_model, tiny_calib, recipe, target="onnx")
+
+
+def test_collect_stats_without_description_is_the_statistics_alone(tiny_model, tiny_calib, tiny_stats):
+    from bertnpu.quant.thresholds import clip_thresholds
+
+    r = st.collect_stats(st.StatsInputs(tiny_model, tiny_calib, batch_size=7, progress=False, describe=False))
+    assert r.figures == {} and r.outlier_sites == () and r.files == ()
+    assert clip_thresholds(r.stats, QuantConfig()) == clip_thresholds(tiny_stats, QuantConfig())  # same batches, same numbers

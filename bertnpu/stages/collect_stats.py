@@ -14,7 +14,8 @@ from .result import StageResult, not_serialized, save_figures
 
 @dataclass(frozen=True)
 class StatsInputs:
-    """``out``: the ``.npz`` to write (None: keep in memory); ``recipe``: whose thresholds the range figures draw."""
+    """``out``: the ``.npz`` to write (None: keep in memory); ``recipe``: whose thresholds the range figures draw;
+    ``describe``: also make the outlier table and the range figures (off: the statistics alone)."""
 
     model: LoadedModel
     calibration: CalibrationSet
@@ -24,6 +25,7 @@ class StatsInputs:
     batch_size: int = 32
     force: bool = False
     progress: bool = True
+    describe: bool = True
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def collect_stats(inputs: StatsInputs) -> StatsResult:
     files: tuple[Path, ...] = ()
     if inputs.out is not None:
         files = (Path(stats.save(inputs.out, force=inputs.force)),)
+    if not inputs.describe:
+        return StatsResult(sites=len(stats.sites), samples=len(inputs.calibration), outlier_sites=(), files=files, stats=stats, figures={})
     cfg = inputs.recipe.calibration
     figures = {"site_ranges": plot_site_ranges(stats, clip_thresholds(stats, cfg)),
                "threshold_stability": plot_threshold_stability(threshold_stability(stats, cfg))}

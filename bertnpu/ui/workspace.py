@@ -87,14 +87,14 @@ class Workspace:
 
     @cached_property
     def stats(self):
-        from ..quant.stats import collect_activation_stats, load_stats
+        from ..quant.stats import load_stats
+        from ..stages import StatsInputs, collect_stats
 
         path = self.folder / "stats.npz"
         if path.is_file():
             stats = load_stats(path, self.model, self.calibration)
         else:
-            stats = collect_activation_stats(self.model, self.calibration)
-            stats.save(path, force=True)
+            stats = collect_stats(StatsInputs(self.model, self.calibration, out=path, force=True, describe=False)).stats
         # The model and stats live as long as the session; moving them out of the garbage
         # collector's view keeps full collections short, so a slider redraw never waits ~250 ms on one.
         gc.collect()
