@@ -78,7 +78,7 @@ def _profile(name: str, description: str, sixteen: Iterable[str], evidence16: st
 PROFILES: dict[str, PrecisionProfile] = {
     "aries": _profile("aries", "INT8 except the softmax (and the requantize before it) at 16 bits, as Mobilint stated for ARIES", (), STATED),
     "all-int8": PrecisionProfile("all-int8", "every activation INT8 (the pessimistic bound)", RolePrecision(8, ASSUMED_8),
-                                 {r: RolePrecision(8, "assumed INT8 for this bound, although Mobilint stated 16 bits on ARIES") for r in SOFTMAX_ROLES}),
+                                 {r: RolePrecision(8, f"assumed INT8 for this bound, although {STATED}") for r in SOFTMAX_ROLES}),
     "optimistic": _profile("optimistic", "LayerNorm outputs, residual sums, GELU and softmax at 16 bits (the optimistic bound)",
                            LAYERNORM_ROLES + RESIDUAL_ROLES + GELU_ROLES, ASSUMED_16),
 }
