@@ -19,6 +19,10 @@ def _summary():
         "sweep": {"rows": [{**cfg, "recipe": {"nested": 1}, "spearman": 0.5, "pearson": 0.4, "mean_sqnr_db": 9.0}], "files": ["figures/sweep_heatmap.png"]},
         "evaluation": {"fp32": {"spearman": 0.8, "pearson": 0.7}, "tutorial_default": {"config": cfg, "spearman": 0.6, "pearson": 0.5},
                        "recommended": {"config": QuantConfig(percentile=0.99).to_dict(), "spearman": 0.75, "pearson": 0.7}, "fidelity": None},
+        "plan": {"profile": "aries", "brackets": {"planned": {"aries": 0.79, "all-int8": 0.7, "optimistic": 0.8}}, "fp32_spearman": 0.8,
+                 "best_int8_only": {"recipe": "method 1", "spearman": 0.76}, "spearman": 0.79, "activation_16bits": ["pooler.out"],
+                 "pareto": [{"n_sites": 0, "added": None, "validation_spearman": 0.7, "traffic_16bit": 0.0}], "within_tolerance": True,
+                 "tolerance": 0.005, "cosine_to_fp32": 0.99, "recipe": {}, "files": ["figures/plan_pareto.png"]},
         "compile": {"mxq": None, "bundle": "compile_bundle", "note": "no qbcompiler here"},
         "inputs": {"quick": True}, "versions": {}, "reused_stages": [],
     }
@@ -31,8 +35,8 @@ def test_sections_and_embedded_figures(tmp_path):
             (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / f).write_bytes(PNG)
     html = run_report(s, tmp_path)
-    assert html.count("<section>") == len(SECTIONS) == 7
-    assert html.count("data:image/png;base64," + base64.b64encode(PNG).decode()) == 3
+    assert html.count("<section>") == len(SECTIONS)  # one per stage section, each once
+    assert html.count("data:image/png;base64," + base64.b64encode(PNG).decode()) == 4  # every listed PNG, none twice
     assert "1.2500% of validation embedding values" in html  # 0.0125 as a percentage
     assert "MaxPercentile p=0.99 topk=0.01" in html and "no qbcompiler here" in html
     assert "nested" not in html  # the sweep table shows the knobs, not the nested recipe
