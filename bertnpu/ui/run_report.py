@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 from ..quant.config import QuantConfig
 from .report import esc, fill, pre_json, render_report, table
 
-SWEEP_COLUMNS = ("method", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db")
+SWEEP_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db", "proxy_cosine", "shares_with")
 Section = tuple[str, str, dict[str, bytes]]
 
 
@@ -51,7 +51,8 @@ def _evaluation(s: dict, figs: Callable) -> Section:
     if fid:
         body += (f"<p>Recommended config: cosine(FP32, INT8) mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; "
                  f"nearest-neighbour recall@10 {fid['recall@10']:.3f}.</p>" + table(fid["worst_pairs"][:5]))
-    return ("Predicted accuracy on STS-B test (simulated INT8)", body, {})
+    profile = (ev["recommended"].get("recipe") or {}).get("profile", "aries")
+    return (f"Predicted accuracy on STS-B test (simulated INT8, profile {profile})", body, {})
 
 
 def _plan(s: dict, figs: Callable) -> Section:
