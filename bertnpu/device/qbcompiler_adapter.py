@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..artifacts import atomic_write, check_writable
+from ..artifacts import TEMP_PREFIX, atomic_write, check_writable
 from ..errors import BertnpuError
 from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
@@ -229,7 +229,8 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
 
     def write(tmp: Path) -> None:
         nonlocal operators
-        with tempfile.TemporaryDirectory(prefix=".bertnpu-compile.", dir=out.parent) as work, _streamed(log):
+        # named like every bertnpu temp, so the next write into this folder removes it after a kill
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-compile-", dir=out.parent) as work, _streamed(log):
             workdir = Path(work)
             if recipe.activation_16bits and "bit_config" not in dropped:
                 operators, names = map_recipe_sites(qb, module, model, feed, recipe, workdir, target)
