@@ -546,7 +546,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 @command("run", "the whole pipeline headless, with summary.json and report.html", model_options, stsb_options(),
-         out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, force_option("stage result (recompute every stage)"),
+         out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, force_option("stage result: recompute every stage, and replace files in --out that bertnpu did not write"),
          json_option)
 def _run(args) -> int:
     from .pipeline import RunOptions, run_pipeline
