@@ -56,7 +56,24 @@ class RunOptions:
 
     @property
     def methods(self) -> tuple[int, ...]:
-        return (0, 1)
+        return (0, 1) if self.quick else (0, 1, 2, 3)
+
+    @property
+    def outputs(self) -> tuple[int, ...]:
+        return (0,) if self.quick else (0, 1)
+
+    @property
+    def search(self) -> str:
+        """The full run searches the wide space (methods 0-3, outputs 0/1, modes 0-2); quick the small grid."""
+        return "grid" if self.quick else "wide"
+
+    @property
+    def strategy(self) -> str:
+        return "fast"
+
+    @property
+    def confirm(self) -> int:
+        return 2 if self.quick else 4
 
     @property
     def validation_pairs(self) -> int:
@@ -160,9 +177,11 @@ class Pipeline:
         s["stats"] = self._stage("stats", stats_key, lambda: st.collect_stats(
             st.StatsInputs(model, calib, out=out / "stats.npz", figures=figures, force=True)))
         stats = load_stats(out / "stats.npz", model)
-        sweep_key = {**stats_key, "p": o.percentiles, "k": o.topk_ratios}
+        sweep_key = {**stats_key, "p": o.percentiles, "k": o.topk_ratios, "methods": o.methods, "outputs": o.outputs, "search": o.search,
+                     "strategy": o.strategy, "confirm": o.confirm}
         s["sweep"] = self._stage("sweep", sweep_key, lambda: st.run_sweep(st.SweepInputs(
-            model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods,
+            model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods, outputs=o.outputs,
+            search=o.search, strategy=o.strategy, confirm=o.confirm,
             out=out / "sweep", figures=figures, recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
         plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "max_sites": 2 if o.quick else 8}

@@ -192,3 +192,21 @@ def test_cli_simulate_and_sweep(tiny_model_dir, calib, stsb_dir, tmp_path, capsy
     assert {p.name for p in out.iterdir()} >= {"sweep.csv", "sweep.json", "sweep_heatmap.png", "recommended_config.json", "recommendation.json", "sweep_cache.jsonl"}
     assert main(["sweep", "--model", str(tiny_model_dir), "--out", str(out), "--percentiles", "x"]) == 2
     assert "comma-separated numbers" in capsys.readouterr().err
+
+
+def test_sweep_stage_searches_the_wide_space_and_rejects_unknown_values(tiny_model, tiny_stats, stsb_validation):
+    from bertnpu.pipeline import RunOptions
+    from bertnpu.quant.recipe import Recipe
+    from bertnpu.stages.sweep import SweepInputs, grid
+
+    base = Recipe(profile="all-int8")
+    recipes = grid(SweepInputs(tiny_model, tiny_stats, stsb_validation, base, search="wide"))
+    assert [r.calibration for r in recipes] == wide_grid(base.calibration) and {r.profile for r in recipes} == {"all-int8"}
+    full, quick = RunOptions(), RunOptions(quick=True)
+    assert (full.search, full.methods, full.outputs, full.strategy) == ("wide", (0, 1, 2, 3), (0, 1), "fast")
+    assert len(grid(SweepInputs(tiny_model, tiny_stats, stsb_validation, search=quick.search, percentiles=quick.percentiles,
+                                topk_ratios=quick.topk_ratios, methods=quick.methods, outputs=quick.outputs))) == 8
+    with pytest.raises(BertnpuError, match="search='huge'"):
+        SweepInputs(tiny_model, tiny_stats, stsb_validation, search="huge")
+    with pytest.raises(BertnpuError, match="strategy='slow'"):
+        SweepInputs(tiny_model, tiny_stats, stsb_validation, strategy="slow")

@@ -9,9 +9,13 @@ from typing import Any, Mapping, Optional, Sequence
 from ..data.stsb import StsPairs
 from ..model.load import LoadedModel
 from ..quant.recipe import Recipe
-from ..tune.sweep import PERCENTILES, TOPK_RATIOS
+from ..errors import BertnpuError
+from ..tune.sweep import CONFIRM, PERCENTILES, STRATEGIES, TOPK_RATIOS
 from ..tune.sweep_rows import SweepRow
 from .result import StageResult, not_serialized, save_figures
+
+
+SEARCHES = ("grid", "wide")
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,20 @@ class SweepInputs:
     topk_ratios: Sequence[float] = TOPK_RATIOS
     modes: Sequence[int] = (1,)
     methods: Optional[Sequence[int]] = None
+    outputs: Optional[Sequence[int]] = None
+    search: str = "grid"  # "grid": percentiles x topk_ratios x modes x methods x outputs; "wide": tune.sweep.wide_grid over methods x outputs
+    strategy: str = "fast"  # "fast": shared range sets + proxy ranking + `confirm` best on the full split; "exhaustive": every distinct set
+    confirm: int = CONFIRM
     out: Optional[Path] = None
     figures: Optional[Path] = None
     recommended: Optional[Path] = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.search not in SEARCHES:
+            raise BertnpuError(f"SweepInputs.search={self.search!r} is invalid; use one of {', '.join(SEARCHES)}.")
+        if self.strategy not in STRATEGIES:
+            raise BertnpuError(f"SweepInputs.strategy={self.strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.")
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,12 @@ class SweepResult(StageResult):
 
 def grid(inputs: SweepInputs) -> list[Recipe]:
     """The recipes the sweep scores, in order."""
-    from ..tune.sweep import config_grid
+    from ..tune.sweep import config_grid, wide_grid
 
-    configs = config_grid(inputs.base.calibration, inputs.percentiles, inputs.topk_ratios, inputs.modes, inputs.methods)
+    if inputs.search == "wide":
+        configs = wide_grid(inputs.base.calibration, inputs.methods or (0, 1, 2, 3), inputs.outputs or (0, 1))
+    else:
+        configs = config_grid(inputs.base.calibration, inputs.percentiles, inputs.topk_ratios, inputs.modes, inputs.methods, inputs.outputs)
     return [inputs.base.with_(calibration=cfg) for cfg in configs]
 
 
@@ -69,8 +86,8 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
 
     recipes = grid(inputs)
     out = Path(inputs.out) if inputs.out is not None else None
-    raw = sweep(inputs.model, inputs.stats, inputs.pairs, [r.calibration for r in recipes],
-                cache=out / "sweep_cache.jsonl" if out is not None else None, progress=inputs.progress)
+    raw = sweep(inputs.model, inputs.stats, inputs.pairs, recipes, cache=out / "sweep_cache.jsonl" if out is not None else None,
+                progress=inputs.progress, strategy=inputs.strategy, confirm=inputs.confirm)
     assert len(raw) == len(recipes), "sweep returns one row per config, in order"
     rows = tuple(SweepRow.from_dict(row, recipe) for row, recipe in zip(raw, recipes))
     best = best_row(rows)
