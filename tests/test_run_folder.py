@@ -179,3 +179,45 @@ def test_interrupt_message_says_what_was_kept(command, says, monkeypatch, capsys
     assert main([command, "--out", "OUT"]) == 130
     err = capsys.readouterr().err.strip().split("\n")
     assert len(err) == 1 and says in err[0] and "no partial output was kept" not in err[0]
+
+
+class _TinyRun(RunOptions):
+    """`run --quick` shrunk further, so two runs fit in a test."""
+
+    @property
+    def calib_count(self) -> int:
+        return 16
+
+    @property
+    def validation_pairs(self) -> int:
+        return 80
+
+    @property
+    def test_pairs(self) -> int:
+        return 60
+
+
+def test_run_with_flipped_validation_scores_gives_fresh_results(tiny_model_dir, stsb_dir, tmp_path):
+    from bertnpu.pipeline import run_pipeline
+
+    out = tmp_path / "out"
+    flipped = tmp_path / "flipped"
+    _flip_validation(stsb_dir, flipped)
+    first = run_pipeline(_TinyRun(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True), log=lambda line: None)
+    lines = []
+    again = run_pipeline(_TinyRun(model=str(tiny_model_dir), stsb_dir=str(flipped), out=str(out), quick=True), log=lines.append)
+    assert again["inputs"]["stsb_sha256"] != first["inputs"]["stsb_sha256"]
+    assert "sweep" not in again["reused_stages"] and "evaluation" not in again["reused_stages"]
+
+    def scores(summary, field):
+        return {(r["method"], r["percentile"], r["topk_ratio"]): r.get(field) for r in summary["sweep"]["rows"]}
+
+    compared = 0
+    for field in ("spearman", "proxy_spearman"):
+        old, new = scores(first, field), scores(again, field)
+        for key in old:
+            if old[key] is not None and new.get(key) is not None:
+                assert new[key] == pytest.approx(-old[key], abs=1e-9)  # 5 - score reverses every rank
+                compared += 1
+    assert compared >= 1
+    assert again["evaluation"]["fp32"] == first["evaluation"]["fp32"]  # the test split was not flipped
