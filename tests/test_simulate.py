@@ -131,3 +131,18 @@ def test_16_bit_is_within_0001_of_fp32(default_model, default_stats, stsb_test):
     assert abs(int16 - fp32) <= 0.001
     int8 = evaluate_sts(simulate_int8(default_model, default_stats, QuantConfig(method=0)).encoder_for(), stsb_test)["spearman"]
     assert int8 < fp32 - 0.01  # INT8 per-tensor really costs accuracy on MiniLM
+
+
+def test_16_bit_histogram_site_uses_the_mse_search_at_16_bits(tiny_model, tiny_stats):
+    """Mode 2 chooses its clip by an MSE search that depends on the step: at 16 bits it is run with 16-bit steps."""
+    cfg = QuantConfig(method=0, mode=2)
+    site = "layer.1.ffn.residual"
+    sim = simulate(tiny_model, tiny_stats, cfg, activation_16bits=[site])
+    t8 = clip_thresholds(tiny_stats, cfg)[site].threshold
+    t16 = clip_thresholds(tiny_stats, cfg.with_(bits=16))[site].threshold
+    assert t16 > t8  # finer steps: the search clips less
+    x = torch.linspace(-2 * t16, 2 * t16, 1001)[None, None, :]
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    assert sim.tap(site, x, mask).abs().max().item() == pytest.approx(t16, rel=1e-6)
+    other = clip_thresholds(tiny_stats, cfg)["layer.0.ffn.residual"].threshold  # an 8-bit site keeps the 8-bit search
+    assert sim.tap("layer.0.ffn.residual", x, mask).abs().max().item() == pytest.approx(other, rel=1e-6)

@@ -5,8 +5,9 @@ What is simulated (bertnpu's model of the NPU, since Mobilint's kernels are not 
 * weights of every Linear: symmetric INT8, one scale per output channel (all methods);
 * activations at every site (see :mod:`bertnpu.quant.sites`) at the bit width the recipe gives
   it: the precision profile's default for the site's role (:mod:`bertnpu.quant.precision`),
-  raised to 16 bits for the recipe's ``activation_16bits``. A 16-bit site uses the *same clip
-  range* as at 8 bits (the calibration's range rule), with ``2^16`` levels instead of ``2^8``;
+  raised to 16 bits for the recipe's ``activation_16bits``. A 16-bit site uses the *same range
+  rule* as at 8 bits, applied at 16 bits: the same clip range for Max and MaxPercentile (they do
+  not depend on the width), the MSE search at 16-bit steps for Histogram; ``2^16`` levels;
 * the clip range from :func:`~bertnpu.quant.thresholds.clip_thresholds`: symmetric per tensor
   (methods 0, 1), or with a zero-point (methods 2, 3); a symmetric site that never goes
   negative uses the unsigned range; methods 1 and 3 share one range per site role across layers;
@@ -81,24 +82,30 @@ class FakeQuantTap:
     """
 
     def __init__(self, ranges: dict[str, ClipRange], config: QuantConfig, stats, skip: Iterable[str] = (),
-                 bits: Optional[Mapping[str, int]] = None):
+                 bits: Optional[Mapping[str, int]] = None, ranges16: Optional[dict[str, ClipRange]] = None):
         self.config = config
         self.skip = set(skip)
         self.bits = dict(bits or {})
-        self.plans: dict[str, tuple] = {}
+        self.plans = self._plans(ranges, config, stats)
+        # the range rule applied at 16 bits (differs from the 8-bit range only for mode 2, whose MSE search depends on the step)
+        self.plans16 = self._plans(ranges16, config, stats) if ranges16 is not None else {}
+
+    def _plans(self, ranges: dict[str, ClipRange], config: QuantConfig, stats) -> dict[str, tuple]:
+        plans: dict[str, tuple] = {}
         for name, rng in ranges.items():
             if name in self.skip:
                 continue
             obs = stats[name]
             if config.zero_point:
-                self.plans[name] = ("affine", rng.lo, rng.hi)
+                plans[name] = ("affine", rng.lo, rng.hi)
                 continue
             unsigned = obs.min >= 0
             threshold = torch.tensor(rng.hi if unsigned else rng.threshold)
             if config.output == 1 and site_role(name) in LINEAR_OUTPUT_ROLES and obs.absmax > 0:
                 # per-channel scales: each channel keeps the site's clip ratio
                 threshold = (obs.channel_absmax.float() * (rng.threshold / obs.absmax)).clamp(min=1e-12)
-            self.plans[name] = ("symmetric", threshold, unsigned)
+            plans[name] = ("symmetric", threshold, unsigned)
+        return plans
 
     def with_bits(self, changes: Mapping[str, int]) -> "FakeQuantTap":
         """A copy sharing the plans, with some sites' bit widths changed (cheap: no new ranges)."""
@@ -110,10 +117,12 @@ class FakeQuantTap:
         return self.bits.get(site, self.config.bits)
 
     def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-        plan = self.plans.get(site)
+        bits = self.bits.get(site, self.config.bits)
+        plan = self.plans16.get(site) if bits > 8 and self.plans16 else None
+        if plan is None:
+            plan = self.plans.get(site)
         if plan is None:
             return x
-        bits = self.bits.get(site, self.config.bits)
         if plan[0] == "affine":
             return fake_quant_affine(x, plan[1], plan[2], bits)
         return fake_quant_symmetric(x, plan[1], bits, plan[2])
@@ -229,7 +238,8 @@ def simulate(
     elif tuple(getattr(encoder, "transforms", ())) != tuple(names):
         raise BertnpuError(f"The encoder given carries transformation(s) {list(getattr(encoder, 'transforms', ()))}, not the recipe's {names}; build it with transformed_encoder.")
     ranges = clip_thresholds(stats, config)
-    tap = FakeQuantTap(ranges, config, stats, skip=keep, bits=bits) if quantize_activations else None
+    ranges16 = clip_thresholds(stats, config.with_(bits=16)) if config.mode == 2 and config.bits < 16 else None
+    tap = FakeQuantTap(ranges, config, stats, skip=keep, bits=bits, ranges16=ranges16) if quantize_activations else None
     return Simulation(model, config, encoder, tap, ranges, recipe, bits, tuple(sorted(keep)), reference)
 
 
