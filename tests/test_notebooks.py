@@ -81,11 +81,13 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     rows = json.loads((notebooks_dir().parent / params["WORKDIR"] / "sweep" / "sweep.json").read_text())
     best = max((r for r in rows if r["spearman"] is not None), key=lambda r: r["spearman"])  # cells not confirmed on the full split have None
     assert f"validation Spearman {best['spearman']:.4f}" in text
-    methods = {r["method"] for r in rows}
     from bertnpu.pipeline import RunOptions
 
-    assert methods == set(RunOptions().methods)  # the same grid as `bertnpu run`
-    assert {r["percentile"] for r in rows if r["mode"] == 1} == set(RunOptions().percentiles)
+    run = RunOptions()
+    assert {r["method"] for r in rows} == set(run.methods)  # the same search as `bertnpu run`
+    if hasattr(run, "outputs"):
+        assert {r["output"] for r in rows} == set(run.outputs)
+    assert "planned recipe" in text or "planned recipe" in to_html(executed["04_tune_quantization"])
     # 05 compiles (or bundles) what 04 recommended
     assert "recommended by notebook 4" in _text(executed["05_compile_and_verify"])
 

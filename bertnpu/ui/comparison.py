@@ -8,9 +8,11 @@ from typing import Mapping
 from tqdm.auto import tqdm
 
 
-def comparison_rows(model, stats, pairs, recipes: Mapping[str, object], progress: bool = True) -> list[dict]:
+def comparison_rows(model, stats, pairs, recipes: Mapping[str, object], calibration=None, progress: bool = True) -> list[dict]:
     """One row per entry: ``name``, ``spearman``, ``pearson``, ``cosine`` (mean cosine(FP32, INT8)
     over the split's sentences), ``recall@10``; the first row is FP32 (cosine and recall 1 by definition).
+    A recipe with equivalent transformations is simulated on stats of its transformed encoder,
+    collected from ``calibration`` (:func:`~bertnpu.quant.transforms.stats_for_recipe`).
 
     Scores are :func:`~bertnpu.tune.evaluate.evaluate_sts`'s arithmetic on the embeddings of
     :func:`~bertnpu.quant.simulate.simulate_int8`, so they equal what ``bertnpu run`` reports for
@@ -26,6 +28,7 @@ def comparison_rows(model, stats, pairs, recipes: Mapping[str, object], progress
     from ..model.sentence_encoder import SentenceEncoder
     from ..quant.recipe import Recipe
     from ..quant.simulate import simulate_int8
+    from ..quant.transforms import stats_for_recipe
     from ..tune.error_analysis import fidelity_from_embeddings
     from ..tune.evaluate import sts_scores, unique_sentences
 
@@ -37,7 +40,8 @@ def comparison_rows(model, stats, pairs, recipes: Mapping[str, object], progress
     steps.update()
     for name, recipe in recipes.items():
         recipe = recipe if isinstance(recipe, Recipe) else Recipe(calibration=recipe)
-        emb = np.asarray(simulate_int8(model, stats, recipe).encoder_for()(sentences))  # the same encode evaluate_sts uses
+        recipe_stats = stats_for_recipe(model, stats, recipe, calibration)
+        emb = np.asarray(simulate_int8(model, recipe_stats, recipe).encoder_for()(sentences))  # the same encode evaluate_sts uses
         scores = sts_scores(emb, rows1, rows2, pairs.scores)
         fid = fidelity_from_embeddings(fp32_emb, emb, sentences, rows1, rows2, pairs)
         rows.append({"name": name, "config": recipe.label(), "spearman": scores["spearman"], "pearson": scores["pearson"],
