@@ -62,6 +62,17 @@ def simulated_scores(model: LoadedModel, stats, recipe: Recipe, pairs: StsPairs,
     return evaluate_sts(sim.encoder_for(progress=progress), pairs), sim
 
 
+def simulated_embeddings(model: LoadedModel, stats, recipe: Recipe, sentences, keep_fp32=(), progress: bool = True) -> tuple[Any, Any]:
+    """Embeddings ``[n, hidden]`` of ``sentences`` by the simulated INT8 model for ``recipe`` (the encode
+    :func:`simulated_scores` scores), and the simulation itself."""
+    import numpy as np
+
+    from ..quant.simulate import simulate
+
+    sim = simulate(model, stats, recipe, keep_fp32=list(keep_fp32))
+    return np.asarray(sim.encoder_for(progress=progress)(list(sentences))), sim
+
+
 def simulate(inputs: SimulateInputs) -> SimulateResult:
     """Predict the INT8 STS-B score of ``inputs.recipe`` by simulation.
 
