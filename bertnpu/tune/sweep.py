@@ -170,13 +170,18 @@ def _read_cache(path: Optional[Path]) -> dict[str, dict]:
 
 def _append(path: Optional[Path], entry: dict) -> None:
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+b") as fh:  # one complete line per result
-            cut = False
-            if fh.seek(0, os.SEEK_END) > 0:
-                fh.seek(-1, os.SEEK_END)
-                cut = fh.read(1) != b"\n"
-            fh.write((("\n" if cut else "") + json.dumps(entry, sort_keys=True) + "\n").encode())  # never glue onto a line cut by an interrupt
+        from ..artifacts import os_error_sentence
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a+b") as fh:  # one complete line per result
+                cut = False
+                if fh.seek(0, os.SEEK_END) > 0:
+                    fh.seek(-1, os.SEEK_END)
+                    cut = fh.read(1) != b"\n"
+                fh.write((("\n" if cut else "") + json.dumps(entry, sort_keys=True) + "\n").encode())  # never glue onto a line cut by an interrupt
+        except OSError as exc:  # a full disk or a read-only folder: one sentence (the lines already written stay valid)
+            raise BertnpuError(os_error_sentence(exc, path)) from None
 
 
 def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str]) -> dict:
