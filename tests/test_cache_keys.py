@@ -38,3 +38,13 @@ def test_sweep_cache_gives_fresh_results_for_flipped_scores(tiny_model, tiny_sta
     assert len(cache.read_text().splitlines()) == 2  # one entry per distinct input, none overwritten
     # and the original inputs are still served from the cache, unchanged
     assert sweep(tiny_model, tiny_stats, pairs, configs, cache=cache, progress=False, strategy="exhaustive")[0]["spearman"] == first["spearman"]
+
+
+def test_a_cache_that_cannot_be_written_is_one_sentence(tiny_model, tiny_stats, stsb_validation, tmp_path):
+    from bertnpu.errors import BertnpuError
+
+    (tmp_path / "afile").write_text("user")
+    configs = config_grid(QuantConfig(method=0), [1.0], [0.1])
+    with pytest.raises(BertnpuError, match="a part of its path is a file, not a folder"):
+        sweep(tiny_model, tiny_stats, stsb_validation.subset(30), configs, cache=tmp_path / "afile" / "cache.jsonl", progress=False, strategy="exhaustive")
+    assert (tmp_path / "afile").read_text() == "user"
