@@ -225,9 +225,14 @@ class ResultCache:
         k = self.key(kind, recipe)
         self.values[k] = value
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"key": k, "value": value}, sort_keys=True) + "\n")
+            from ..artifacts import os_error_sentence
+
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"key": k, "value": value}, sort_keys=True) + "\n")
+            except OSError as exc:  # a full disk or a read-only folder: one sentence
+                raise BertnpuError(os_error_sentence(exc, self.path)) from None
         return value
 
 
