@@ -75,3 +75,17 @@ def test_placement_and_split_conclusions():
               {"block": "layer.0", "placement": "NPU", "parameters": 100, "flops": 990, "ops": 50}]
     assert C.placement_conclusion(blocks).startswith("The NPU runs 1 of 2 blocks and 99.0% of the FLOPs; the CPU keeps embeddings, which hold 90.0%")
     assert "exact" in C.split_conclusion(3e-7) and "check the CPU part" in C.split_conclusion(0.1)
+
+
+def test_ranges_conclusion_counts_clipped_and_widened_sites(tiny_stats):
+    from bertnpu.quant.config import QuantConfig
+    from bertnpu.quant.thresholds import clip_thresholds
+
+    ranges = clip_thresholds(tiny_stats, QuantConfig(method=1, percentile=0.99, topk_ratio=1.0))
+    names = [s.name for s in tiny_stats.sites]
+    clipped = sum(ranges[n].threshold < tiny_stats[n].absmax * (1 - 1e-6) for n in names)
+    widened = sum(ranges[n].threshold > tiny_stats[n].absmax * 1.5 for n in names)
+    text = C.ranges_conclusion(tiny_stats, ranges)
+    assert text.startswith(f"{clipped} of {len(names)} sites clip their largest values")
+    assert (f"; {widened} get a range over 1.5x" in text) == (widened > 0)
+    assert C.ranges_conclusion(tiny_stats, clip_thresholds(tiny_stats, QuantConfig(method=0, mode=0))).startswith(f"0 of {len(names)}")

@@ -189,3 +189,21 @@ def split_conclusion(max_abs_diff: float, tolerance: float = 1e-4) -> str:
     if max_abs_diff <= tolerance:
         return f"The split is exact: the largest difference, {max_abs_diff:.1e}, is float rounding (below {tolerance:g})."
     return f"The split differs from the original model by up to {max_abs_diff:.3g} (above {tolerance:g}): check the CPU part."
+
+
+def ranges_conclusion(stats, ranges: Mapping) -> str:
+    """From every site's max |x| and applied threshold: how many sites clip, how many get a wider shared range."""
+    clipped, widened, widest = [], [], None
+    for s in stats.sites:
+        absmax, t = stats[s.name].absmax, ranges[s.name].threshold
+        if t < absmax * (1 - 1e-6):
+            clipped.append(s.name)
+        elif t > absmax * 1.5:
+            widened.append(s.name)
+            if widest is None or t / absmax > widest[1]:
+                widest = (s.name, t / absmax)
+    text = f"{len(clipped)} of {len(stats.sites)} sites clip their largest values"
+    if widened:
+        text += (f"; {len(widened)} get a range over 1.5x their own max from sharing across layers (most: {widest[0]}, "
+                 f"{widest[1]:,.1f}x), which costs them resolution")
+    return text + "."
