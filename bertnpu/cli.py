@@ -409,6 +409,10 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
     p.add_argument("--modes", default="1", help="e.g. 0,1,2")
     p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
+    p.add_argument("--outputs", default="", help="e.g. 0,1 (default: the base config's)")
+    p.add_argument("--wide", action="store_true", help="the wide search `bertnpu run` uses (methods 0-3 x outputs 0/1 x modes 0-2) instead of the grid")
+    p.add_argument("--strategy", choices=("fast", "exhaustive"), default="fast",
+                   help="fast: equal range sets once, proxy ranking, the best 4 on the full split; exhaustive: every distinct range set on the full split")
     p.add_argument("--test", action="store_true", help="report the recommended config once on the test split")
 
 
@@ -423,7 +427,8 @@ def _sweep(args) -> int:
     folder = OutputFolder(out, force=args.force)
     folder.preflight(SWEEP_OUTPUTS)  # before the long part; writes nothing
     grid = dict(percentiles=_floats(args.percentiles, "--percentiles"), topk_ratios=_floats(args.topk_ratios, "--topk-ratios"),
-                modes=_ints(args.modes, "--modes"), methods=_ints(args.methods, "--methods", allow_empty=True) or None)
+                modes=_ints(args.modes, "--modes"), methods=_ints(args.methods, "--methods", allow_empty=True) or None,
+                outputs=_ints(args.outputs, "--outputs", allow_empty=True) or None, search="wide" if args.wide else "grid", strategy=args.strategy)
     base = _recipe(args.config)
     validation = _pairs(args, "validation")
     model = _load(args)

@@ -188,8 +188,13 @@ def test_cli_simulate_and_sweep(tiny_model_dir, calib, stsb_dir, tmp_path, capsy
     assert {"spearman", "pearson", "fp32_spearman", "config"} <= set(result) and result["config"]["percentile"] == 0.99
     out = tmp_path / "sweep"
     assert main(["sweep", "--model", str(tiny_model_dir), "--calib", calib_dir, "--stsb-dir", str(stsb_dir), "--out", str(out),
-                 "--percentiles", "0.99,1.0", "--topk-ratios", "0.1", "--limit", "30", "--test"]) == 0
+                 "--percentiles", "0.99,1.0", "--topk-ratios", "0.1", "--outputs", "0,1", "--strategy", "exhaustive", "--limit", "30", "--test"]) == 0
     assert {p.name for p in out.iterdir()} >= {"sweep.csv", "sweep.json", "sweep_heatmap.png", "recommended_config.json", "recommendation.json", "sweep_cache.jsonl"}
+    table = list(csv.DictReader(open(out / "sweep.csv")))
+    assert [(int(r["output"]), float(r["percentile"])) for r in table] == [(0, 0.99), (0, 1.0), (1, 0.99), (1, 1.0)]
+    assert all(r["confirmed"] == "True" and r["spearman"] for r in table)  # exhaustive: every cell has its full-split Spearman
+    assert main(["sweep", "--model", str(tiny_model_dir), "--out", str(out), "--strategy", "quick"]) == 2
+    assert "invalid choice: 'quick'" in capsys.readouterr().err
     assert main(["sweep", "--model", str(tiny_model_dir), "--out", str(out), "--percentiles", "x"]) == 2
     assert "comma-separated numbers" in capsys.readouterr().err
 
