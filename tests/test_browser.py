@@ -74,7 +74,13 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
 # Arms a watcher: on the next pointer release it notes the time, then waits for the explorer's
 # histogram <img> to be replaced and stores the elapsed ms in window.__bertnpuRedraw (-1: no redraw).
 ARM_REDRAW_WATCH = """() => {
-  const plotImg = () => document.querySelector('.widget-output img');  // the explorer's histogram, the first figure widget
+  // the explorer's histogram: the image in the widget box that holds the threshold readout
+  const plotImg = () => {
+    const readout = document.querySelector('.bertnpu-threshold');
+    let box = readout ? readout.parentElement : null;
+    while (box && !box.querySelector('img')) box = box.parentElement;
+    return box ? box.querySelector('img') : null;
+  };
   const before = plotImg() ? plotImg().src : null;
   window.__bertnpuRedraw = null;
   document.addEventListener('pointerup', () => {
@@ -124,6 +130,15 @@ def test_percentile_slider_moves_the_threshold(jupyterlab):
             while threshold.inner_text() == before and time.time() < deadline:
                 time.sleep(0.25)
             after = threshold.inner_text()
+            # topk_ratio 1: every percentile step then changes the clipped count, so each release redraws
+            topk = page.locator(".widget-hslider .widget-readout").nth(1)
+            topk.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("1.0000")
+            page.keyboard.press("Enter")
+            deadline = time.time() + 60
+            while threshold.inner_text() == after and time.time() < deadline:
+                time.sleep(0.25)
             # slider release -> redrawn histogram: drag the handle, release, wait for the new image
             handle = page.locator(".widget-hslider .noUi-handle, .widget-hslider .ui-slider-handle").first
             timings = []
