@@ -165,6 +165,7 @@ class ThresholdExplorer:
         self.readout = W.HTML()
         self.plot = W.Output()
         self.last_seconds = 0.0
+        self._range_cache: dict = {}
         for w in (self.site, self.percentile, self.topk, self.method, self.mode):
             w.observe(lambda change: self.update(), names="value")
         self.widget = W.VBox([W.HBox([self.site, self.method, self.mode]), W.HBox([self.percentile, self.topk]), self.readout, self.plot])
@@ -174,16 +175,25 @@ class ThresholdExplorer:
     def config(self) -> QuantConfig:
         return self.base.with_(method=self.method.value, mode=self.mode.value, percentile=self.percentile.value, topk_ratio=self.topk.value)
 
+    def _ranges(self, cfg: QuantConfig):
+        """clip_thresholds of a reference config, kept: Max and Histogram do not change while the sliders move."""
+        from ..quant.thresholds import clip_thresholds
+
+        if cfg not in self._range_cache:
+            if len(self._range_cache) > 64:
+                self._range_cache.clear()
+            self._range_cache[cfg] = clip_thresholds(self.stats, cfg)
+        return self._range_cache[cfg]
+
     def update(self) -> None:
         from .range_plots import plot_site_histogram
         from .range_tables import site_range_view
-        from ..quant.thresholds import clip_thresholds
 
         start = time.perf_counter()
         cfg = self.config
         name = self.site.value
         view = site_range_view(self.stats, cfg, name)  # the range the simulator applies: readout, line and title
-        refs = {f"{MODES[m]}{' (shared)' if view.shared else ''}": clip_thresholds(self.stats, cfg.with_(mode=m))[name].threshold
+        refs = {f"{MODES[m]}{' (shared)' if view.shared else ''}": self._ranges(cfg.with_(mode=m))[name].threshold
                 for m in MODES if m != cfg.mode}
         tail = cfg.topk_ratio * (1 - cfg.percentile)
         own = "" if not view.shared else f"; this layer's own threshold would be {view.own_threshold:.4g}"
