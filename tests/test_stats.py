@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from bertnpu.data.calibration import CalibrationSet, CalibrationSpec, build_calibration_set
 from bertnpu.errors import BertnpuError

@@ -192,7 +192,7 @@ def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_c
         >>> m.config.hidden_size, m.pooling.mode
         (384, 'mean')
     """
-    from transformers import AutoConfig, AutoTokenizer, BertModel
+    from transformers import AutoConfig, AutoTokenizer
 
     display, folder = resolve_model_folder(name)
     read_json(folder / "config.json", "model config", _FOLDER_FIX)  # non-UTF-8 / broken JSON: one sentence, not a traceback

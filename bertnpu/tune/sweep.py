@@ -309,16 +309,3 @@ def best_config(rows: list[dict]) -> QuantConfig:
     """The config with the highest Spearman in ``rows``."""
     best = best_row(rows)
     return QuantConfig.from_dict({k: best[k] for k in ("method", "output", "mode", "percentile", "topk_ratio", "bits")})
-
-
-def recommend(model: LoadedModel, stats, validation_rows: list[dict], test_pairs: StsPairs, progress: bool = False) -> dict:
-    """Pick the best config on validation, then report it once on test next to FP32 and the tutorial default."""
-    chosen = best_config(validation_rows)
-    tutorial = QuantConfig()
-    fp32 = evaluate_sts(SentenceEncoder(model, progress=progress), test_pairs)
-    result = {"config": chosen.to_dict(), "validation_spearman": best_row(validation_rows)["spearman"],
-              "fp32": {"spearman": fp32["spearman"], "pearson": fp32["pearson"]}, "split": test_pairs.split}
-    for label, cfg in (("tutorial_default", tutorial), ("recommended", chosen)):
-        r = evaluate_sts(simulate(model, stats, cfg).encoder_for(progress=progress), test_pairs)
-        result[label] = {"config": cfg.to_dict(), "spearman": r["spearman"], "pearson": r["pearson"]}
-    return result
