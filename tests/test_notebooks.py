@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom (small parameters); its key numbers equal the package's; outputs are not duplicated."""
 
 import json
+import shutil
 import re
 
 import pytest
@@ -137,3 +138,13 @@ def test_render_writes_offline_html(params, tmp_path):
     assert "활성값" in html and "Activation ranges of every" not in html  # Korean narrative only
     nb = json.loads((tmp_path / "site" / "03_activation_ranges.ipynb").read_text())
     assert nb["metadata"]["widgets"]  # the .ipynb keeps the live widget state
+
+
+def test_markup_in_a_model_folder_name_stays_text_in_rendered_pages(params, tmp_path):
+    evil = tmp_path / "<img src=x onerror=alert(1)>"
+    shutil.copytree(params["MODEL"], evil)
+    paths = render_notebooks(tmp_path / "site", model=str(evil), stsb_dir=params["STSB_DIR"], calib_count=16, eval_pairs=30,
+                             names=("01_analyze_model",))
+    html = paths[0].read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # the name is on the page, as text
+    assert "<img src=x" not in html and "onerror=alert(1)>" not in html.replace("&gt;", "")
