@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,30 @@ def raw_values(tiny_model, tiny_calib):
         for a in tiny_calib.arrays:
             enc(torch.from_numpy(a), torch.ones(1, a.shape[1], dtype=torch.long), tap=tap)
     return {k: np.concatenate(v) for k, v in raw.items()}
+
+
+QBCOMPILER_DOUBLE = REPO / "tests" / "doubles" / "qbcompiler_double"
+
+
+def _forget_qbcompiler():
+    for name in [m for m in sys.modules if m == "qbcompiler" or m.startswith("qbcompiler.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def qbcompiler_double(monkeypatch, tmp_path, request):
+    generation = getattr(request, "param", 2)
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("QBCOMPILER_DOUBLE_GENERATION", str(generation))
+    monkeypatch.setenv("QBCOMPILER_DOUBLE_RECORD", str(record))
+    monkeypatch.syspath_prepend(str(QBCOMPILER_DOUBLE))
+    _forget_qbcompiler()
+    import qbcompiler
+
+    assert qbcompiler.IS_TEST_DOUBLE and qbcompiler.GENERATION == generation
+    yield record
+    _forget_qbcompiler()
+
+
+def _calls(record):
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []

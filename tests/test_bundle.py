@@ -15,34 +15,13 @@ from bertnpu.errors import BertnpuError
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import EquivalentTransformations, Recipe
 from bertnpu.quant.sites import list_sites
-from conftest import REPO
+from conftest import QBCOMPILER_DOUBLE, _calls
 
-DOUBLE = REPO / "tests" / "doubles" / "qbcompiler_double"
+DOUBLE = QBCOMPILER_DOUBLE
 CONFIG = QuantConfig(method=3, output=1, mode=1, percentile=0.9995, topk_ratio=0.02)
 SITES = ("layer.1.ffn.residual", "layer.2.attention.scores")
 RECIPE = Recipe(calibration=CONFIG, activation_16bits=SITES, equivalent_transformation=EquivalentTransformations(vo=True),
                 prediction={"spearman": {"aries": 0.8123, "all-int8": 0.7011}})
-
-
-def _forget_qbcompiler():
-    for name in [m for m in sys.modules if m == "qbcompiler" or m.startswith("qbcompiler.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def qbcompiler_double(monkeypatch, tmp_path, request):
-    generation = getattr(request, "param", 2)
-    record = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("QBCOMPILER_DOUBLE_GENERATION", str(generation))
-    monkeypatch.setenv("QBCOMPILER_DOUBLE_RECORD", str(record))
-    monkeypatch.syspath_prepend(str(DOUBLE))
-    _forget_qbcompiler()
-    yield record
-    _forget_qbcompiler()
-
-
-def _calls(record):
-    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Contract tests: what bertnpu passes to qbcompiler, checked against the test double of both API generations."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -14,33 +13,9 @@ from bertnpu.errors import BertnpuError
 from bertnpu.model.load import load_model
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import EquivalentTransformations, Recipe
-from conftest import REPO
+from conftest import QBCOMPILER_DOUBLE, _calls, _forget_qbcompiler
 
-DOUBLE = REPO / "tests" / "doubles" / "qbcompiler_double"
-
-
-def _forget_qbcompiler():
-    for name in [m for m in sys.modules if m == "qbcompiler" or m.startswith("qbcompiler.")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def qbcompiler_double(monkeypatch, tmp_path, request):
-    generation = getattr(request, "param", 2)
-    record = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("QBCOMPILER_DOUBLE_GENERATION", str(generation))
-    monkeypatch.setenv("QBCOMPILER_DOUBLE_RECORD", str(record))
-    monkeypatch.syspath_prepend(str(DOUBLE))
-    _forget_qbcompiler()
-    import qbcompiler
-
-    assert qbcompiler.IS_TEST_DOUBLE and qbcompiler.GENERATION == generation
-    yield record
-    _forget_qbcompiler()
-
-
-def _calls(record):
-    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+DOUBLE = QBCOMPILER_DOUBLE
 
 
 def _leftovers(folder):
