@@ -3,6 +3,7 @@
 import base64
 
 from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.recipe import Recipe
 from bertnpu.ui.run_report import SECTIONS, figure_files, run_report
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
@@ -17,8 +18,13 @@ def _summary():
                         "outlier_channels": [], "files": ["calib", "figures/c.png"]},
         "stats": {"outlier_sites": [{"site": "s", "max": 3.0}], "files": ["stats.npz"]},
         "sweep": {"rows": [{**cfg, "recipe": {"nested": 1}, "spearman": 0.5, "pearson": 0.4, "mean_sqnr_db": 9.0}], "files": ["figures/sweep_heatmap.png"]},
-        "evaluation": {"fp32": {"spearman": 0.8, "pearson": 0.7}, "tutorial_default": {"config": cfg, "spearman": 0.6, "pearson": 0.5},
-                       "recommended": {"config": QuantConfig(percentile=0.99).to_dict(), "spearman": 0.75, "pearson": 0.7}, "fidelity": None},
+        "evaluation": {"fp32": {"spearman": 0.8, "pearson": 0.7, "cosine_mean": 1.0, "recall@10": 1.0},
+                       "tutorial_default": {"config": cfg, "recipe": Recipe().to_dict(), "spearman": 0.6, "pearson": 0.5, "cosine_mean": 0.61,
+                                            "recall@10": 0.25},
+                       "recommended": {"config": QuantConfig(percentile=0.99).to_dict(), "recipe": Recipe(QuantConfig(percentile=0.99)).to_dict(),
+                                       "spearman": 0.75, "pearson": 0.7, "cosine_mean": 0.97, "recall@10": 0.81},
+                       "planned": {"config": cfg, "recipe": Recipe(activation_16bits=("pooler.out",)).to_dict(), "spearman": 0.79,
+                                   "pearson": 0.74, "cosine_mean": 0.99, "recall@10": 0.9}, "fidelity": None},
         "plan": {"profile": "aries", "brackets": {"planned": {"aries": 0.79, "all-int8": 0.7, "optimistic": 0.8}}, "fp32_spearman": 0.8,
                  "best_int8_only": {"recipe": "method 1", "spearman": 0.76}, "spearman": 0.79, "activation_16bits": ["pooler.out"],
                  "pareto": [{"n_sites": 0, "added": None, "validation_spearman": 0.7, "traffic_16bit": 0.0}], "within_tolerance": True,
@@ -28,12 +34,18 @@ def _summary():
     }
 
 
-def test_sections_and_embedded_figures(tmp_path):
+def _with_figures(folder):
+    """The summary, with every PNG it lists written under ``folder``."""
     s = _summary()
     for entry in s.values():
         for f in figure_files(entry) if isinstance(entry, dict) else ():
-            (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / f).write_bytes(PNG)
+            (folder / f).parent.mkdir(parents=True, exist_ok=True)
+            (folder / f).write_bytes(PNG)
+    return s
+
+
+def test_sections_and_embedded_figures(tmp_path):
+    s = _with_figures(tmp_path)
     html = run_report(s, tmp_path)
     assert html.count("<section>") == len(SECTIONS)  # one per stage section, each once
     assert html.count("data:image/png;base64," + base64.b64encode(PNG).decode()) == 4  # every listed PNG, none twice
@@ -41,3 +53,22 @@ def test_sections_and_embedded_figures(tmp_path):
     assert "MaxPercentile p=0.99 topk=0.01" in html and "no qbcompiler here" in html
     assert "nested" not in html  # the sweep table shows the knobs, not the nested recipe
     assert figure_files(s["calibration"]) == ["figures/c.png"]
+
+
+def test_evaluation_section_is_notebook_04s_table(tmp_path):
+    """The report's test-split table is the comparison table of notebook 04: every row, every column, same numbers."""
+    import re
+
+    from bertnpu.ui.comparison import COLUMNS, comparison_rows
+
+    html = run_report(_with_figures(tmp_path), tmp_path)
+    section = html[html.index("Predicted accuracy on STS-B test"):]
+    section = section[:section.index("</section>")]
+    head = re.findall(r"<th>(.*?)</th>", section)
+    assert tuple(head) == COLUMNS
+    cells = re.findall(r"<tr>(.*?)</tr>", section)[1:]
+    rows = [re.findall(r"<td>(.*?)</td>", c) for c in cells]
+    assert [r[0] for r in rows] == ["FP32", "tutorial config", "recommended", "planned recipe"]
+    assert rows[3][1] == Recipe(activation_16bits=("pooler.out",)).label()
+    assert [[float(v) for v in r[2:]] for r in rows] == [[0.8, 0.7, 1.0, 1.0], [0.6, 0.5, 0.61, 0.25], [0.75, 0.7, 0.97, 0.81], [0.79, 0.74, 0.99, 0.9]]
+    assert len(comparison_rows(_summary()["evaluation"])) == len(rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..quant.config import QuantConfig
+from .comparison import COLUMNS as COMPARISON_COLUMNS, comparison_rows
 from .report import esc, fill, pre_json, render_report, table
 
 SWEEP_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db", "proxy_cosine", "shares_with")
@@ -42,11 +42,7 @@ def _sweep(s: dict, figs: Callable) -> Section:
 
 def _evaluation(s: dict, figs: Callable) -> Section:
     ev = s["evaluation"]
-
-    def row(label: str, entry: dict) -> dict:
-        return {"model": f"INT8, {label} (" + QuantConfig.from_dict(entry["config"]).label() + ")", "spearman": entry["spearman"], "pearson": entry["pearson"]}
-
-    body = table([{"model": "FP32", **ev["fp32"]}, row("tutorial config", ev["tutorial_default"]), row("recommended", ev["recommended"])])
+    body = table(comparison_rows(ev), COMPARISON_COLUMNS)  # the same table as notebook 04's
     fid = ev.get("fidelity")
     if fid:
         body += (f"<p>Recommended config: cosine(FP32, INT8) mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; "
