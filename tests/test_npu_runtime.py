@@ -1,9 +1,10 @@
-"""The qbruntime backend, end to end with the test doubles: compile (double) -> .mxq -> NPU (double) -> STS-B."""
+"""The qbruntime backend, end to end with the test doubles: compile (double) -> .mxq -> NPU (double) -> STS-B.
+
+The three-way check (FP32 / simulated / NPU) is in test_three_way.py."""
 
 import json
 import sys
 
-import numpy as np
 import pytest
 
 from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
@@ -14,6 +15,7 @@ from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.device.npu_runtime import MISSING, QbruntimeEncoder
 from bertnpu.quant.config import QuantConfig
 from bertnpu.model.cpu_part import export_weight_dict
+from bertnpu.device.compile_record import record_path_for
 from conftest import REPO
 
 DOUBLES = REPO / "tests" / "doubles"
@@ -95,69 +97,8 @@ def test_without_qbruntime_one_sentence(tiny_model, tmp_path, monkeypatch):
         QbruntimeEncoder(tiny_model, tmp_path / "absent.mxq")
 
 
-# -- the compile record: what the .mxq returns, checked; the three-way check -------------------------------
-from bertnpu.device.compile_record import record_path_for  # noqa: E402
-from bertnpu.device.three_way import format_three_way, plain_npu_check, three_way_check  # noqa: E402
-from bertnpu.quant.recipe import Recipe  # noqa: E402
-from bertnpu.quant.precision import PROFILE_NAMES  # noqa: E402
-
-A16 = ("layer.1.ffn.residual", "layer.0.attention.scores")
-
-
-@pytest.fixture
-def compiled_recipe(tiny_model, tiny_calib, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(DOUBLES / "qbcompiler_double"))
-    monkeypatch.syspath_prepend(str(DOUBLES / "qbruntime_double"))
-    for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
-        del sys.modules[name]
-    from bertnpu.device.qbcompiler_adapter import compile_mxq
-
-    recipe = Recipe(calibration=QuantConfig(percentile=0.99), activation_16bits=A16, prediction={"spearman": {"aries": 0.5}})
-    yield compile_mxq(tiny_model, tiny_calib, recipe, tmp_path / "tiny.mxq"), recipe
-    for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
-        del sys.modules[name]
-
-
-def test_three_way_check_against_independent_numbers(compiled_recipe, tiny_model, tiny_stats, stsb_test):
-    from bertnpu.quant.simulate import simulate
-    from bertnpu.tune.evaluate import unique_sentences
-
-    mxq, recipe = compiled_recipe
-    pairs = stsb_test.subset(50)
-    result = three_way_check(tiny_model, mxq, pairs, tiny_stats, progress=False)
-    assert set(result["simulated"]) == set(result["npu_cosine"]) == set(PROFILE_NAMES)
-    fp32 = evaluate_sts(SentenceEncoder(tiny_model, progress=False), pairs)["spearman"]
-    assert result["fp32_spearman"] == pytest.approx(fp32, abs=1e-9)
-    assert result["npu_spearman"] == pytest.approx(fp32, abs=1e-6)  # the runtime double runs FP32
-    assert result["npu_cosine_fp32"] == pytest.approx(1.0, abs=1e-6)
-    sentences, _, _ = unique_sentences(pairs)
-    fp32_emb = SentenceEncoder(tiny_model, progress=False)(sentences)
-    for profile in PROFILE_NAMES:
-        sim = simulate(tiny_model, tiny_stats, recipe, profile=profile)
-        assert result["simulated"][profile] == pytest.approx(evaluate_sts(sim.encoder_for(), pairs)["spearman"], abs=1e-9)
-        emb = sim.encoder_for()(sentences)
-        a, b = fp32_emb.astype(np.float64), emb.astype(np.float64)  # NPU double == FP32: cosine to the simulation by hand
-        want = np.mean((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
-        assert result["npu_cosine"][profile] == pytest.approx(want, abs=1e-5)
-    assert result["best_profile"] == max(result["npu_cosine"], key=result["npu_cosine"].get)
-    assert result["recipe"]["activation_16bits"] == list(A16) and result["output"] == "last_hidden_state"
-    assert result["operators"] == {"layer.1.ffn.residual": "/encoder/layer.1/output/Add",
-                                   "layer.0.attention.scores": "/encoder/layer.0/attention/self/MatMul"}
-    text = format_three_way(result)
-    assert "<- best match" in text and f"'{result['best_profile']}' profile best" in text
-
-
-def test_without_recipe_file_three_way_says_so_and_plain_check_works(compiled_recipe, tiny_model, tiny_stats, stsb_test):
-    mxq, _ = compiled_recipe
-    record_path_for(mxq).unlink()
-    with pytest.raises(BertnpuError, match=r"recipe\.json' does not exist, so the recipe of .* is unknown"):
-        three_way_check(tiny_model, mxq, stsb_test.subset(10), tiny_stats, progress=False)
-    plain = plain_npu_check(tiny_model, mxq, stsb_test.subset(30), progress=False)
-    assert plain["npu_spearman"] == pytest.approx(plain["fp32_spearman"], abs=1e-6)
-
-
-def test_returned_shape_checked_against_the_record(compiled_recipe, tiny_model, stsb_test):
-    mxq, _ = compiled_recipe
+def test_returned_shape_checked_against_the_record(compiled, tiny_model):
+    mxq, _ = compiled
     path = record_path_for(mxq)
     data = json.loads(path.read_text())
     data["output"]["returns"] = "pooler_output"  # a stale record: the .mxq returns token states
@@ -188,29 +129,5 @@ def test_pooler_model_end_to_end(tiny_model_dir, tiny_calib, stsb_test, tmp_path
     with pytest.raises(BertnpuError, match="returns BERT's pooler output, but this model uses mean pooling"):
         with QbruntimeEncoder(mean_model, mxq, progress=False) as npu:
             npu(["A man is playing a guitar."])
-    for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
-        del sys.modules[name]
-
-
-def test_three_way_with_transformations_collects_transformed_stats(tiny_model, tiny_calib, tiny_stats, stsb_test, tmp_path, monkeypatch):
-    from bertnpu.quant.recipe import EquivalentTransformations
-    from bertnpu.quant.simulate import simulate
-    from bertnpu.quant.transforms import collect_transformed_stats
-
-    monkeypatch.syspath_prepend(str(DOUBLES / "qbcompiler_double"))
-    monkeypatch.syspath_prepend(str(DOUBLES / "qbruntime_double"))
-    for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
-        del sys.modules[name]
-    from bertnpu.device.qbcompiler_adapter import compile_mxq
-
-    recipe = Recipe(equivalent_transformation=EquivalentTransformations(qk=True, vo=True))
-    mxq = compile_mxq(tiny_model, tiny_calib, recipe, tmp_path / "t.mxq")
-    pairs = stsb_test.subset(20)
-    with pytest.raises(BertnpuError, match=r"transformation\(s\) qk, vo: pass the calibration set \(--calib\)"):
-        three_way_check(tiny_model, mxq, pairs, tiny_stats, profiles=["aries"], progress=False)
-    result = three_way_check(tiny_model, mxq, pairs, tiny_stats, calib=tiny_calib, profiles=["aries"], progress=False)
-    stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, ["qk", "vo"])
-    want = evaluate_sts(simulate(tiny_model, stats, recipe, profile="aries").encoder_for(), pairs)["spearman"]
-    assert result["simulated"] == {"aries": pytest.approx(want, abs=1e-9)} and result["best_profile"] == "aries"
     for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
         del sys.modules[name]
