@@ -1,0 +1,24 @@
+"""Stage 1, analyze: its JSON entry holds numbers and run-relative paths, never figure objects; files are never replaced silently."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from matplotlib.figure import Figure
+
+from bertnpu.errors import BertnpuError
+from bertnpu import stages as st
+
+
+def test_result_json_has_numbers_and_relative_paths_not_figures(tiny_model, tmp_path):
+    r = st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "analysis", figures=tmp_path / "figures", mblt=False))
+    assert isinstance(r.figures["placement"], Figure)
+    d = r.to_dict(relative_to=tmp_path)
+    json.dumps(d)  # JSON-ready
+    assert "figures" not in d and "rows" not in d
+    assert sorted(d["files"]) == ["analysis/ops.csv", "analysis/ops.json", "figures/placement.png"]
+    ops = (tmp_path / "analysis" / "ops.csv").read_text().strip().splitlines()
+    assert len(ops) - 1 == r.ops == len(json.loads((tmp_path / "analysis" / "ops.json").read_text()))
+    with pytest.raises(BertnpuError, match="already exists"):
+        st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "analysis", mblt=False))
