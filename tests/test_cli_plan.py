@@ -84,19 +84,3 @@ def test_plan_json_and_recipe(capsys, tiny_model_dir, calib_dir, stsb_dir, tmp_p
     assert (tmp_path / "plan_pareto.png").is_file() and (tmp_path / "plan_sites.png").is_file()
     rc, _, err = _run(capsys, "plan", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--calib", calib_dir, "--out", str(out), "--limit", "30")
     assert rc == 2 and "already exists" in err
-
-
-def test_plan_stage_brackets_and_report_section(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test, tmp_path):
-    from bertnpu.stages.plan import PlanInputs, plan
-    from bertnpu.ui.run_report import _plan
-
-    r = plan(PlanInputs(tiny_model, tiny_calib, stsb_validation.subset(30), stsb_test.subset(30), stats=tiny_stats, max_sites=1,
-                        out=tmp_path / "recipe.json", figures=tmp_path, force=True, progress=False, bracket=True))
-    assert set(r.brackets) == {"tutorial", "best_int8_only", "planned"}
-    assert r.brackets["planned"]["aries"] == pytest.approx(r.spearman, abs=1e-9)
-    assert r.brackets["best_int8_only"]["aries"] == pytest.approx(r.best_int8_only["spearman"], abs=1e-9)
-    tutorial = evaluate_sts(simulate(tiny_model, tiny_stats, Recipe(profile="all-int8")).encoder_for(), stsb_test.subset(30))["spearman"]
-    assert r.brackets["tutorial"]["all-int8"] == pytest.approx(tutorial, abs=1e-9)
-    entry = json.loads(json.dumps(r.to_dict(relative_to=tmp_path)))
-    title, body, _ = _plan({"plan": entry}, lambda e: {})
-    assert "Plan" in title and "best planned" in body and "optimistic" in body

@@ -9,7 +9,7 @@ Figure objects, the paths it wrote) whose ``to_dict()`` is its entry in ``summar
     collect_stats      StatsInputs      -> StatsResult         activation stats + range figures
     simulate           SimulateInputs   -> SimulateResult      simulated INT8 vs FP32 on one split
     run_sweep          SweepInputs      -> SweepResult         typed rows (SweepRow), heatmap, recommended recipe
-    evaluate           EvaluateInputs   -> EvaluationResult    FP32 / tutorial / recommended on test
+    evaluate           EvaluateInputs   -> EvaluationResult    FP32 / tutorial / recommended (/ planned) on test: Spearman, cosine, recall@10
     compile_or_bundle  CompileInputs    -> CompileResult       .mxq with qbcompiler, else a compile bundle
     plan               PlanInputs       -> PlanResult          cheapest recipe within a tolerance, Pareto table, recipe.json
 """
