@@ -75,3 +75,22 @@ def test_fake_quant_with_precomputed_scale_equals_threshold_form():
     t = torch.rand(16) + 0.5
     assert torch.equal(fake_quant_with_scale(x, symmetric_scale(t, 8), -127, 127), fake_quant_symmetric(x, t, 8))
     assert torch.equal(fake_quant_with_scale(x, symmetric_scale(1.7, 16, True), 0, 65535), fake_quant_symmetric(x, 1.7, 16, True))
+
+
+def test_affine_without_the_zero_point_passes_equals_the_shift_clip_unshift_definition():
+    """fake_quant_affine clamps round(x / s) to [-zp, levels - zp] instead of shifting by zp, clipping to
+    [0, levels] and shifting back: equal bit for bit, also at ties, far outliers, infinities and NaN."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(20000) * 4).astype(np.float32)
+    x[:10] = [0.0, -0.0, 1e30, -1e30, np.inf, -np.inf, 3e7, -3e7, 1e-30, np.nan]
+    for lo, hi, bits in ((-1.25, 4.0, 8), (-0.17, 9.5, 8), (0.3, 2.0, 8), (-6.0, -0.5, 8), (-1.25, 4.0, 16), (-1.25, 4.0, 4), (-3.0, 1e-6, 8)):
+        lo_, hi_ = min(lo, 0.0), max(hi, 0.0)
+        levels = 2**bits - 1
+        scale = max(hi_ - lo_, 1e-12) / levels
+        zp = round(-lo_ / scale)
+        # ties of round-half-to-even on the grid: x / scale = k + 0.5 exactly (in float32)
+        k = np.arange(-40, 40, dtype=np.float32)
+        x[10:90] = (k + np.float32(0.5)) * np.float32(scale)
+        ref = _numpy_fake_quant(x, np.float32(scale), 0, levels, zp)
+        got = fake_quant_affine(torch.from_numpy(x), lo, hi, bits).numpy()
+        assert np.array_equal(got, ref, equal_nan=True), (lo, hi, bits)

@@ -70,6 +70,26 @@ def test_output_per_channel_scales(tiny_model, tiny_stats):
     assert sim.tap.plans["layer.0.attention.residual"][1].dim() == 0
 
 
+def test_output_per_channel_zero_points_match_numpy(tiny_model, tiny_stats):
+    """Methods 2/3 with output 1: one scale and zero point per channel of a Linear output (was per tensor)."""
+    cfg = QuantConfig(method=2, mode=0, output=1)
+    sim = simulate_int8(tiny_model, tiny_stats, cfg)
+    site = "layer.0.ffn.output.out"
+    obs = tiny_stats[site]
+    lo_c = np.minimum(obs.channel_min.numpy(), 0.0)
+    hi_c = np.maximum(obs.channel_max.numpy(), 0.0)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 5, lo_c.size)) * np.maximum(hi_c - lo_c, 1e-3) * 0.7).astype(np.float32)
+    y = sim.tap(site, torch.from_numpy(x), torch.ones(2, 5, dtype=torch.bool)).numpy()
+    scale = np.maximum(hi_c - lo_c, 1e-12) / 255  # mode 0: no clipping, each channel its own [min, max]
+    zp = np.round(-lo_c / scale)
+    want = (np.clip(np.round(x / scale.astype(np.float32)) + zp, 0, 255) - zp) * scale.astype(np.float32)
+    assert np.allclose(y, want, atol=1e-6 * float(np.abs(want).max()))
+    assert ((np.abs(y - x) <= scale / 2 + 1e-5) | (x < lo_c) | (x > hi_c)).all()  # inside each channel's range: half a step
+    assert not np.allclose(y, sim.tap.__class__(sim.ranges, cfg.with_(output=0), tiny_stats)(site, torch.from_numpy(x), None).numpy())
+    assert sim.tap.plans["layer.0.attention.residual"][0] == "affine"  # not a Linear output: one range per tensor
+
+
 def test_bad_requests(tiny_model, tiny_stats):
     with pytest.raises(BertnpuError, match="output=2 \\(sigmoid-based\\) is not modelled"):
         simulate_int8(tiny_model, tiny_stats, QuantConfig(output=2))
@@ -146,3 +166,46 @@ def test_16_bit_histogram_site_uses_the_mse_search_at_16_bits(tiny_model, tiny_s
     assert sim.tap(site, x, mask).abs().max().item() == pytest.approx(t16, rel=1e-6)
     other = clip_thresholds(tiny_stats, cfg)["layer.0.ffn.residual"].threshold  # an 8-bit site keeps the 8-bit search
     assert sim.tap("layer.0.ffn.residual", x, mask).abs().max().item() == pytest.approx(other, rel=1e-6)
+
+
+def _numpy_site_fake_quant(x: np.ndarray, plan: tuple, bits: int) -> np.ndarray:
+    """The tap's definition from its plan, in float32 numpy: symmetric ``clip(round(x / s)) * s`` with
+    ``s = max(t, 1e-12) / qmax``, or asymmetric with a zero point (shift, clip to ``0..2^bits-1``, unshift)."""
+    if plan[0] == "affine":
+        lo, hi = min(plan[1], 0.0), max(plan[2], 0.0)
+        levels = 2**bits - 1
+        scale = max(hi - lo, 1e-12) / levels
+        zp = round(-lo / scale)
+        s = np.float32(scale)
+        return ((np.clip(np.round(x / s) + np.float32(zp), 0, levels) - np.float32(zp)) * s).astype(np.float32)
+    threshold, unsigned = np.asarray(plan[1].numpy(), dtype=np.float32), plan[2]
+    qmax = (2**bits - 1) if unsigned else 2 ** (bits - 1) - 1
+    s = np.maximum(threshold, np.float32(1e-12)) / np.float32(qmax)
+    return (np.clip(np.round(x / s), 0 if unsigned else -qmax, qmax) * s).astype(np.float32)
+
+
+@pytest.mark.parametrize("cfg", [QuantConfig(method=0, mode=1), QuantConfig(method=1, output=1), QuantConfig(method=2, mode=0),
+                                 QuantConfig(method=3, mode=2), QuantConfig(method=0, mode=2)])
+def test_tap_equals_its_definition_on_every_site_and_bit_width(tiny_model, tiny_stats, cfg):
+    """The tap prepares each site's scale once and caches it by (site, bits): every site at its own width,
+    and after with_bits at the new width (a cache keyed by site alone would fail here), equals numpy."""
+    sim = simulate(tiny_model, tiny_stats, cfg, activation_16bits=["layer.0.ffn.residual"])
+    rng = np.random.default_rng(11)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    for round_ in range(2):  # the second round uses the prepared ops
+        for site in tiny_stats.observers:
+            obs = tiny_stats[site]
+            width = obs.channel_absmax.numel()
+            shape = (2, 3, 5, 5) if site.endswith(("scores", "softmax.out")) else (2, 5, width)
+            x = (rng.standard_normal(shape) * max(obs.absmax, 1e-3) * 0.8).astype(np.float32)
+            bits = sim.site_bits[site]
+            plan = (sim.tap.plans16.get(site) if bits > 8 and sim.tap.plans16 else None) or sim.tap.plans[site]
+            got = sim.tap(site, torch.from_numpy(x.copy()), mask).numpy()
+            assert np.array_equal(got, _numpy_site_fake_quant(x, plan, bits)), (site, bits, round_)
+    wide = sim.tap.with_bits({"layer.1.ffn.gelu.out": 16})
+    x = (rng.standard_normal((2, 5, tiny_stats["layer.1.ffn.gelu.out"].channel_absmax.numel())) * 2).astype(np.float32)
+    plan16 = sim.tap.plans16.get("layer.1.ffn.gelu.out") or sim.tap.plans["layer.1.ffn.gelu.out"]
+    assert np.array_equal(wide("layer.1.ffn.gelu.out", torch.from_numpy(x), mask).numpy(), _numpy_site_fake_quant(x, plan16, 16))
+    eight = sim.tap("layer.1.ffn.gelu.out", torch.from_numpy(x), mask).numpy()
+    assert np.array_equal(eight, _numpy_site_fake_quant(x, sim.tap.plans["layer.1.ffn.gelu.out"], 8))
+    assert not np.array_equal(eight, _numpy_site_fake_quant(x, plan16, 16))

@@ -47,20 +47,41 @@ def fake_quant_with_scale(x: torch.Tensor, scale: torch.Tensor | float, qmin: in
     return y.mul_(scale)
 
 
-def fake_quant_affine(x: torch.Tensor, lo: float, hi: float, bits: int = 8) -> torch.Tensor:
-    """Asymmetric (zero-point) fake quantization of ``[lo, hi]`` (widened to include 0) onto ``0..2^bits-1``."""
+def affine_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int, int]:
+    """``(scale, zero_point, levels)`` of asymmetric quantization of ``[lo, hi]`` (widened to include 0) onto ``0..levels``."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     levels = 2**bits - 1
     scale = max(hi - lo, 1e-12) / levels
-    zero_point = round(-lo / scale)
+    return scale, round(-lo / scale), levels
+
+
+def fake_quant_affine(x: torch.Tensor, lo: float, hi: float, bits: int = 8) -> torch.Tensor:
+    """Asymmetric (zero-point) fake quantization of ``[lo, hi]`` (widened to include 0) onto ``0..2^bits-1``."""
+    return fake_quant_affine_with(x, *affine_params(lo, hi, bits))
+
+
+def fake_quant_affine_with(x: torch.Tensor, scale: float, zero_point: int, levels: int) -> torch.Tensor:
+    """``(clamp(round(x / scale) + zp, 0, levels) - zp) * scale``, computed as ``clamp(round(x / scale), -zp, levels - zp) * scale``.
+
+    The two are equal bit for bit: ``round`` gives an integer, and adding then removing the
+    integer ``zp`` is exact below 2^24; a rounded value beyond that is clamped to the same
+    bound either way (``levels < 2^24``). So the zero point costs no extra pass.
+    """
     y = torch.div(x, scale)
     y.round_()
-    y.add_(zero_point)
-    y.clamp_(0, levels)
-    y.sub_(zero_point)
+    y.clamp_(-zero_point, levels - zero_point)
     return y.mul_(scale)
 
 
 def quantize_weight_per_channel(weight: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """Symmetric per-output-channel fake quantization of a Linear weight ``[out, in]`` (scale = row abs-max / qmax)."""
     return fake_quant_symmetric(weight, weight.abs().amax(1, keepdim=True), bits)
+
+
+def affine_channel_params(lo: torch.Tensor, hi: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-channel ``(scale, zero_point, levels)``: :func:`affine_params` of each channel's ``[lo_c, hi_c]`` (float32 tensors)."""
+    lo = torch.as_tensor(lo, dtype=torch.float64).clamp(max=0.0)
+    hi = torch.as_tensor(hi, dtype=torch.float64).clamp(min=0.0)
+    levels = 2**bits - 1
+    scale = (hi - lo).clamp(min=1e-12) / levels
+    return scale.float(), torch.round(-lo / scale).float(), levels

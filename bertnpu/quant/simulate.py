@@ -12,8 +12,10 @@ What is simulated (bertnpu's model of the NPU, since Mobilint's kernels are not 
   (methods 0, 1), or with a zero-point (methods 2, 3); a symmetric site that never goes
   negative uses the unsigned range; methods 1 and 3 share one range per site role across layers;
 * ``output`` 0: one scale per Linear output; 1: one scale per output channel of each Linear
-  output site (each channel's abs-max shrunk by the site's clip ratio); 2 (sigmoid-based) is
-  not modelled and is refused;
+  output site (each channel's abs-max shrunk by the site's clip ratio; with a zero point, each
+  channel's min and max shrunk by the site's clip ratio on that side, and one zero point per
+  channel); 2 (sigmoid-based) is not modelled and is refused. Which other ops get per-channel
+  scales under ``output`` 1 is not published: bertnpu gives them one scale per tensor;
 * the recipe's equivalent transformations (NormConv, Qk, Vo; see
   :mod:`bertnpu.quant.transforms`) on a private copy of the NPU part; the stats must then come
   from the transformed encoder (:func:`~bertnpu.quant.transforms.collect_transformed_stats`);
@@ -36,7 +38,8 @@ from ..model.load import LoadedModel
 from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
-from .fake_quant import fake_quant_affine, fake_quant_symmetric, quantize_weight_per_channel
+from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine, fake_quant_affine_with, fake_quant_symmetric, fake_quant_with_scale,
+                         qmax_symmetric, quantize_weight_per_channel, symmetric_scale)
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .recipe import Recipe
 from .sites import LAYER_LINEARS
@@ -89,6 +92,7 @@ class FakeQuantTap:
         self.plans = self._plans(ranges, config, stats)
         # the range rule applied at 16 bits (differs from the 8-bit range only for mode 2, whose MSE search depends on the step)
         self.plans16 = self._plans(ranges16, config, stats) if ranges16 is not None else {}
+        self._ops: dict = {}  # (site, bits, dtype) -> the ready fake-quant call; shared by with_bits copies (same plans)
 
     def _plans(self, ranges: dict[str, ClipRange], config: QuantConfig, stats) -> dict[str, tuple]:
         plans: dict[str, tuple] = {}
@@ -96,8 +100,15 @@ class FakeQuantTap:
             if name in self.skip:
                 continue
             obs = stats[name]
+            per_channel = config.output == 1 and site_role(name) in LINEAR_OUTPUT_ROLES
             if config.zero_point:
-                plans[name] = ("affine", rng.lo, rng.hi)
+                if per_channel and (obs.min < 0 or obs.max > 0):
+                    # per-channel zero points: each channel's [min, max] keeps the site's clip ratio on each side
+                    lo = obs.channel_min.float() * (rng.lo / obs.min if obs.min < 0 else 0.0)
+                    hi = obs.channel_max.float() * (rng.hi / obs.max if obs.max > 0 else 0.0)
+                    plans[name] = ("affine_channels", lo, hi)
+                else:
+                    plans[name] = ("affine", rng.lo, rng.hi)
                 continue
             unsigned = obs.min >= 0
             threshold = torch.tensor(rng.hi if unsigned else rng.threshold)
@@ -116,16 +127,27 @@ class FakeQuantTap:
     def site_bits(self, site: str) -> int:
         return self.bits.get(site, self.config.bits)
 
-    def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-        bits = self.bits.get(site, self.config.bits)
+    def _op(self, site: str, bits: int, dtype: torch.dtype):
+        """The site's fake quantization at ``bits`` with its scale computed once: ``(fn, *args)``, or None (unquantized)."""
         plan = self.plans16.get(site) if bits > 8 and self.plans16 else None
         if plan is None:
             plan = self.plans.get(site)
         if plan is None:
-            return x
+            return None
         if plan[0] == "affine":
-            return fake_quant_affine(x, plan[1], plan[2], bits)
-        return fake_quant_symmetric(x, plan[1], bits, plan[2])
+            return (fake_quant_affine_with, *affine_params(plan[1], plan[2], bits))
+        if plan[0] == "affine_channels":
+            return (fake_quant_affine_with, *affine_channel_params(plan[1], plan[2], bits))
+        qmax = (2**bits - 1) if plan[2] else qmax_symmetric(bits)
+        return (fake_quant_with_scale, symmetric_scale(plan[1], bits, plan[2], dtype), 0 if plan[2] else -qmax, qmax)
+
+    def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """``fake_quant_symmetric`` / ``fake_quant_affine`` of the site's plan, with the scale prepared on first use."""
+        key = (site, self.bits.get(site, self.config.bits), x.dtype)
+        op = self._ops.get(key, False)
+        if op is False:
+            op = self._ops[key] = self._op(*key)
+        return x if op is None else op[0](x, *op[1:])
 
 
 @dataclass
