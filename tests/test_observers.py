@@ -31,6 +31,8 @@ def test_scalars_and_channels_equal_numpy(data):
     assert obs.count == data.size and obs.min == data.min() and obs.max == data.max()
     assert np.array_equal(obs.channel_absmax.numpy(), np.abs(data).max(0).astype(np.float64))
     assert obs.absmax == 80.0
+    assert np.array_equal(obs.channel_min.numpy(), np.minimum(data.min(0), 0).astype(np.float64))
+    assert np.array_equal(obs.channel_max.numpy(), np.maximum(data.max(0), 0).astype(np.float64))
 
 
 def test_histograms_count_every_value_in_its_log_bin(data):

@@ -82,6 +82,15 @@ def test_load_rejects_other_model(tiny_stats, tmp_path):
         load_stats(tmp_path / "junk.npz")
 
 
+def test_load_names_stats_from_an_older_bertnpu(tiny_stats, tmp_path):
+    path = tiny_stats.save(tmp_path / "s.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files if not k.endswith(("/channel_min", "/channel_max"))}
+    np.savez(tmp_path / "old.npz", **arrays)  # the layout of bertnpu 0.2 (no per-channel min/max)
+    with pytest.raises(BertnpuError, match="older bertnpu .*recompute it with `bertnpu stats`"):
+        load_stats(tmp_path / "old.npz")
+
+
 def test_cli_sites_and_stats(tiny_model_dir, tiny_calib, tmp_path, capsys):
     import json
     from bertnpu.cli import main

@@ -2,7 +2,7 @@
 
 State per site, bounded independently of the number of calibration samples:
 
-* count, min, max, and per-channel abs-max (``C`` floats);
+* count, min, max, and per-channel abs-max, min (with 0) and max (with 0) (``3 C`` floats);
 * log-spaced histograms of positive values and of negative magnitudes,
   ``NBINS`` = 40 octaves x 64 bins per octave = 2560 bins each (relative bin width 1.09 %,
   from 2^-24 to 2^16; smaller magnitudes go to bin 0, larger ones to the last bin);
@@ -64,6 +64,8 @@ class SiteObserver:
         self.min = float("inf")
         self.max = float("-inf")
         self.channel_absmax = torch.zeros(channels, dtype=torch.float64)
+        self.channel_min = torch.zeros(channels, dtype=torch.float64)  # min(0, every value of the channel)
+        self.channel_max = torch.zeros(channels, dtype=torch.float64)  # max(0, every value of the channel)
         self.pos_hist = torch.zeros(NBINS, dtype=torch.float64)
         self.neg_hist = torch.zeros(NBINS, dtype=torch.float64)
         self.top_pos = torch.zeros(0, dtype=torch.float32)
@@ -91,6 +93,8 @@ class SiteObserver:
         self.min = min(self.min, float(v.min()))
         self.max = max(self.max, float(v.max()))
         self.channel_absmax = torch.maximum(self.channel_absmax, a.amax(0).double())
+        self.channel_min = torch.minimum(self.channel_min, v.amin(0).double())
+        self.channel_max = torch.maximum(self.channel_max, v.amax(0).double())
         # One bincount over a joint key (sample, role, sign, bin); every histogram is a sum of it.
         batch = weights.shape[1]
         token_key = ((samples * NROLES + roles) * (2 * NBINS)).float()  # exact: keys stay far below 2^24
@@ -130,7 +134,8 @@ class SiteObserver:
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
             "scalars": np.array([self.count, self.min, self.max], dtype=np.float64),
-            "channel_absmax": self.channel_absmax.numpy(), "pos_hist": self.pos_hist.numpy(), "neg_hist": self.neg_hist.numpy(),
+            "channel_absmax": self.channel_absmax.numpy(), "channel_min": self.channel_min.numpy(), "channel_max": self.channel_max.numpy(),
+            "pos_hist": self.pos_hist.numpy(), "neg_hist": self.neg_hist.numpy(),
             "top_pos": self.top_pos.numpy(), "top_neg": self.top_neg.numpy(),
             "role_hist": self.role_hist.numpy(), "replica_hist": self.replica_hist.numpy(),
         }
@@ -140,7 +145,7 @@ class SiteObserver:
         obs = cls(len(arrays["channel_absmax"]))
         count, obs.min, obs.max = arrays["scalars"].tolist()
         obs.count = int(count)
-        for key in ("channel_absmax", "pos_hist", "neg_hist", "top_pos", "top_neg", "role_hist", "replica_hist"):
+        for key in ("channel_absmax", "channel_min", "channel_max", "pos_hist", "neg_hist", "top_pos", "top_neg", "role_hist", "replica_hist"):
             setattr(obs, key, torch.from_numpy(np.array(arrays[key])))
         return obs
 

@@ -7,7 +7,7 @@ the bundle all read this one object, so what is compiled is what was simulated.
 
 JSON layout (schema 2)::
 
-    {"schema_version": 2, "tool": "bertnpu 0.2.0",
+    {"schema_version": 2, "tool": "bertnpu 0.3.0",
      "calibration": {"method": 1, "output": 0, "mode": 1, "percentile": 0.999, "topk_ratio": 0.01, "bits": 8},
      "activation_16bits": ["layer.0.ffn.residual"],
      "equivalent_transformation": {"norm_conv": false, "qk": true, "vo": false, "ud": false},

@@ -107,6 +107,8 @@ def _observer_of(path: Path, site: SiteInfo, parts: Optional[dict[str, np.ndarra
     """Rebuild one site's observer, checking every array against a fresh observer's layout."""
     if parts is None or "channel_absmax" not in parts:
         raise BertnpuError(f"{str(path)!r} has no statistics for site {site.name!r}; {_RECOMPUTE}")
+    if "channel_min" not in parts or "channel_max" not in parts:
+        raise BertnpuError(f"{str(path)!r} was written by an older bertnpu (no per-channel min/max for site {site.name!r}); {_RECOMPUTE}")
     template = SiteObserver(len(parts["channel_absmax"])).to_arrays()
     for key, ref in template.items():
         value = parts.get(key)
