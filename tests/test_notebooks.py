@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom (small parameters); its key numbers equal the package's; outputs are not duplicated."""
 
 import json
+from pathlib import Path
 import shutil
 import re
 
@@ -92,6 +93,28 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     # 05 compiles (or bundles) what 04 recommended
     assert "recommended by notebook 4" in _text(executed["05_compile_and_verify"])
 
+
+def test_notebook_04_table_is_the_evaluate_stage(executed, params):
+    """The closing table of 04, read back from the executed notebook, equals the evaluate stage run here on the
+    notebook's own work folder (stats, recommended and planned recipes): every row, Spearman, cosine and recall@10."""
+    from bertnpu.quant.recipe import Recipe
+    from bertnpu.stages import EvaluateInputs, evaluate
+    from bertnpu.ui.comparison import comparison_rows
+    from bertnpu.ui.range_tables import format_value
+    from bertnpu.ui.workspace import Workspace
+
+    work = Path(params["WORKDIR"])
+    ws = Workspace(work, model=params["MODEL"], stsb_dir=params["STSB_DIR"], calib_count=params["CALIB_COUNT"], eval_pairs=params["EVAL_PAIRS"])
+    want = comparison_rows(evaluate(EvaluateInputs(ws.model, ws.stats, ws.pairs("test"), recommended=Recipe.load(work / "sweep" / "recommended_recipe.json"),
+                                                   planned=Recipe.load(work / "plan" / "recipe.json"), calib=ws.calibration, progress=False)))
+    tables = [o["data"]["text/html"] for o in _outputs(executed["04_tune_quantization"], "text/html") if "<th>recall@10</th>" in o["data"]["text/html"]]
+    assert len(tables) == 1
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", tables[0])[1:]]
+    header = re.findall(r"<th>(.*?)</th>", tables[0])
+    assert [c[0] for c in cells] == [r["name"] for r in want] == ["FP32", "tutorial config", "recommended", "planned recipe"]
+    for got, row in zip(cells, want):
+        for column in ("spearman", "pearson", "cosine", "recall@10"):
+            assert got[header.index(column)] == format_value(row[column]), (row["name"], column)
 
 def test_notebooks_only_call_the_package():
     import nbformat
