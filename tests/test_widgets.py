@@ -123,3 +123,31 @@ def test_verify_split(default_model):
     from bertnpu.model.analysis import verify_split
 
     assert verify_split(default_model, ["Hello, my dog is cute", "A", "Two men play chess in the park."]) <= 1e-5
+
+
+def test_simulate_panel_scores_a_named_seeded_subset_and_reuses_its_encoders(ws):
+    """The panel scores a seeded sample of the split (named in its text) and keeps the FP32 embeddings and the
+    weight-quantized encoder across presses; every press still equals a fresh simulation on the same pairs."""
+    import numpy as np
+
+    from bertnpu.data.stsb import StsPairs
+
+    full = ws.pairs("validation")
+    idx = sorted(np.random.default_rng(1).choice(len(full), 20, replace=False))
+    sample = StsPairs([full.sentence1[i] for i in idx], [full.sentence2[i] for i in idx], full.scores[idx], "validation", full.source)
+    panel = SimulatePanel(ws, ThresholdExplorer(ws.stats, QuantConfig(method=0, percentile=0.999)), pairs=20, seed=1)
+    first = panel.simulate()
+    assert first["pairs"] == 20 and panel.pairs().sentence1 == sample.sentence1
+    assert "validation subset: 20 of 60 pairs (seeded sample, seed 1)" in panel.result.value and first["subset"] in panel.result.value
+    assert first["fp32"] == pytest.approx(evaluate_sts(SentenceEncoder(ws.model, progress=False), sample)["spearman"])
+    assert first["int8"] == pytest.approx(evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, percentile=0.999)).encoder_for(), sample)["spearman"])
+    encoder8 = panel._encoders[8]
+    panel.explorer = ThresholdExplorer(ws.stats, QuantConfig(method=0, bits=4))  # another weight width: another encoder
+    second = panel.simulate()
+    assert second["int8"] == pytest.approx(evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4)).encoder_for(), sample)["spearman"])
+    assert second["int8"] != pytest.approx(first["int8"])
+    panel.explorer = ThresholdExplorer(ws.stats, QuantConfig(method=1, percentile=0.99))
+    third = panel.simulate()
+    assert panel._encoders[8] is encoder8  # reused, and still right:
+    assert third["int8"] == pytest.approx(evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=1, percentile=0.99)).encoder_for(), sample)["spearman"])
+    assert "validation: all 60 pairs" in (SimulatePanel(ws, panel.explorer, pairs=0).subset_label())

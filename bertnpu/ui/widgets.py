@@ -214,14 +214,36 @@ class ThresholdExplorer:
         self.last_seconds = time.perf_counter() - start
 
 
+SIMULATE_PAIRS = 500  # validation pairs the Simulate button scores (a seeded sample; 0 = the whole split)
+
+
+def sample_pairs(pairs, n: int, seed: int = 0):
+    """A seeded random sample of ``n`` pairs in file order (all of them when ``n`` is 0 or not smaller)."""
+    import numpy as np
+
+    from ..data.stsb import StsPairs
+
+    if not n or n >= len(pairs):
+        return pairs
+    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), n, replace=False))
+    return StsPairs([pairs.sentence1[i] for i in idx], [pairs.sentence2[i] for i in idx], pairs.scores[idx], pairs.split, pairs.source)
+
+
 class SimulatePanel:
     """A Simulate button: predicted INT8 STS-B Spearman next to FP32, embedding fidelity and per-site SQNR,
-    for the explorer's config with the selected sites kept in FP32 (a diagnostic: the NPU has no FP32 activations)."""
+    for the explorer's config with the selected sites kept in FP32 (a diagnostic: the NPU has no FP32 activations).
+
+    It scores a fixed, seeded sample of ``pairs`` pairs of the split (``0``: all), named in its
+    output, so a press answers in seconds; the FP32 embeddings and the weight-quantized NPU part
+    (weights depend only on the bit width) are computed once and reused across presses. The
+    sweep and ``bertnpu run`` still use the whole split.
+    """
 
     STEPS = ("FP32 embeddings (once)", "build the simulated INT8 model", "encode with INT8", "per-site SQNR")
 
-    def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation"):
+    def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation", pairs: int = SIMULATE_PAIRS, seed: int = 0):
         self.ws, self.explorer, self.split = workspace, explorer, split
+        self.sample_size, self.seed = pairs, seed
         self.button = W.Button(description="Simulate INT8", button_style="success")
         names = [s.name for s in workspace.stats.sites]
         self.a16 = W.SelectMultiple(options=names, rows=6, description="16-bit", layout=W.Layout(width="420px"))
@@ -231,19 +253,45 @@ class SimulatePanel:
         self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description="progress")
         self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
         self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
+        self._pairs = None
+        self._encoders: dict = {}  # weight bits -> the weight-quantized NPU part, built once
         self.button.on_click(lambda _: self.simulate())
         self.widget = W.VBox([W.HBox([self.button, self.profile]), W.HBox([self.a16, self.keep_fp32]), self.progress, self.result])
+
+    def pairs(self):
+        """The pairs a press scores: the seeded sample of the split (the same on every press)."""
+        if self._pairs is None:
+            self._pairs = sample_pairs(self.ws.pairs(self.split), self.sample_size, self.seed)
+        return self._pairs
+
+    def subset_label(self) -> str:
+        """E.g. ``validation subset: 500 of 1,500 pairs (seeded sample, seed 0)``, or ``validation: all 1,500 pairs``."""
+        total, used = len(self.ws.pairs(self.split)), len(self.pairs())
+        if used == total:
+            return f"{self.split}: all {total:,} pairs"
+        return f"{self.split} subset: {used:,} of {total:,} pairs (seeded sample, seed {self.seed})"
 
     def _fp32_embeddings(self):
         from ..model.sentence_encoder import SentenceEncoder
         from ..tune.evaluate import sts_scores, unique_sentences
 
         if self._fp32 is None:
-            pairs = self.ws.pairs(self.split)
+            pairs = self.pairs()
             sentences, rows1, rows2 = unique_sentences(pairs)
             emb = SentenceEncoder(self.ws.model, progress=False)(sentences)
             self._fp32 = (emb, sentences, rows1, rows2, sts_scores(emb, rows1, rows2, pairs.scores)["spearman"])
         return self._fp32
+
+    def _weight_quantized(self, bits: int):
+        """The NPU part with per-channel fake-quantized weights at ``bits`` (no transformations), kept across presses."""
+        import copy
+
+        from ..model.npu_part import NpuEncoder
+        from ..quant.simulate import quantize_weights_
+
+        if bits not in self._encoders:
+            self._encoders[bits] = quantize_weights_(copy.deepcopy(NpuEncoder(self.ws.model.bert)), bits)
+        return self._encoders[bits]
 
     def _step(self, index: int, text: str) -> None:
         self.progress.value = index
@@ -258,15 +306,18 @@ class SimulatePanel:
         from ..quant.simulate import simulate_int8
         from .conclusions import simulate_conclusion, sqnr_conclusion
 
-        pairs = self.ws.pairs(self.split)
+        start = time.perf_counter()
+        pairs = self.pairs()
+        subset = self.subset_label()
         cfg = self.explorer.config
         keep = list(self.keep_fp32.value)
         a16 = list(self.a16.value)
-        head = f"simulating {cfg.label()} [{self.profile.value}] on {len(pairs):,} {self.split} pairs"
+        head = f"simulating {cfg.label()} [{self.profile.value}] on the {subset}"
         self._step(0, head)
         fp32_emb, sentences, rows1, rows2, fp32 = self._fp32_embeddings()
         self._step(1, head)
-        sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep, profile=self.profile.value, activation_16bits=a16)
+        sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep, profile=self.profile.value, activation_16bits=a16,
+                            encoder=self._weight_quantized(cfg.bits))
         self._step(2, head)
         int8_emb = sim.encoder_for()(sentences)
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
@@ -280,14 +331,18 @@ class SimulatePanel:
         verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
         self.conclusion = verdict + " " + sqnr_conclusion(sqnr)
         self.result.value = (
-            f"<div class='bertnpu-simulate'>STS-B {self.split} ({len(pairs):,} pairs): FP32 Spearman <b>{fp32:.4f}</b>, "
+            f"<div class='bertnpu-simulate'>STS-B <span class='bertnpu-subset'>{subset}</span>: FP32 Spearman <b>{fp32:.4f}</b>, "
             f"predicted INT8 ({cfg.label()}{kept}) <b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f})<br>"
             f"embedding cosine(FP32, INT8): mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f} (good: mean &ge; 0.99); "
             f"nearest-neighbour recall@10 {fid['recall@10']:.3f} (good: &ge; 0.9)<br>"
             + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over {len(sqnr)} quantized sites, lowest {min(sqnr.values()):.1f} dB "
                f"(good: &gt; 30 dB)" if sqnr else "SQNR: every site kept in FP32")
-            + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span></div>")
+            + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>"
+            + f"<br><small>answered in {time.perf_counter() - start:.1f} s on the {subset}; the sweep and <code>bertnpu run</code> "
+              f"score the whole split</small></div>")
+        self.last_seconds = time.perf_counter() - start
         return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "activation_16bits": a16, "profile": self.profile.value,
+                "pairs": len(pairs), "subset": subset,
                 "cosine_mean": fid["cosine_mean"],
                 "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion}
 
