@@ -33,7 +33,13 @@ _PATH_FIELDS = ("weight_dict", "mxq", "bundle")
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What ``bertnpu run`` does; ``quick`` shrinks the calibration set, the sweep and the evaluation."""
+    """What ``bertnpu run`` does; ``quick`` shrinks the calibration set, the sweep, the plan and the evaluation.
+
+    ``--quick`` is a smoke run (target: about 20 s on 2 cores for the default model): 32 calibration
+    samples, a 4-cell sweep ranked on 128 proxy sentences, 200 validation and 250 test pairs, and a
+    plan over 2 calibration configs, no transformations, at most one 16-bit site, 48 proxy
+    sentences and no profile bracket. Its summary says ``quick``; its numbers are not the full run's.
+    """
 
     model: Optional[str] = None
     stsb_dir: Optional[str] = None
@@ -44,7 +50,7 @@ class RunOptions:
 
     @property
     def calib_count(self) -> int:
-        return 64 if self.quick else 256
+        return 32 if self.quick else 256
 
     @property
     def percentiles(self) -> tuple[float, ...]:
@@ -52,7 +58,7 @@ class RunOptions:
 
     @property
     def topk_ratios(self) -> tuple[float, ...]:
-        return (0.01, 0.1) if self.quick else (0.001, 0.01, 0.1)
+        return (0.01,) if self.quick else (0.001, 0.01, 0.1)
 
     @property
     def methods(self) -> tuple[int, ...]:
@@ -76,12 +82,38 @@ class RunOptions:
         return 2 if self.quick else 4
 
     @property
+    def proxy_sentences(self) -> int:
+        """Validation sentences the sweep's proxy encodes per candidate."""
+        from .tune.sweep import PROXY_SENTENCES
+
+        return 128 if self.quick else PROXY_SENTENCES
+
+    @property
     def validation_pairs(self) -> int:
-        return 300 if self.quick else 0  # 0 = all
+        return 200 if self.quick else 0  # 0 = all
 
     @property
     def test_pairs(self) -> int:
-        return 500 if self.quick else 0
+        return 250 if self.quick else 0
+
+    @property
+    def plan_max_sites(self) -> int:
+        return 1 if self.quick else 8
+
+    @property
+    def plan_options(self) -> dict:
+        """PlanInputs fields beyond the defaults: the quick plan's smaller search (empty for the full run)."""
+        if not self.quick:
+            return {}
+        from .quant.config import QuantConfig
+
+        configs = (QuantConfig(method=1, mode=1, percentile=0.999, topk_ratio=0.01), QuantConfig(method=0, mode=1, percentile=0.999, topk_ratio=0.01))
+        return {"proxy_sentences": 48, "configs": configs, "transforms": ()}
+
+    @property
+    def plan_bracket(self) -> bool:
+        """The profile bracket (every recipe under every profile on test): the full run only."""
+        return not self.quick
 
 
 def _sha(data: Any) -> str:
@@ -179,17 +211,22 @@ class Pipeline:
         stats = load_stats(out / "stats.npz", model)
         sweep_key = {**stats_key, "p": o.percentiles, "k": o.topk_ratios, "methods": o.methods, "outputs": o.outputs, "search": o.search,
                      "strategy": o.strategy, "confirm": o.confirm}
+        if o.quick:
+            sweep_key["proxy_sentences"] = o.proxy_sentences
         s["sweep"] = self._stage("sweep", sweep_key, lambda: st.run_sweep(st.SweepInputs(
             model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods, outputs=o.outputs,
-            search=o.search, strategy=o.strategy, confirm=o.confirm,
+            search=o.search, strategy=o.strategy, confirm=o.confirm, proxy_sentences=o.proxy_sentences,
             out=out / "sweep", figures=figures, recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
-        plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "max_sites": 2 if o.quick else 8}
+        plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "min_cosine": 0.99, "max_sites": o.plan_max_sites}
+        if o.quick:
+            plan_key.update(bracket=o.plan_bracket, **o.plan_options)
         s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
-            model, calib, validation, test, stats=stats, max_sites=plan_key["max_sites"], out=out / "recipe.json",
-            cache=out / "plan-cache.jsonl", figures=figures, force=True, bracket=True)))
-        s["evaluation"] = self._stage("evaluation", sweep_key, lambda: st.evaluate(st.EvaluateInputs(model, stats, test, recommended=chosen)))
+            model, calib, validation, test, stats=stats, max_sites=o.plan_max_sites, out=out / "recipe.json",
+            cache=out / "plan-cache.jsonl", figures=figures, force=True, bracket=o.plan_bracket, **o.plan_options)))
         planned = Recipe.from_dict(s["plan"]["recipe"])  # the planned recipe is what gets compiled
+        s["evaluation"] = self._stage("evaluation", {**sweep_key, "planned": planned.to_dict()}, lambda: st.evaluate(st.EvaluateInputs(
+            model, stats, test, recommended=chosen, planned=planned, calib=calib)))
         compile_key = {**stats_key, "config": s["sweep"]["recommended"], "recipe": planned.to_dict()}
         s["compile"] = self._stage("compile", compile_key, lambda: st.compile_or_bundle(st.CompileInputs(
             model, calib, planned, mxq=out / "model.mxq", bundle=out / "compile_bundle", force=True)))

@@ -25,7 +25,9 @@ def test_everything_lands_in_one_folder(first_run):
     assert saved["evaluation"]["fp32"]["spearman"] == summary["evaluation"]["fp32"]["spearman"]
     for key in ("analysis", "embeddings", "calibration", "stats", "sweep", "evaluation", "compile", "inputs", "versions"):
         assert key in saved
-    assert {"fp32", "tutorial_default", "recommended"} <= set(saved["evaluation"])
+    assert {"fp32", "tutorial_default", "recommended", "planned"} <= set(saved["evaluation"])
+    # the planned recipe (the one compiled) is scored on test beside the others, with its cosine and recall@10
+    assert Recipe.from_dict(saved["evaluation"]["planned"]["recipe"]) == Recipe.from_dict(saved["plan"]["recipe"]) and 0 < saved["evaluation"]["planned"]["cosine_mean"] <= 1
     saved_config = json.loads((out / "recommended_config.json").read_text())
     assert {k: saved_config[k] for k in saved["sweep"]["recommended"]} == saved["sweep"]["recommended"]
     scored = [r for r in saved["sweep"]["rows"] if r["spearman"] is not None]  # a fast sweep ranks some rows by proxy only
