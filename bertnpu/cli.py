@@ -451,6 +451,8 @@ def _sweep(args) -> int:
 def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=0.005, help="accepted Spearman drop below FP32 on validation (default 0.005)")
     p.add_argument("--profile", default="aries", help="precision profile: aries (default), all-int8 or optimistic")
+    p.add_argument("--min-cosine", type=float, default=0.99,
+                   help="also require this mean embedding cosine to FP32 on validation (default 0.99; 0: Spearman tolerance alone)")
     p.add_argument("--max-sites", type=whole_number(0), default=8, help="most sites at 16 bits (default 8)")
     p.add_argument("--figures", help="folder for plan_pareto.png and plan_sites.png (default: beside --out)")
 
@@ -463,7 +465,7 @@ def _plan(args) -> int:
     from .stages.plan import PlanInputs, plan
     from .tune.plan import PlanSpec, format_pareto
 
-    PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites)  # bad values: one sentence before any work
+    PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites, min_cosine=args.min_cosine)  # bad values: one sentence before any work
     out = check_writable(args.out, args.force, "recipe file")
     validation, test = _pairs(args, "validation"), _pairs(args, "test")
     model = _load(args)
@@ -471,11 +473,13 @@ def _plan(args) -> int:
     stats = _stats_for(args, model)
     figures = Path(args.figures) if args.figures else out.parent
     r = plan(PlanInputs(model, calib, validation, test, stats=stats, profile=args.profile, tolerance=args.tolerance,
-                        max_sites=args.max_sites, out=out, figures=figures, force=args.force, progress=not args.json))
+                        min_cosine=args.min_cosine, max_sites=args.max_sites, out=out, figures=figures, force=args.force, progress=not args.json))
     print(format_pareto(r.plan))
     verdict = "within" if r.within_tolerance else "NOT within"
+    cos_verdict = "reached" if r.cosine_met else "NOT reached within the site limit"
     print(f"planned [{r.profile}]: {len(r.activation_16bits)} site(s) at 16 bits, validation Spearman {r.validation_spearman:.4f} ({verdict} "
-          f"{r.tolerance:g} of FP32 {r.fp32_validation_spearman:.4f}); test Spearman {r.spearman:.4f} (FP32 {r.fp32_spearman:.4f}), "
+          f"{r.tolerance:g} of FP32 {r.fp32_validation_spearman:.4f}), validation cosine {r.validation_cosine:.4f} (minimum {r.min_cosine:g} "
+          f"{cos_verdict}); test Spearman {r.spearman:.4f} (FP32 {r.fp32_spearman:.4f}), "
           f"cosine to FP32 {r.cosine_to_fp32:.4f}; best INT8-only test {r.best_int8_only['spearman']:.4f}; wrote {out}")
     if args.json:
         _emit_json(r.to_dict())

@@ -56,8 +56,11 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
     assert all(b["traffic_16bit"] > a["traffic_16bit"] for a, b in zip(result.pareto, result.pareto[1:]))
     assert result.pareto[0]["sites"] == [] and len(result.pareto) == 3  # full_table: up to max_sites
     within = [r for r in result.pareto if r["validation_spearman"] >= result.fp32_validation - spec.tolerance]
-    chosen = within[0] if within else max(result.pareto, key=lambda r: r["validation_spearman"])
-    assert list(result.recipe.activation_16bits) == chosen["sites"]  # the cheapest within tolerance
+    both = [r for r in within if r["validation_cosine"] >= spec.min_cosine]
+    chosen = both[0] if both else (max(within, key=lambda r: r["validation_cosine"]) if within
+                                   else max(result.pareto, key=lambda r: r["validation_spearman"]))
+    assert list(result.recipe.activation_16bits) == chosen["sites"]  # the cheapest accepted (tolerance and cosine floor)
+    assert result.cosine_met == bool(both) and result.validation_cosine == chosen["validation_cosine"]
     # the chosen recipe's numbers are those of an independent simulation
     stats = tiny_stats if not result.recipe.equivalent_transformation.enabled() else collect_transformed_stats(
         tiny_model, tiny_calib, tiny_stats, result.recipe.equivalent_transformation.enabled(), batch_size=7)
@@ -68,6 +71,12 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
         r = result.best_int8.with_(activation_16bits=tuple(row["sites"]))
         s = simulate(tiny_model, stats if r.equivalent_transformation.enabled() else tiny_stats, r)
         assert evaluate_sts(s.encoder_for(), val)["spearman"] == pytest.approx(row["validation_spearman"], abs=1e-6)
+        from bertnpu.tune.evaluate import unique_sentences
+
+        val_sentences = unique_sentences(val)[0]
+        emb, ref = s.encoder_for()(val_sentences), SentenceEncoder(tiny_model, progress=False)(val_sentences)
+        want = np.mean(np.sum(emb * ref, 1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(ref, axis=1)))
+        assert row["validation_cosine"] == pytest.approx(want, abs=1e-5)
     # the greedy's first pick is the site whose 16 bits give the highest proxy cosine among all sites
     first = result.pareto[1]["added"] if len(result.pareto) > 1 else None
     if first is not None:
@@ -102,9 +111,23 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
     ({"tolerance": 0}, "Tolerance 0 is outside \\(0, 1\\)"),
     ({"tolerance": 1.5}, "Tolerance 1.5 is outside \\(0, 1\\)"),
     ({"profile": "fast"}, "Unknown precision profile 'fast'"),
+    ({"min_cosine": 1.0}, "Minimum cosine 1.0 is outside \\[0, 1\\)"),
+    ({"min_cosine": -0.1}, "Minimum cosine -0.1 is outside"),
     ({"transforms": (("spin",),)}, "Unknown equivalent transformation 'spin'"),
     ({"transforms": (("ud",),)}, "Ud transformation is not simulated"),
 ])
 def test_bad_spec(kwargs, message):
     with pytest.raises(BertnpuError, match=message):
         PlanSpec(**kwargs)
+
+
+def test_cosine_floor_keeps_adding_sites(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test):
+    """With the floor off the plan stops at the first row within tolerance; with an unreachable floor it goes on to max_sites."""
+    common = dict(tolerance=0.5, max_sites=2, proxy_sentences=16, lazy_width=1, configs=(CFG,), transforms=(), top_configs=1)
+    val, test = stsb_validation.subset(30), stsb_test.subset(30)
+    off = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(min_cosine=0.0, **common), stats=tiny_stats, progress=False)
+    assert len(off.pareto) == 1 and off.recipe.activation_16bits == () and off.cosine_met  # within 0.5 at once
+    assert off.pareto[0]["validation_cosine"] < 0.999  # 4-bit activations: the embeddings are off
+    strict = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(min_cosine=0.999, **common), stats=tiny_stats, progress=False)
+    assert len(strict.pareto) == 3 and not strict.cosine_met
+    assert strict.recipe.activation_16bits == tuple(max(strict.pareto, key=lambda r: r["validation_cosine"])["sites"])

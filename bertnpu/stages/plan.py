@@ -26,6 +26,7 @@ class PlanInputs:
     stats: Any = None
     profile: str = "aries"
     tolerance: float = 0.005
+    min_cosine: float = 0.99
     max_sites: int = 8
     out: Optional[Path] = None
     cache: Optional[Path] = None
@@ -33,6 +34,10 @@ class PlanInputs:
     force: bool = False
     progress: bool = True
     bracket: bool = False
+    # None: PlanSpec's defaults (``bertnpu run --quick`` passes smaller ones)
+    proxy_sentences: Optional[int] = None
+    configs: Optional[tuple] = None
+    transforms: Optional[tuple] = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class PlanResult(StageResult):
     profile: str
     tolerance: float
     within_tolerance: bool
+    validation_cosine: float
+    min_cosine: float
+    cosine_met: bool
     best_int8_only: Mapping[str, Any]
     pareto: Sequence[Mapping[str, Any]]
     recipe: Recipe
@@ -68,7 +76,8 @@ def plan(inputs: PlanInputs) -> PlanResult:
     from ..tune.plan import PlanSpec, plan_recipe
     from ..ui.plan_plots import plot_pareto, plot_site_map
 
-    spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, max_sites=inputs.max_sites)
+    overrides = {k: getattr(inputs, k) for k in ("proxy_sentences", "configs", "transforms") if getattr(inputs, k) is not None}
+    spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, min_cosine=inputs.min_cosine, max_sites=inputs.max_sites, **overrides)
     if inputs.out is not None:
         check_writable(inputs.out, inputs.force, "recipe file")
     cache = inputs.cache if inputs.cache is not None else (Path(str(inputs.out) + ".plan-cache.jsonl") if inputs.out is not None else None)
@@ -82,7 +91,7 @@ def plan(inputs: PlanInputs) -> PlanResult:
     if inputs.out is not None:
         files.append(result.recipe.save(inputs.out, force=inputs.force))
     figures = {"plan_pareto": plot_pareto(result.pareto, result.fp32_validation, result.tolerance, result.profile,
-                                          len(result.recipe.activation_16bits))}
+                                          len(result.recipe.activation_16bits), min_cosine=result.min_cosine)}
     if base_stats is not None:
         result_stats = stats_for_recipe(inputs.model, base_stats, result.recipe, inputs.calib)
         bits = simulate(inputs.model, result_stats, result.recipe, quantize_weights=False).site_bits
@@ -106,6 +115,7 @@ def plan(inputs: PlanInputs) -> PlanResult:
         fp32_spearman=result.fp32_test, spearman=result.test_spearman, validation_spearman=result.validation_spearman,
         fp32_validation_spearman=result.fp32_validation, cosine_to_fp32=result.test_cosine_mean,
         activation_16bits=tuple(result.recipe.activation_16bits), profile=result.profile, tolerance=result.tolerance,
-        within_tolerance=result.within_tolerance, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
+        within_tolerance=result.within_tolerance, validation_cosine=result.validation_cosine, min_cosine=result.min_cosine,
+        cosine_met=result.cosine_met, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
         pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
         brackets=brackets, figures=figures, plan=result)

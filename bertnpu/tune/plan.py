@@ -8,8 +8,15 @@ Search (every candidate simulated under one precision profile, ``aries`` by defa
    site that most improves the *final embeddings* (not the site's own SQNR: a site can look
    fine and still break the softmax after it). The first step tries every site still at 8
    bits; later steps re-try the ``lazy_width`` best of the previous step (lazy greedy).
-   After each step the recipe's validation Spearman is measured; the search stops at the first
-   recipe within ``tolerance`` of FP32 or at ``max_sites``.
+   After each step the recipe's validation Spearman and mean embedding cosine to FP32 are
+   measured; the search stops at the first recipe that is *accepted* (Spearman within
+   ``tolerance`` of FP32 and cosine at least ``min_cosine``) or at ``max_sites``.
+
+Why a cosine floor beside the tolerance: STS Spearman is a rank statistic over 1500 pairs; it
+moves by about +-0.002 between neighbouring recipes and is already within 0.005 of FP32 while the
+embeddings are still visibly off (cosine 0.95), a loss that shows on other data (the test split)
+and in retrieval (recall@10). ``min_cosine`` (default 0.99) asks for embeddings close to FP32,
+not only a similar ranking; ``0`` turns it off (Spearman tolerance alone).
 
 The proxy is the mean cosine between simulated and FP32 sentence embeddings over the first
 ``proxy_sentences`` distinct validation sentences. Runs reuse the hidden states before the
@@ -48,8 +55,9 @@ from ..version import __version__
 from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
 
 CALIBRATION_CANDIDATES = tuple(
-    QuantConfig(method=m, mode=mode, percentile=p, topk_ratio=r)
-    for m in (0, 1)
+    QuantConfig(method=m, output=out, mode=mode, percentile=p, topk_ratio=r)
+    for m in (0, 1, 2, 3)
+    for out in (0, 1)
     for mode, p, r in ((0, 0.999, 0.01), (2, 0.999, 0.01), (1, 0.999, 0.01), (1, 0.9999, 0.1))
 )
 TRANSFORM_CANDIDATES = (("qk",), ("vo",), ("norm_conv",), ("qk", "vo"), ("norm_conv", "qk", "vo"))
@@ -61,6 +69,7 @@ class PlanSpec:
 
     profile: str = DEFAULT_PROFILE
     tolerance: float = 0.005
+    min_cosine: float = 0.99
     max_sites: int = 8
     proxy_sentences: int = 128
     lazy_width: int = 4
@@ -74,6 +83,9 @@ class PlanSpec:
         t = self.tolerance
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t < 1:
             raise BertnpuError(f"Tolerance {t!r} is outside (0, 1); give the Spearman drop below FP32 you accept, e.g. 0.005.")
+        c = self.min_cosine
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or not 0 <= c < 1:
+            raise BertnpuError(f"Minimum cosine {c!r} is outside [0, 1); give the mean embedding cosine to FP32 you require, e.g. 0.99 (0: off).")
         for name in ("max_sites", "proxy_sentences", "lazy_width", "top_configs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "max_sites" else 1):
@@ -256,6 +268,9 @@ class PlanResult:
     tolerance: float
     seconds: float
     site_layers: dict[str, int] = field(default_factory=dict)
+    validation_cosine: float = float("nan")
+    min_cosine: float = 0.0
+    cosine_met: bool = True
 
     def summary(self) -> dict:
         """The flat JSON line of ``bertnpu plan --json``."""
@@ -263,6 +278,7 @@ class PlanResult:
                 "fp32_validation_spearman": self.fp32_validation, "cosine_to_fp32": self.test_cosine_mean,
                 "activation_16bits": list(self.recipe.activation_16bits), "n_16bit_sites": len(self.recipe.activation_16bits),
                 "profile": self.profile, "tolerance": self.tolerance, "within_tolerance": self.within_tolerance,
+                "validation_cosine_to_fp32": self.validation_cosine, "min_cosine": self.min_cosine, "cosine_met": self.cosine_met,
                 "best_int8_only": {"recipe": self.best_int8.label(), "validation_spearman": self.best_int8_validation, "spearman": self.best_int8_test},
                 "calibration": self.recipe.calibration.to_dict(), "equivalent_transformation": self.recipe.equivalent_transformation.enabled(),
                 "traffic_16bit": self.pareto[-1]["traffic_16bit"] if self.pareto else None, "seconds": self.seconds}
@@ -333,18 +349,22 @@ class _Planner:
         return self.cache.put("proxy", recipe, {"cosine": float(cosine_rows(emb, self.fp32_proxy).mean())})["cosine"]
 
     def validation_spearman(self, recipe: Recipe, start: int = -1) -> float:
+        return self.validation_scores(recipe, start)["spearman"]
+
+    def validation_scores(self, recipe: Recipe, start: int = -1) -> dict:
+        """``{spearman, cosine}`` of the recipe on the whole validation split (cosine: mean to FP32 embeddings)."""
         hit = self.cache.get("validation", recipe)
         sim = self.simulation(recipe)
         if hit is not None:
             self.full.set_base(sim.encoder, sim.tap)  # recomputed lazily if a later step needs it
-            return hit["spearman"]
+            return hit
         if start >= 0 and self.full.encoder is not sim.encoder:
             start = -1
         if start < 0:
             self.full.set_base(sim.encoder, sim.tap)
         emb = self.full.advance(sim.tap, start)
         value = sts_scores(emb, self.rows1, self.rows2, self.validation.scores)["spearman"]
-        return self.cache.put("validation", recipe, {"spearman": value, "cosine": float(cosine_rows(emb, self.fp32_val_emb).mean())})["spearman"]
+        return self.cache.put("validation", recipe, {"spearman": value, "cosine": float(cosine_rows(emb, self.fp32_val_emb).mean())})
 
 
 def _with_sites(sim: Simulation, recipe: Recipe) -> Simulation:
@@ -396,14 +416,19 @@ def plan_recipe(
     # 2. greedy 16-bit sites
     current = best_int8
     target = p.fp32_validation - spec.tolerance
-    best_int8_val = p.validation_spearman(current)
+    scores0 = p.validation_scores(current)
+    best_int8_val = scores0["spearman"]
     sim0 = p.simulation(current)
-    pareto = [{"n_sites": 0, "sites": [], "added": None, "validation_spearman": best_int8_val, "proxy_cosine": int8_rows[0]["proxy_cosine"],
-               "traffic_16bit": traffic_share(sim0.site_bits, p.elements)}]
+    pareto = [{"n_sites": 0, "sites": [], "added": None, "validation_spearman": best_int8_val, "validation_cosine": scores0["cosine"],
+               "proxy_cosine": int8_rows[0]["proxy_cosine"], "traffic_16bit": traffic_share(sim0.site_bits, p.elements)}]
+
+    def accepted(row: dict) -> bool:
+        return row["validation_spearman"] >= target and row["validation_cosine"] >= spec.min_cosine
+
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
     last_gain: dict[str, float] = {}
     bar = tqdm(total=spec.max_sites, desc="plan: 16-bit sites", disable=not progress)
-    while (spec.full_table or pareto[-1]["validation_spearman"] < target) and len(current.activation_16bits) < spec.max_sites and candidates:
+    while (spec.full_table or not accepted(pareto[-1])) and len(current.activation_16bits) < spec.max_sites and candidates:
         sim = p.simulation(current)
         p.proxy.set_base(sim.encoder, sim.tap)
         pool_ = candidates if not last_gain else sorted(candidates, key=lambda s: -last_gain.get(s, -1.0))[: spec.lazy_width]
@@ -413,16 +438,20 @@ def plan_recipe(
         chosen = max(pool_, key=lambda s: last_gain[s])
         candidates.remove(chosen)
         current = current.with_(activation_16bits=current.activation_16bits + (chosen,))
-        val = p.validation_spearman(current, site_start(chosen, layers))
+        scores = p.validation_scores(current, site_start(chosen, layers))
+        val = scores["spearman"]
         pareto.append({"n_sites": len(current.activation_16bits), "sites": list(current.activation_16bits), "added": chosen,
-                       "validation_spearman": val, "proxy_cosine": last_gain[chosen],
+                       "validation_spearman": val, "validation_cosine": scores["cosine"], "proxy_cosine": last_gain[chosen],
                        "traffic_16bit": traffic_share(p.simulation(current).site_bits, p.elements)})
-        log(f"+ {chosen}: validation Spearman {val:.4f} (FP32 {p.fp32_validation:.4f}), proxy cosine {last_gain[chosen]:.4f}")
+        log(f"+ {chosen}: validation Spearman {val:.4f} (FP32 {p.fp32_validation:.4f}), cosine {scores['cosine']:.4f}")
         bar.update()
     bar.close()
 
     within = [row for row in pareto if row["validation_spearman"] >= target]
-    pick = within[0] if within else max(pareto, key=lambda row: row["validation_spearman"])
+    both = [row for row in within if row["validation_cosine"] >= spec.min_cosine]
+    # accepted: the cheapest; else within tolerance: the closest embeddings; else the best Spearman
+    pick = both[0] if both else (max(within, key=lambda row: row["validation_cosine"]) if within
+                                 else max(pareto, key=lambda row: row["validation_spearman"]))
     chosen_recipe = best_int8.with_(activation_16bits=tuple(pick["sites"]))
 
     # 3. confirm on test: FP32, best INT8-only, chosen
@@ -444,23 +473,27 @@ def plan_recipe(
     chosen_recipe = chosen_recipe.with_(prediction={
         "profile": spec.profile, "validation_spearman": pick["validation_spearman"], "test_spearman": test_s, "test_cosine_to_fp32": test_cos,
         "fp32_validation_spearman": p.fp32_validation, "fp32_test_spearman": fp32_test, "tolerance": spec.tolerance,
-        "traffic_16bit": pick["traffic_16bit"], "within_tolerance": bool(within)})
+        "traffic_16bit": pick["traffic_16bit"], "within_tolerance": bool(within), "validation_cosine_to_fp32": pick["validation_cosine"],
+        "min_cosine": spec.min_cosine, "cosine_met": bool(both)})
     info = {s.name: s.layer for s in p.base_stats.sites}
     return PlanResult(
         recipe=chosen_recipe, fp32_validation=p.fp32_validation, fp32_test=fp32_test, validation_spearman=pick["validation_spearman"],
         test_spearman=test_s, test_cosine_mean=test_cos, best_int8=best_int8, best_int8_validation=best_int8_val, best_int8_test=int8_test,
         int8_candidates=[{"recipe": row["recipe"].label(), "proxy_cosine": row["proxy_cosine"]} for row in int8_rows],
         pareto=pareto, within_tolerance=bool(within), profile=spec.profile, tolerance=spec.tolerance,
-        seconds=time.perf_counter() - start_time, site_layers=info)
+        seconds=time.perf_counter() - start_time, site_layers=info, validation_cosine=pick["validation_cosine"],
+        min_cosine=spec.min_cosine, cosine_met=bool(both))
 
 
 def format_pareto(result: PlanResult) -> str:
     """The Pareto table as text (one row per number of 16-bit sites)."""
-    lines = [f"profile {result.profile}; FP32 validation Spearman {result.fp32_validation:.4f}; tolerance {result.tolerance:g}",
-             f"{'16-bit sites':>12}  {'validation':>10}  {'proxy cos':>9}  {'traffic@16':>10}  added"]
+    lines = [f"profile {result.profile}; FP32 validation Spearman {result.fp32_validation:.4f}; tolerance {result.tolerance:g}; "
+             f"minimum cosine {result.min_cosine:g}",
+             f"{'16-bit sites':>12}  {'validation':>10}  {'val cos':>7}  {'traffic@16':>10}  added"]
     for row in result.pareto:
         mark = " <- chosen" if row["sites"] == list(result.recipe.activation_16bits) else ""
-        lines.append(f"{row['n_sites']:>12}  {row['validation_spearman']:>10.4f}  {row['proxy_cosine']:>9.4f}  {row['traffic_16bit']:>10.1%}  {row['added'] or '-'}{mark}")
+        cos = row.get("validation_cosine", float("nan"))
+        lines.append(f"{row['n_sites']:>12}  {row['validation_spearman']:>10.4f}  {cos:>7.4f}  {row['traffic_16bit']:>10.1%}  {row['added'] or '-'}{mark}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The Plan panel of notebook 04: tolerance slider, profile, Run button, Pareto figure, site map and the chosen recipe."""
+"""The Plan panel of notebook 04: tolerance and minimum-cosine sliders, profile, Run button, Pareto figure, site map and the chosen recipe."""
 
 from __future__ import annotations
 
@@ -25,20 +25,23 @@ class PlanPanel:
         >>> panel.widget            # doctest: +SKIP
     """
 
-    def __init__(self, workspace, tolerance: float = 0.005, profile: str = DEFAULT_PROFILE, max_sites: int = 8):
+    def __init__(self, workspace, tolerance: float = 0.005, profile: str = DEFAULT_PROFILE, max_sites: int = 8, min_cosine: float = 0.99):
         self.ws = workspace
         self.tolerance = W.FloatSlider(value=tolerance, min=0.001, max=0.05, step=0.001, readout_format=".3f",
                                        description="tolerance", continuous_update=False)
+        self.min_cosine = W.FloatSlider(value=min_cosine, min=0.0, max=0.999, step=0.001, readout_format=".3f",
+                                        description="min cosine", continuous_update=False)
         self.profile = W.Dropdown(options=list(PROFILE_NAMES), value=profile, description="profile")
         self.max_sites = W.IntSlider(value=max_sites, min=0, max=16, description="max 16-bit")
         self.button = W.Button(description="Plan", button_style="success")
-        self.status = W.HTML("press Plan to search the cheapest recipe within the tolerance (Spearman below FP32 on validation)")
+        self.status = W.HTML("press Plan to search the cheapest recipe within the tolerance (Spearman below FP32 on validation) "
+                             "whose embeddings keep the minimum mean cosine to FP32 (0: Spearman alone)")
         self.pareto = W.Output()
         self.sites = W.Output()
         self.recipe = W.HTML()
         self.last = None
         self.button.on_click(lambda _: self.run())
-        self.widget = W.VBox([W.HBox([self.tolerance, self.profile, self.max_sites, self.button]), self.status,
+        self.widget = W.VBox([W.HBox([self.tolerance, self.min_cosine, self.profile, self.max_sites, self.button]), self.status,
                               W.HBox([self.pareto, self.sites]), self.recipe])
 
     def run(self, progress: bool = True):
@@ -49,6 +52,7 @@ class PlanPanel:
                              f"(progress below; results are cached in {esc(out)}.plan-cache.jsonl) ...")
         result = plan(PlanInputs(self.ws.model, self.ws.calibration, self.ws.pairs("validation"), self.ws.pairs("test"), stats=self.ws.stats,
                                  profile=self.profile.value, tolerance=float(self.tolerance.value), max_sites=int(self.max_sites.value),
+                                 min_cosine=float(self.min_cosine.value),
                                  out=out, figures=None, force=True, progress=progress))
         self.last = result
         self.show(result)
@@ -60,10 +64,12 @@ class PlanPanel:
             output.outputs = ()
             output.append_display_data(Image(data=figure_png(result.figures[name])))
         verdict = "within" if result.within_tolerance else "<b>not</b> within"
+        cos_verdict = "reached" if result.cosine_met else "<b>not</b> reached within the site limit"
         best = result.best_int8_only
         self.status.value = (
             f"[{esc(result.profile)}] {len(result.activation_16bits)} site(s) at 16 bits ({result.traffic_16bit:.1%} of activation traffic): "
-            f"validation Spearman {result.validation_spearman:.4f}, {verdict} {result.tolerance:g} of FP32 {result.fp32_validation_spearman:.4f}; "
+            f"validation Spearman {result.validation_spearman:.4f}, {verdict} {result.tolerance:g} of FP32 {result.fp32_validation_spearman:.4f}, "
+            f"validation cosine {result.validation_cosine:.4f} (minimum {result.min_cosine:g} {cos_verdict}); "
             f"test {result.spearman:.4f} (FP32 {result.fp32_spearman:.4f}, cosine to FP32 {result.cosine_to_fp32:.4f}); "
             f"best INT8-only: test {best['spearman']:.4f} ({esc(best['recipe'])})")
         self.recipe.value = "<b>recipe.json</b><pre>" + esc(json.dumps(result.recipe.to_dict(), indent=1)) + "</pre>"

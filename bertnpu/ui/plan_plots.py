@@ -13,15 +13,17 @@ from ..quant.sites import LAYER_SITES
 
 
 def plot_pareto(pareto: Sequence[Mapping], fp32: float, tolerance: float, profile: str, chosen: Optional[int] = None,
-                ax=None) -> Figure:
-    """Validation Spearman against the number of 16-bit sites, with FP32 and the tolerance band.
+                ax=None, min_cosine: Optional[float] = None) -> Figure:
+    """Validation Spearman against the number of 16-bit sites, with FP32 and the tolerance band;
+    the mean embedding cosine to FP32 (rows with ``validation_cosine``) on a second axis, with the
+    ``min_cosine`` floor dashed.
 
     Args:
         pareto: rows with ``n_sites``, ``validation_spearman``, ``traffic_16bit`` (share, 0-1), ``added``.
         chosen: ``n_sites`` of the chosen recipe (circled).
     """
     if ax is None:
-        fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+        fig = Figure(figsize=(8.4, 3.8), layout="constrained")
         ax = fig.add_subplot()
     fig = ax.figure
     n = [r["n_sites"] for r in pareto]
@@ -39,7 +41,16 @@ def plot_pareto(pareto: Sequence[Mapping], fp32: float, tolerance: float, profil
     ax.set_ylabel("STS-B validation Spearman")
     ax.set_title(f"Plan: cheapest recipe within tolerance [profile {profile}]")
     ax.set_xticks(n)
-    ax.legend(fontsize=7, loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()
+    if all("validation_cosine" in r for r in pareto):
+        ax2 = ax.twinx()
+        ax2.plot(n, [r["validation_cosine"] for r in pareto], "s--", color="tab:purple", ms=4, label="cosine to FP32 (validation)")
+        if min_cosine:
+            ax2.axhline(min_cosine, color="tab:purple", lw=0.8, ls=":", label=f"minimum cosine {min_cosine:g}")
+        ax2.set_ylabel("mean embedding cosine to FP32", color="tab:purple")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.12, 1.0))
     return fig
 
 

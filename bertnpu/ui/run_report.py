@@ -66,11 +66,15 @@ def _plan(s: dict, figs: Callable) -> Section:
             row(f"INT8 only, best planned ({best['recipe']})", best["spearman"], "best_int8_only"),
             row(f"planned recipe ({len(pl['activation_16bits'])} site(s) at 16 bits)", pl["spearman"], "planned")]
     pareto = [{"16-bit sites": r["n_sites"], "added": r["added"] or "-", "validation Spearman": r["validation_spearman"],
+               "validation cosine": r.get("validation_cosine", ""),
                "traffic at 16 bits": f"{r['traffic_16bit']:.1%}"} for r in pl["pareto"]]
     verdict = "within" if pl["within_tolerance"] else "NOT within"
     body = (f"<p>Simulated on STS-B test; the first Spearman column is under profile <b>{esc(pl['profile'])}</b>, the last three "
             f"are the profile bracket (how much the unpublished precisions matter). The planned recipe is {verdict} "
-            f"{pl['tolerance']:g} of FP32 on validation; cosine to FP32 embeddings {pl['cosine_to_fp32']:.4f}.</p>"
+            f"{pl['tolerance']:g} of FP32 on validation"
+            + (f" and {'reaches' if pl.get('cosine_met') else 'does NOT reach'} the minimum mean cosine {pl.get('min_cosine', 0):g} there"
+               if pl.get("min_cosine") else "")
+            + f"; cosine to FP32 embeddings on test {pl['cosine_to_fp32']:.4f}.</p>"
             + table(rows) + "<p>Pareto table (validation):</p>" + table(pareto) + pre_json(pl["recipe"]))
     return ("Plan: the cheapest recipe within tolerance", body, figs(pl))
 
