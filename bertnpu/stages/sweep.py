@@ -10,7 +10,7 @@ from ..data.stsb import StsPairs
 from ..model.load import LoadedModel
 from ..quant.recipe import Recipe
 from ..errors import BertnpuError
-from ..tune.sweep import CONFIRM, PERCENTILES, STRATEGIES, TOPK_RATIOS
+from ..tune.sweep import CONFIRM, PERCENTILES, PROXY_SENTENCES, STRATEGIES, TOPK_RATIOS
 from ..tune.sweep_rows import SweepRow
 from .result import StageResult, not_serialized, save_figures
 
@@ -38,6 +38,7 @@ class SweepInputs:
     search: str = "grid"  # "grid": percentiles x topk_ratios x modes x methods x outputs; "wide": tune.sweep.wide_grid over methods x outputs
     strategy: str = "fast"  # "fast": shared range sets + proxy ranking + `confirm` best on the full split; "exhaustive": every distinct set
     confirm: int = CONFIRM
+    proxy_sentences: int = PROXY_SENTENCES  # validation sentences the fast strategy's proxy encodes per candidate
     out: Optional[Path] = None
     figures: Optional[Path] = None
     recommended: Optional[Path] = None
@@ -87,7 +88,8 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
     recipes = grid(inputs)
     out = Path(inputs.out) if inputs.out is not None else None
     raw = sweep(inputs.model, inputs.stats, inputs.pairs, recipes, cache=out / "sweep_cache.jsonl" if out is not None else None,
-                progress=inputs.progress, strategy=inputs.strategy, confirm=inputs.confirm)
+                progress=inputs.progress, strategy=inputs.strategy, confirm=inputs.confirm,
+                proxy_sentences=inputs.proxy_sentences)
     assert len(raw) == len(recipes), "sweep returns one row per config, in order"
     rows = tuple(SweepRow.from_dict(row, recipe) for row, recipe in zip(raw, recipes))
     best = best_row(rows)
