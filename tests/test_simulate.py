@@ -209,3 +209,29 @@ def test_tap_equals_its_definition_on_every_site_and_bit_width(tiny_model, tiny_
     eight = sim.tap("layer.1.ffn.gelu.out", torch.from_numpy(x), mask).numpy()
     assert np.array_equal(eight, _numpy_site_fake_quant(x, sim.tap.plans["layer.1.ffn.gelu.out"], 8))
     assert not np.array_equal(eight, _numpy_site_fake_quant(x, plan16, 16))
+
+
+def test_serial_fake_quant_passes_give_the_same_embeddings_and_restore_the_threads(tiny_model, tiny_stats, stsb_test, monkeypatch):
+    """On a busy machine the tap runs its elementwise passes on one thread: the same numbers, bit for bit."""
+    import bertnpu.quant.fake_quant as fq
+
+    sentences = stsb_test.sentence1[:40]
+    threads = torch.get_num_threads()
+    out = {}
+    for serial in (False, True):
+        monkeypatch.setattr(fq, "SERIAL_FAKE_QUANT", serial)
+        seen = []
+        sim = simulate(tiny_model, tiny_stats, QuantConfig(method=2, output=1))
+        tap = sim.tap
+
+        def spy(site, x, mask):
+            y = tap(site, x, mask)
+            seen.append(torch.get_num_threads())
+            return y
+
+        from bertnpu.model.sentence_encoder import SentenceEncoder as _SE
+        out[serial] = _SE(tiny_model, tap=spy, encoder=sim.encoder, progress=False)(sentences)
+        assert set(seen) == {threads}  # restored after every site
+    assert np.array_equal(out[False], out[True])
+    monkeypatch.setattr(fq, "SERIAL_FAKE_QUANT", None)
+    assert fq.serial_passes() in (True, False)

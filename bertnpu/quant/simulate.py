@@ -39,7 +39,7 @@ from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
 from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine, fake_quant_affine_with, fake_quant_symmetric, fake_quant_with_scale,
-                         qmax_symmetric, quantize_weight_per_channel, symmetric_scale)
+                         qmax_symmetric, quantize_weight_per_channel, serial_passes, symmetric_scale)
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .recipe import Recipe
 from .sites import LAYER_LINEARS
@@ -147,7 +147,16 @@ class FakeQuantTap:
         op = self._ops.get(key, False)
         if op is False:
             op = self._ops[key] = self._op(*key)
-        return x if op is None else op[0](x, *op[1:])
+        if op is None:
+            return x
+        if not serial_passes():
+            return op[0](x, *op[1:])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # elementwise passes: the same result on any number of threads
+        try:
+            return op[0](x, *op[1:])
+        finally:
+            torch.set_num_threads(threads)
 
 
 @dataclass
