@@ -218,8 +218,7 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
 @command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
          limit_option, json_option, _eval_options, force_option("--report file"))
 def _eval(args) -> int:
-    from .model.sentence_encoder import SentenceEncoder
-    from .tune.evaluate import evaluate_sts
+    from .stages.simulate import fp32_scores
 
     pairs = _pairs(args, args.split)
     model = _load(args)
@@ -229,7 +228,7 @@ def _eval(args) -> int:
 
             load_weight_dict(args.weights, hidden_size=model.config.hidden_size)
         return _eval_npu(args, model, pairs)
-    result = evaluate_sts(SentenceEncoder(model, batch_size=args.batch_size, progress=not args.json), pairs)
+    result = fp32_scores(model, pairs, progress=not args.json, batch_size=args.batch_size)
     result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
     if args.json:
         _emit_json(result)

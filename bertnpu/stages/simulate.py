@@ -45,12 +45,12 @@ class SimulateResult(StageResult):
     profiles: Mapping[str, float] = field(default_factory=dict)
 
 
-def fp32_scores(model: LoadedModel, pairs: StsPairs, progress: bool = True) -> dict[str, float]:
+def fp32_scores(model: LoadedModel, pairs: StsPairs, progress: bool = True, batch_size: int = 64) -> dict[str, float]:
     """Spearman / Pearson of the FP32 model (the reference every INT8 number sits next to)."""
     from ..model.sentence_encoder import SentenceEncoder
     from ..tune.evaluate import evaluate_sts
 
-    return evaluate_sts(SentenceEncoder(model, progress=progress), pairs)
+    return evaluate_sts(SentenceEncoder(model, progress=progress, batch_size=batch_size), pairs)
 
 
 def simulated_scores(model: LoadedModel, stats, recipe: Recipe, pairs: StsPairs, keep_fp32=(), progress: bool = True) -> tuple[dict[str, float], Any]:
