@@ -42,11 +42,22 @@ def encoder_flops(lengths, hidden: int, intermediate: int, layers: int) -> float
 
 
 def default_model_and_stats(count: int = 256):
-    """The default model and its activation stats over ``count`` random STS-B validation sentences."""
+    """The default model and its activation stats over ``count`` random STS-B validation sentences.
+
+    The stats are kept in the temp folder (keyed by the model hash and ``count``), so a benchmark's
+    setup does not repeat them; they are the benchmarks' input, not what they time.
+    """
+    import tempfile
+
     from bertnpu import load_model, load_stsb
     from bertnpu.data.calibration import CalibrationSet, CalibrationSpec, embed_sentences, select_samples
-    from bertnpu.quant.stats import collect_activation_stats
+    from bertnpu.quant.stats import collect_activation_stats, load_stats, model_hash
 
     model = load_model()
+    cached = Path(tempfile.gettempdir()) / f"bertnpu-bench-stats-{model_hash(model)[:12]}-{count}.npz"
+    if cached.is_file():
+        return model, load_stats(cached, model)
     sentences, _ = select_samples(load_stsb("validation", stsb_dir()), CalibrationSpec(count=count), None)
-    return model, collect_activation_stats(model, CalibrationSet([], embed_sentences(model, sentences)), progress=False)
+    stats = collect_activation_stats(model, CalibrationSet([], embed_sentences(model, sentences)), progress=False)
+    stats.save(cached, force=True)
+    return model, stats

@@ -1,0 +1,93 @@
+"""``bertnpu run --quick`` on the default model: the command's wall time and its stages, against the quick run
+before issue 14 (same code, the earlier quick settings) measured in the same run.
+
+Target (issue 14): ``--quick`` <= 20 s on 2 cores (75 s before, with the planner).
+The earlier settings: 64 calibration samples, an 8-cell sweep on 256 proxy sentences, 300
+validation / 500 test pairs, the plan with PlanSpec's defaults, 2 sites and the profile bracket.
+Run: .venv/bin/python benchmarks/bench_quick_run.py [--no-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from _common import REPO, stsb_dir
+from bertnpu.pipeline import RunOptions, run_pipeline
+
+
+@dataclass(frozen=True)
+class EarlierQuick(RunOptions):
+    """RunOptions(quick=True) as it was before issue 14."""
+
+    @property
+    def calib_count(self) -> int:
+        return 64
+
+    @property
+    def topk_ratios(self) -> tuple[float, ...]:
+        return (0.01, 0.1)
+
+    @property
+    def proxy_sentences(self) -> int:
+        return 256
+
+    @property
+    def validation_pairs(self) -> int:
+        return 300
+
+    @property
+    def test_pairs(self) -> int:
+        return 500
+
+    @property
+    def plan_max_sites(self) -> int:
+        return 2
+
+    @property
+    def plan_options(self) -> dict:
+        return {}
+
+    @property
+    def plan_bracket(self) -> bool:
+        return True
+
+
+def stage_seconds(summary: dict) -> str:
+    return ", ".join(f"{k} {summary[k]['seconds']:.1f}" for k in ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "evaluation", "compile"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-reference", action="store_true", help="skip the earlier quick run (about a minute or more)")
+    args = parser.parse_args()
+    print(f"threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.2f} (1-min)")
+    env = {**os.environ, "BERTNPU_STSB_DIR": stsb_dir()}
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "bertnpu"), "run", "--quick", "--out", f"{tmp}/cli", "--json"], check=True, env=env,
+                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cli = time.perf_counter() - start
+        summary = json.loads(Path(f"{tmp}/cli/summary.json").read_text())
+        print(f"bertnpu run --quick (the command, imports included)   {cli:6.1f} s  (target <= 20 s)")
+        print(f"  stages: {stage_seconds(summary)}")
+        new = run_pipeline(RunOptions(stsb_dir=stsb_dir(), out=f"{tmp}/new", quick=True), log=lambda line: None)
+        print(f"quick run in this process                           {new['seconds']:6.1f} s")
+        if not args.no_reference:
+            old = run_pipeline(EarlierQuick(stsb_dir=stsb_dir(), out=f"{tmp}/old", quick=True), log=lambda line: None)
+            print(f"quick run with the earlier settings (reference)     {old['seconds']:6.1f} s   ratio new / earlier {new['seconds'] / old['seconds']:.2f}")
+            print(f"  stages: {stage_seconds(old)}")
+    print(f"load {os.getloadavg()[0]:.2f} (1-min)")
+
+
+if __name__ == "__main__":
+    main()
