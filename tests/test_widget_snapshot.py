@@ -4,7 +4,7 @@ import base64
 
 import nbformat
 
-from bertnpu.ui.widget_snapshot import STATE_MIME, VIEW_MIME, output_html, snapshot_widget_outputs, widget_html
+from bertnpu.ui.widget_snapshot import STATE_MIME, VIEW_MIME, is_hidden, output_html, snapshot_widget_outputs, widget_html
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
 
@@ -106,3 +106,46 @@ def test_snapshot_leaves_other_outputs_and_counts_widgets():
     bare.cells[0].outputs = [nbformat.v4.new_output("display_data", data=dict(view))]
     assert snapshot_widget_outputs(bare) == 1  # no saved state: an empty snapshot, never the widget's JSON
     assert bare.cells[0].outputs[0]["data"] == {"text/html": "<div class='bertnpu-snapshot'></div>"}
+
+
+def finished_bar_state(visibility="hidden", display=None):
+    """A finished ``tqdm.auto`` bar with ``leave=False`` as nbclient saved it in notebook 03 (bertnpu render):
+    HBox(HTML, FloatProgress, HTML) whose Layout tqdm set to ``visibility: hidden`` when it closed the bar."""
+    def model(name, **state):
+        return {"model_name": name, "state": state}
+
+    return {
+        "bar": model("HBoxModel", children=["IPY_MODEL_left", "IPY_MODEL_progress", "IPY_MODEL_right"], layout="IPY_MODEL_barlayout"),
+        "barlayout": {"model_name": "LayoutModel", "model_module": "@jupyter-widgets/base", "state": {"visibility": visibility, "display": display}},
+        "left": model("HTMLModel", value="activation\u2007stats:\u2007100%"),
+        "progress": model("FloatProgressModel", value=8.0, max=8.0),
+        "right": model("HTMLModel", value="\u20078/8\u2007[01:17&lt;00:00,\u2007\u20075.85s/it]"),
+        "label": model("LabelModel", value="87 sites"),
+    }
+
+
+def test_hidden_widgets_leave_no_trace_in_the_snapshot():
+    state = finished_bar_state()
+    assert is_hidden("bar", state) and not is_hidden("label", state) and not is_hidden("absent", state)
+    assert widget_html("bar", state) == ""
+    assert is_hidden("bar", finished_bar_state(visibility=None, display="none"))
+    shown = finished_bar_state(visibility=None)
+    assert not is_hidden("bar", shown) and "8 / 8" in widget_html("bar", shown)  # a bar left on screen (leave=True) stays
+    # inside a box, only the hidden child goes
+    state["box"] = {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_bar", "IPY_MODEL_label"]}}
+    assert widget_html("box", state) == "<div class='bertnpu-vbox'><span>87 sites</span></div>"
+    # in a notebook, the hidden bar's output is dropped, the cell's other outputs stay in order
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("stats = ws.stats")
+    text = nbformat.v4.new_output("stream", name="stdout", text="87 sites over 256 calibration samples\n")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={VIEW_MIME: {"model_id": "bar", "version_major": 2, "version_minor": 0},
+                                                                  "text/plain": "activation stats:   0%|"}),
+                    text,
+                    nbformat.v4.new_output("display_data", data={VIEW_MIME: {"model_id": "label", "version_major": 2, "version_minor": 0}})]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {STATE_MIME: {"state": state}}
+    assert snapshot_widget_outputs(nb) == 2
+    assert [o["output_type"] for o in nb.cells[0].outputs] == ["stream", "display_data"]
+    assert nb.cells[0].outputs[0] == text
+    assert nb.cells[0].outputs[1]["data"] == {"text/html": "<div class='bertnpu-snapshot'><span>87 sites</span></div>"}
+    assert "s/it" not in nbformat.writes(nb)

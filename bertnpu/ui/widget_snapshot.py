@@ -66,10 +66,18 @@ def output_html(output: dict) -> str:
     return ""
 
 
-def widget_html(model_id: str, state: dict[str, dict]) -> str:
-    """HTML of the widget ``model_id`` (and its children) from the saved ``state`` mapping."""
+def is_hidden(model_id: str, state: dict[str, dict]) -> bool:
+    """Whether the saved widget's Layout hides it (``visibility: hidden`` or ``display: none``), as a
+    finished ``tqdm.auto`` bar with ``leave=False`` does: the live page no longer shows it, so neither may the snapshot."""
     entry = state.get(model_id)
-    if entry is None:
+    layout = state.get(_model_id((entry or {}).get("state", {}).get("layout")), {}).get("state", {})
+    return layout.get("visibility") == "hidden" or layout.get("display") == "none"
+
+
+def widget_html(model_id: str, state: dict[str, dict]) -> str:
+    """HTML of the widget ``model_id`` (and its children) from the saved ``state`` mapping; hidden widgets give ``""``."""
+    entry = state.get(model_id)
+    if entry is None or is_hidden(model_id, state):
         return ""
     name = entry.get("model_name", "")
     s = entry.get("state", {})
@@ -108,17 +116,23 @@ def widget_html(model_id: str, state: dict[str, dict]) -> str:
 
 
 def snapshot_widget_outputs(nb) -> int:
-    """Replace each widget output of ``nb`` (in place) by a static HTML snapshot of its saved state,
-    and drop the widget state; returns how many outputs were replaced."""
+    """Replace each widget output of ``nb`` (in place) by a static HTML snapshot of its saved state
+    (dropping the outputs of widgets the live page hides), and drop the widget state; returns how
+    many widget outputs were replaced or dropped."""
     state = nb.metadata.get("widgets", {}).get(STATE_MIME, {}).get("state", {})
     replaced = 0
     for cell in nb.cells:
+        kept = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if VIEW_MIME not in data:
-                continue
-            body = widget_html(data[VIEW_MIME].get("model_id", ""), state)
-            output["data"] = {"text/html": f"<div class='bertnpu-snapshot'>{body}</div>"}
-            replaced += 1
+            if VIEW_MIME in data:
+                model_id = data[VIEW_MIME].get("model_id", "")
+                replaced += 1
+                if is_hidden(model_id, state):  # e.g. a finished progress bar: the live page hides it, so the page drops it
+                    continue
+                output["data"] = {"text/html": f"<div class='bertnpu-snapshot'>{widget_html(model_id, state)}</div>"}
+            kept.append(output)
+        if "outputs" in cell:
+            cell.outputs = kept
     nb.metadata.pop("widgets", None)
     return replaced
