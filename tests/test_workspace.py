@@ -49,3 +49,34 @@ def test_a_new_calibration_set_drops_old_stats(tiny_model_dir, stsb_dir, folder)
     assert len(ws.calibration) == 8 == result.samples and result.evaluation_split == "validation"
     new = ws.stats
     assert new is not old and new["embeddings.out"].count == int(ws.calibration.lengths.sum()) * ws.model.config.hidden_size
+
+
+def test_recipe_to_compile_follows_bertnpu_run(tiny_model_dir, stsb_dir, tmp_path):
+    """Notebook 5 compiles the planned recipe when notebook 4 made one, else the sweep's, else the tutorial's."""
+    from bertnpu.quant.recipe import Recipe
+
+    ws = Workspace(tmp_path, model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=12, eval_pairs=25)
+    recipe, origin = ws.recipe_to_compile()
+    assert recipe == Recipe() and "tutorial" in origin
+    recommended = Recipe(calibration=QuantConfig(method=2, mode=2))
+    (tmp_path / "sweep").mkdir()
+    recommended.save(tmp_path / "sweep" / "recommended_recipe.json")
+    recipe, origin = ws.recipe_to_compile()
+    assert recipe == recommended and "sweep" in origin
+    planned = recommended.with_(activation_16bits=("layer.0.ffn.residual",))
+    (tmp_path / "plan").mkdir()
+    planned.save(tmp_path / "plan" / "recipe.json")
+    recipe, origin = ws.recipe_to_compile()
+    assert recipe == planned and "planned" in origin
+
+
+def test_stats_from_an_older_bertnpu_are_recomputed(tiny_model_dir, stsb_dir, tmp_path, capsys):
+    ws = Workspace(tmp_path, model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=12, eval_pairs=25)
+    fresh = ws.stats
+    with np.load(tmp_path / "stats.npz") as z:
+        arrays = {k: z[k] for k in z.files if not k.endswith(("/channel_min", "/channel_max"))}
+    with open(tmp_path / "stats.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    again = Workspace(tmp_path, model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=12, eval_pairs=25).stats
+    assert "older bertnpu" in capsys.readouterr().out
+    assert np.array_equal(again["layer.0.ffn.output.out"].channel_min.numpy(), fresh["layer.0.ffn.output.out"].channel_min.numpy())

@@ -90,13 +90,34 @@ class Workspace:
         from ..quant.stats import load_stats
         from ..stages import StatsInputs, collect_stats
 
+        from ..errors import BertnpuError
+
         path = self.folder / "stats.npz"
+        stats = None
         if path.is_file():
-            stats = load_stats(path, self.model, self.calibration)
-        else:
+            try:
+                stats = load_stats(path, self.model, self.calibration)
+            except BertnpuError as exc:  # e.g. written by an older bertnpu: this folder's own cache, so recompute
+                print(f"{exc} Recomputing it in this work folder.")
+        if stats is None:
             stats = collect_stats(StatsInputs(self.model, self.calibration, out=path, force=True, describe=False)).stats
         # The model and stats live as long as the session; moving them out of the garbage
         # collector's view keeps full collections short, so a slider redraw never waits ~250 ms on one.
         gc.collect()
         gc.freeze()
         return stats
+
+    def recipe_to_compile(self):
+        """``(recipe, origin)``: what notebook 5 compiles, the same choice as ``bertnpu run``.
+
+        The planned recipe (``plan/recipe.json``, written by notebook 4's Plan panel), else the
+        sweep's INT8-only recommendation (``sweep/recommended_recipe.json``), else the tutorial's config.
+        """
+        from ..quant.recipe import Recipe
+
+        planned, recommended = self.folder / "plan" / "recipe.json", self.folder / "sweep" / "recommended_recipe.json"
+        if planned.is_file():
+            return Recipe.load(planned), "planned by notebook 4's Plan panel, the recipe `bertnpu run` compiles"
+        if recommended.is_file():
+            return Recipe.load(recommended), "recommended by notebook 4's sweep (INT8 only; press Plan in notebook 4 for the planned recipe)"
+        return Recipe(), "the tutorial's config; run notebook 4 for a plan"
