@@ -90,8 +90,12 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     if hasattr(run, "outputs"):
         assert {r["output"] for r in rows} == set(run.outputs)
     assert "planned recipe" in text or "planned recipe" in to_html(executed["04_tune_quantization"])
-    # 05 compiles (or bundles) what 04 recommended
-    assert "recommended by notebook 4" in _text(executed["05_compile_and_verify"])
+    # 05 compiles (or bundles) what 04 planned, the recipe `bertnpu run` compiles
+    from bertnpu.quant.recipe import Recipe
+
+    planned = Recipe.load(Path(params["WORKDIR"]) / "plan" / "recipe.json")
+    text05 = _text(executed["05_compile_and_verify"])
+    assert "planned by notebook 4's Plan panel" in text05 and f"recipe: {planned.label()}" in text05
 
 
 def test_notebook_04_table_is_the_evaluate_stage(executed, params):
