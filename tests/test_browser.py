@@ -120,25 +120,22 @@ def test_percentile_slider_moves_the_threshold(jupyterlab):
                     if attempt == 2:
                         raise
             page.locator(".bertnpu-int8").first.wait_for(timeout=120_000)  # Simulate finished: the kernel is free
-            before = threshold.inner_text()
-            readout = page.locator(".widget-hslider .widget-readout").first  # the percentile slider's editable readout
-            readout.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("0.9900")
-            page.keyboard.press("Enter")
-            deadline = time.time() + 60
-            while threshold.inner_text() == before and time.time() < deadline:
-                time.sleep(0.25)
+            def type_into_slider(index: int, text: str) -> str:
+                """Type a value into the index-th slider's editable readout; wait until the threshold text changes."""
+                shown = threshold.inner_text()
+                page.locator(".widget-hslider .widget-readout").nth(index).click()
+                page.keyboard.press("Control+A")
+                page.keyboard.type(text)
+                page.keyboard.press("Enter")
+                deadline = time.time() + 60
+                while threshold.inner_text() == shown and time.time() < deadline:
+                    time.sleep(0.25)
+                return shown
+
+            before = type_into_slider(0, "0.9900")  # the percentile slider
             after = threshold.inner_text()
             # topk_ratio 1: every percentile step then changes the clipped count, so each release redraws
-            topk = page.locator(".widget-hslider .widget-readout").nth(1)
-            topk.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("1.0000")
-            page.keyboard.press("Enter")
-            deadline = time.time() + 60
-            while threshold.inner_text() == after and time.time() < deadline:
-                time.sleep(0.25)
+            type_into_slider(1, "1.0000")
             # slider release -> redrawn histogram: drag the handle, release, wait for the new image
             handle = page.locator(".widget-hslider .noUi-handle, .widget-hslider .ui-slider-handle").first
             timings = []

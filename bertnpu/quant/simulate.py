@@ -112,7 +112,7 @@ class FakeQuantTap:
                 continue
             unsigned = obs.min >= 0
             threshold = torch.tensor(rng.hi if unsigned else rng.threshold)
-            if config.output == 1 and site_role(name) in LINEAR_OUTPUT_ROLES and obs.absmax > 0:
+            if per_channel and obs.absmax > 0:
                 # per-channel scales: each channel keeps the site's clip ratio
                 threshold = (obs.channel_absmax.float() * (rng.threshold / obs.absmax)).clamp(min=1e-12)
             plans[name] = ("symmetric", threshold, unsigned)
