@@ -85,3 +85,23 @@ def test_shares_the_models_parameters(tiny_model):
     enc = NpuEncoder(tiny_model.bert)
     assert enc.layers[0].attention.self.query.weight.data_ptr() == tiny_model.bert.encoder.layer[0].attention.self.query.weight.data_ptr()
     assert enc.num_layers == tiny_model.config.num_hidden_layers and enc.eps == tiny_model.config.layer_norm_eps
+
+
+def test_forward_from_a_layer_input_equals_the_whole_forward(tiny_model):
+    """``start``: fed the tapped output of layer ``start - 1``, the remaining layers give the whole forward's result."""
+    x, mask = _inputs(tiny_model)
+    enc = NpuEncoder(tiny_model.bert)
+    kept = {}
+
+    def tap(site, value, token_mask):
+        value = value * 1.01 if site.endswith("ffn.residual") else value  # a tap that acts, as a simulation's does
+        kept[site] = value
+        return value
+
+    with torch.no_grad():
+        whole, pooled = enc(x, mask, tap=tap)
+        last = enc.num_layers - 1
+        rest, rest_pooled = enc(kept[f"layer.{last - 1}.ffn.layernorm.out"], mask, tap=tap, start=last)
+        only_pooler, pooler_pooled = enc(whole, mask, tap=tap, start=enc.num_layers)
+    assert torch.equal(rest, whole) and torch.equal(rest_pooled, pooled)
+    assert torch.equal(only_pooler, whole) and torch.equal(pooler_pooled, pooled)

@@ -42,9 +42,11 @@ class NpuEncoder(torch.nn.Module):
         return len(self.layers)
 
     def forward(
-        self, hidden: torch.Tensor, attention_mask: torch.Tensor, tap: Optional[Tap] = None
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, tap: Optional[Tap] = None, start: int = 0
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Args: hidden ``[B, S, H]`` (CPU embedding output), attention_mask ``[B, S]`` (1 = token).
+        ``start`` > 0: ``hidden`` is layer ``start``'s input (the tapped output of layer ``start - 1``),
+        and only layers ``start`` on run (``num_layers``: the pooler alone).
 
         Returns the last hidden state ``[B, S, H]`` and the pooled output ``[B, H]`` (None
         when the model has no pooler).
@@ -53,9 +55,9 @@ class NpuEncoder(torch.nn.Module):
         t = (lambda site, x: tap(site, x, token_mask)) if tap is not None else (lambda site, x: x)
         # Additive mask over keys, as BERT adds it to the attention scores.
         additive = (~token_mask)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
-        x = t("embeddings.out", hidden)
-        for i, layer in enumerate(self.layers):
-            x = self._layer(i, layer, x, additive, t, fused=tap is None)
+        x = t("embeddings.out", hidden) if start == 0 else hidden
+        for i in range(start, len(self.layers)):
+            x = self._layer(i, self.layers[i], x, additive, t, fused=tap is None)
         pooled = None
         if self.pooler is not None:
             dense = t("pooler.dense.out", self.pooler.dense(x[:, 0]))
