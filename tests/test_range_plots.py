@@ -69,16 +69,114 @@ def test_site_ranges_chart_labels_every_site(stats):
     assert len(labels) == len(stats.sites) and labels[1] == "L0 q" and "L2 ffn resid" in labels
 
 
-def test_sweep_heatmap_scale_and_readable_text():
+def _drawn_cells(fig):
+    """What the heatmap draws, read back from the Axes: {(row label, column label): (image value, cell text, text artist)}."""
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    ys = [t.get_text() for t in ax.get_yticklabels()]
+    xs = [t.get_text() for t in ax.get_xticklabels()]
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts if (t.get_gid() or "").startswith("cell")}
+    cells = {}
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            t = texts.get((i, j))
+            cells[y, x] = (None if np.ma.is_masked(grid[i, j]) else float(grid[i, j]), t.get_text() if t else None, t)
+    return ax, ys, xs, cells
+
+
+def _frames(ax, gid):
+    """Top-left corners of the cell frames with ``gid``, as (column, row) of the cell."""
+    return {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in ax.patches if p.get_gid() == gid}
+
+
+def _marks(ax):
+    """Cells (column, row) carrying the shared-evaluation mark, and the mark is the documented one."""
+    marks = [t for t in ax.texts if (t.get_gid() or "").startswith("shared")]
+    assert all(t.get_text() == "\u2261" for t in marks)
+    return {(int(t.get_gid().split()[2]), int(t.get_gid().split()[1])) for t in marks}
+
+
+def _luminance(rgba):
+    return 0.2126 * rgba[0] + 0.7152 * rgba[1] + 0.0722 * rgba[2]
+
+
+def test_sweep_heatmap_every_cell_sweep_draws_each_rows_spearman():
+    """An exhaustive sweep (every cell scored on the full split): colour = Spearman, one cell per row."""
     from bertnpu.ui.range_plots import plot_sweep_heatmap
 
-    rows = [{"mode": 1, "method": m, "output": 0, "percentile": p, "topk_ratio": k, "spearman": 0.70 + 0.01 * m + 0.002 * (p == 1.0) + 0.001 * k}
-            for m in (0, 1) for p in (0.99, 1.0) for k in (0.0, 1.0)]
-    fig = plot_sweep_heatmap(rows, {"mode": 1, "method": 1, "output": 0, "percentile": 1.0, "topk_ratio": 1.0})
-    assert "method 1" in fig.axes[0].get_title() and "method 0" in fig.axes[1].get_title()
-    # best 0.713, worst 0.700: the title says how close the cells are
+    rows = [{"mode": 1, "method": m, "output": 0, "percentile": p, "topk_ratio": k, "confirmed": True, "shares_with": None,
+             "spearman": 0.70 + 0.01 * m + 0.002 * (p == 1.0) + 0.001 * k}
+            for m in (0, 1) for p in (0.99, 1.0) for k in (0.01, 1.0)]
+    rows[3]["shares_with"] = "method 0, output 0, MaxPercentile p=1 topk=0.01"  # p = 1 clips nothing for any r: same ranges
+    chosen = {"mode": 1, "method": 1, "output": 0, "percentile": 1.0, "topk_ratio": 1.0}
+    fig = plot_sweep_heatmap(rows, chosen)
+    ax, ys, xs, cells = _drawn_cells(fig)
+    row_label = {0: "method 0 (per layer)\noutput 0 (per tensor)", 1: "method 1 (shared)\noutput 0 (per tensor)"}
+    # columns by the clipped tail r(1-p): 0 (p = 1, both r), 1e-4, 1e-2
+    col_label = {(1.0, 0.01): "MaxPct\np 1\nr 0.01\nclips 0", (1.0, 1.0): "MaxPct\np 1\nr 1\nclips 0",
+                 (0.99, 0.01): "MaxPct\np 0.99\nr 0.01\nclips 1e-04", (0.99, 1.0): "MaxPct\np 0.99\nr 1\nclips 1e-02"}
+    assert ys == [row_label[0], row_label[1]] and xs == [col_label[1.0, 0.01], col_label[1.0, 1.0], col_label[0.99, 0.01], col_label[0.99, 1.0]]
+    for r in rows:
+        value, text, _ = cells[row_label[r["method"]], col_label[r["percentile"], r["topk_ratio"]]]
+        assert value == pytest.approx(r["spearman"]) and text == f"{r['spearman']:.4f}"
+    # best 0.713, worst 0.700: the title and the colour bar say how close the cells are
     assert "best 0.7130" in fig._suptitle.get_text() and "within 0.0130" in fig._suptitle.get_text()
-    best = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
-    worst = {t.get_text(): t.get_color() for t in fig.axes[1].texts}
-    assert best["0.7130"] == "black" and worst["0.7000"] == "white"  # dark text on light (high) cells, light on dark
-    assert [p for p in fig.axes[0].patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+    bar_label = fig.axes[1].get_ylabel()
+    assert "Spearman" in bar_label and "span 0.0130" in bar_label and "noise" not in bar_label
+    im = ax.images[0]
+    for value, _, t in cells.values():
+        assert t.get_color() == "black" and _luminance(im.cmap(im.norm(value))) > 0.45  # dark text on light cells
+    assert _frames(ax, "chosen") == {(xs.index(col_label[1.0, 1.0]), ys.index(row_label[1]))}
+    assert not _frames(ax, "confirmed") and not any("\u03c1" in text for _, text, _ in cells.values())  # every cell scored alike
+    shared = _marks(ax)
+    assert shared == {(xs.index(col_label[1.0, 1.0]), ys.index(row_label[0]))}
+    close = [dict(r, spearman=0.80 + r["spearman"] / 10) for r in rows]  # span 0.0013: within noise, and the bar says so
+    assert "under 0.005: within the split's noise" in plot_sweep_heatmap(close, chosen).axes[1].get_ylabel()
+
+
+def test_sweep_heatmap_wide_search_shows_all_48_ranked_cells():
+    """The wide search (methods 0-3 x outputs 0/1 x Max, 4 MaxPercentile cells, Histogram): colour = proxy for
+    every cell; the cells confirmed on the full split carry their Spearman, a frame and bold text; shared cells are marked."""
+    from bertnpu.tune.sweep import wide_grid
+    from bertnpu.ui.range_plots import plot_sweep_heatmap
+
+    configs = wide_grid()
+    rows = []
+    for n, cfg in enumerate(configs):
+        rows.append({**cfg.to_dict(), "proxy_cosine": 0.95 - 0.003 * n, "spearman": None, "confirmed": False,
+                     "shares_with": "method 0, output 0, Max" if n % 7 == 3 else None})
+    for n, spearman in ((10, 0.851), (11, 0.8537), (17, 0.8568), (29, 0.8563)):
+        rows[n].update(spearman=spearman, confirmed=True)
+    chosen = configs[17].to_dict()
+    fig = plot_sweep_heatmap(rows, chosen)
+    ax, ys, xs, cells = _drawn_cells(fig)
+    assert len(ys) == 8 and len(xs) == 6 and len(cells) == 48
+    assert xs[0] == "Max" and xs[-1] == "Histogram"
+    assert xs[1:5] == ["MaxPct\np 0.9999\nr 0.01\nclips 1e-06", "MaxPct\np 0.999\nr 0.01\nclips 1e-05",
+                       "MaxPct\np 0.99\nr 0.01\nclips 1e-04", "MaxPct\np 0.99\nr 0.1\nclips 1e-03"]
+    mode_col = {0: "Max", 2: "Histogram"}
+    im = ax.images[0]
+    positions = {}
+    for r in rows:
+        row = f"method {r['method']} ({'shared' if r['method'] in (1, 3) else 'per layer'}{', zero point' if r['method'] in (2, 3) else ''})\n" \
+              f"output {r['output']} ({'per channel' if r['output'] else 'per tensor'})"
+        col = mode_col.get(r["mode"]) or next(x for x in xs if x.startswith(f"MaxPct\np {r['percentile']:g}\nr {r['topk_ratio']:g}\n"))
+        value, text, t = cells[row, col]
+        positions[id(r)] = (xs.index(col), ys.index(row))
+        assert value == pytest.approx(r["proxy_cosine"])
+        assert text.split("\n")[0] == f"{r['proxy_cosine']:.4f}"
+        if r["confirmed"]:
+            assert text.split("\n")[1] == f"\u03c1 {r['spearman']:.4f}" and t.get_fontweight() == "bold"
+        else:
+            assert "\u03c1" not in text and t.get_fontweight() == "normal"
+        assert t.get_color() == "black" and _luminance(im.cmap(im.norm(value))) > 0.45
+    assert _frames(ax, "confirmed") == {positions[id(r)] for r in rows if r["confirmed"]}
+    assert _frames(ax, "chosen") == {positions[id(rows[17])]}
+    shared = _marks(ax)
+    assert shared == {positions[id(r)] for r in rows if r["shares_with"]}
+    span = 0.003 * 47  # proxy 0.95 .. 0.809
+    bar_label = fig.axes[1].get_ylabel()
+    assert "proxy" in bar_label and f"span {span:.4f}" in bar_label
+    title = fig._suptitle.get_text()
+    assert "48 cells ranked by the proxy, 4 confirmed on the full split" in title and "best confirmed Spearman 0.8568" in title
+    assert "ranked by the proxy only" in ax.get_xlabel() and "evaluated once" in ax.get_xlabel()

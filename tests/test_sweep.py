@@ -148,16 +148,8 @@ def test_tables_heatmap_and_recommendation(tiny_model, tiny_stats, stsb_validati
     chosen = best_config(rows)
     assert max(r["spearman"] for r in rows) == next(r["spearman"] for r in rows if r["percentile"] == chosen.percentile and r["topk_ratio"] == chosen.topk_ratio)
     fig = plot_sweep_heatmap(rows, chosen.to_dict())
-    assert fig.axes[0].images[0].get_array().shape == (2, 2)
-
-
-def test_heatmap_shows_the_chosen_method():
-    rows = [{"mode": 1, "method": m, "percentile": p, "topk_ratio": 0.1, "spearman": 0.5 + 0.1 * m + p / 10}
-            for m in (0, 1) for p in (0.99, 1.0)]
-    fig = plot_sweep_heatmap(rows, {"mode": 1, "method": 1, "percentile": 1.0, "topk_ratio": 0.1})
-    grid = fig.axes[0].images[0].get_array()
-    assert grid[1, 0] == pytest.approx(0.6 + 0.1)  # method 1's value at percentile 1.0
-    assert "method 1" in fig.axes[0].get_title()
+    grid = fig.axes[0].images[0].get_array()  # one method/output row, the four percentile x topk cells as columns
+    assert grid.shape == (1, 4) and sorted(grid[0].tolist()) == pytest.approx(sorted(r["spearman"] for r in rows))
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -120,54 +122,123 @@ def plot_threshold_stability(stability: dict[str, float], ax: Optional[Axes] = N
     return fig
 
 
-def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figure:
-    """Spearman over percentile x topk_ratio of the MaxPercentile rows, one panel per method.
+MODE_NAMES = {0: "Max", 1: "MaxPercentile", 2: "Histogram"}
+# a light colour map (YlGnBu's lighter part, luminance 0.98 .. 0.56): dark cell text stays readable on every cell
+SWEEP_CMAP = ListedColormap(colormaps["YlGnBu"](np.linspace(0.02, 0.55, 256)), name="sweep-light")
+SHARED_MARK = "\u2261"  # ≡: same clip ranges as another cell, one evaluation for both
 
-    Colours show the distance to the best cell in thousandths (so a scale of a few units says
-    the choice hardly matters); each cell prints its Spearman in a colour readable on its
-    background; the chosen config's cell is outlined. Rows are dicts with ``method``, ``mode``,
-    ``percentile``, ``topk_ratio``, ``spearman`` (and optionally ``output``).
+
+def _finite(value) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
+def sweep_cell(row: dict) -> tuple[tuple[int, int], tuple]:
+    """Where a sweep row sits in :func:`plot_sweep_heatmap`: ``((method, output), range setting)``,
+    the range setting being ``(mode, percentile, topk_ratio)`` (percentile and topk only for MaxPercentile)."""
+    setting = (row["mode"], row["percentile"], row["topk_ratio"]) if row["mode"] == 1 else (row["mode"], None, None)
+    return (row["method"], row.get("output", 0)), setting
+
+
+def _setting_order(setting: tuple) -> tuple:
+    mode, p, k = setting
+    # Max (clips nothing), then MaxPercentile by the clipped tail fraction r(1-p), then Histogram
+    return ({0: 0, 1: 1, 2: 2}.get(mode, 3), k * (1 - p) if mode == 1 else 0.0, p or 0.0, k or 0.0)
+
+
+def setting_label(setting: tuple) -> str:
+    """A column label: ``Max``, ``Histogram``, or ``MaxPct`` with p, r and the clipped tail r(1-p)."""
+    mode, p, k = setting
+    if mode != 1:
+        return MODE_NAMES.get(mode, f"mode {mode}")
+    tail = k * (1 - p)
+    return f"MaxPct\np {p:g}\nr {k:g}\nclips {tail:.0e}" if tail > 0 else f"MaxPct\np {p:g}\nr {k:g}\nclips 0"
+
+
+def method_output_label(method: int, output: int) -> str:
+    """A row label: the method (per layer / shared, zero point) and the output (per tensor / per channel)."""
+    scope = "shared" if method in (1, 3) else "per layer"
+    return f"method {method} ({scope}{', zero point' if method in (2, 3) else ''})\noutput {output} ({'per channel' if output == 1 else 'per tensor'})"
+
+
+def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figure:
+    """Every ranked cell of a sweep: rows = (method, output), columns = range setting (Max,
+    MaxPercentile p/r ordered by the clipped tail r(1-p), Histogram).
+
+    The colour is the measure that ranked *every* cell: the validation Spearman when every cell
+    was scored on the full split, else the fast sweep's proxy (mean cosine of the INT8 to the FP32
+    embeddings on a validation sample). Under the proxy, cells confirmed on the full split are
+    bold, framed in black and also print their Spearman (``ρ``); the others were ranked by the
+    proxy only. ``≡`` marks a cell whose clip ranges equal another cell's (one evaluation for
+    both); the chosen config is framed in red. The colour bar's label gives the span of the
+    values, i.e. how much the choice matters. Rows are dicts with ``method``, ``output``,
+    ``mode``, ``percentile``, ``topk_ratio``, ``spearman`` (None when not scored) and optionally
+    ``proxy_cosine``, ``confirmed``, ``shares_with``.
     """
-    mp = [r for r in rows if r["mode"] == 1 and r.get("spearman") is not None and np.isfinite(r["spearman"])]  # None: not scored on the full split
-    if chosen is not None and "output" in chosen:
-        mp = [r for r in mp if r.get("output", chosen["output"]) == chosen["output"]]
-    methods = sorted({r["method"] for r in mp})
-    if chosen is not None and chosen.get("method") in methods:  # the recommended config's method first
-        methods.remove(chosen["method"])
-        methods.insert(0, chosen["method"])
-    ps = sorted({r["percentile"] for r in mp})
-    ks = sorted({r["topk_ratio"] for r in mp})
-    fig = Figure(figsize=(3.2 * max(len(methods), 1) + 1.6, 0.45 * max(len(ps), 1) + 2.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(len(methods), 1), sharey=True, squeeze=False)[0])
-    best = max((r["spearman"] for r in mp), default=np.nan)
-    worst = min((r["spearman"] for r in mp), default=np.nan)
-    span_milli = max((best - worst) * 1000, 1e-3)
-    cmap = "viridis"
-    im = None
-    for ax, method in zip(axes, methods):
-        grid = np.full((len(ps), len(ks)), np.nan)
-        for r in mp:
-            if r["method"] == method:
-                grid[ps.index(r["percentile"]), ks.index(r["topk_ratio"])] = r["spearman"]
-        delta = (grid - best) * 1000
-        im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower", vmin=best - span_milli / 1000, vmax=best)
-        for i in range(len(ps)):
-            for j in range(len(ks)):
-                if np.isfinite(grid[i, j]):
-                    light = (delta[i, j] + span_milli) / span_milli > 0.55  # viridis is light at the top of its scale
-                    ax.text(j, i, f"{grid[i, j]:.4f}", ha="center", va="center", fontsize=8, color="black" if light else "white")
-        if chosen is not None and chosen.get("mode") == 1 and chosen.get("method") == method and chosen["percentile"] in ps and chosen["topk_ratio"] in ks:
-            j, i = ks.index(chosen["topk_ratio"]), ps.index(chosen["percentile"])
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=3, label="recommended"))
-        ax.set_xticks(range(len(ks)), [f"{k:g}" for k in ks])
-        ax.set_yticks(range(len(ps)), [f"{p:g}" for p in ps])
-        ax.set_xlabel("topk_ratio")
-        ax.set_title(f"method {method}" + (" (shared ranges)" if method in (1, 3) else " (per layer)"), fontsize=9)
-    axes[0].set_ylabel("percentile")
-    if im is not None:
-        bar = fig.colorbar(im, ax=list(axes), format=FuncFormatter(lambda v, _: f"{(v - best) * 1000:+.1f}"))
-        bar.set_label("Spearman - best (thousandths)")
+    rows = [r for r in rows if r.get("mode") is not None]
+    every_scored = bool(rows) and all(_finite(r.get("spearman")) for r in rows)
+    metric = "proxy_cosine" if not every_scored and any(_finite(r.get("proxy_cosine")) for r in rows) else "spearman"
+    proxy = metric == "proxy_cosine"
+    lines = sorted({sweep_cell(r)[0] for r in rows})
+    settings = sorted({sweep_cell(r)[1] for r in rows}, key=_setting_order)
+    values = np.full((len(lines), len(settings)), np.nan)
+    cells: dict[tuple[int, int], dict] = {}
+    for r in rows:
+        line, setting = sweep_cell(r)
+        i, j = lines.index(line), settings.index(setting)
+        cells[i, j] = r
+        if _finite(r.get(metric)):
+            values[i, j] = r[metric]
+    fig = Figure(figsize=(1.0 * max(len(settings), 1) + 4.2, 0.62 * max(len(lines), 1) + 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    finite = values[np.isfinite(values)]
+    best, worst = (float(finite.max()), float(finite.min())) if finite.size else (np.nan, np.nan)
+    span = best - worst if finite.size else np.nan
+    cmap = SWEEP_CMAP.with_extremes(bad="#f2f2f2")
+    vmin, vmax = (worst, best) if finite.size and span > 0 else ((best - 1e-4, best) if finite.size else (0.0, 1.0))
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    norm = im.norm
+    for (i, j), r in cells.items():
+        v = values[i, j]
+        if not np.isfinite(v):
+            ax.text(j, i, "not run", ha="center", va="center", fontsize=7, color="#555555")
+            continue
+        red, green, blue, _ = cmap(norm(v))
+        ink = "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.45 else "white"  # dark text on light cells
+        confirmed = proxy and _finite(r.get("spearman"))
+        text = f"{v:.4f}" + (f"\n\u03c1 {r['spearman']:.4f}" if confirmed else "")
+        ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=ink, fontweight="bold" if confirmed else "normal", gid=f"cell {i} {j}")
+        if confirmed:
+            ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=1.3, gid="confirmed"))
+        if r.get("shares_with"):
+            ax.text(j + 0.44, i - 0.42, SHARED_MARK, ha="right", va="top", fontsize=8, color=ink, gid=f"shared {i} {j}")
+    if chosen is not None:
+        line, setting = sweep_cell({"output": 0, **chosen})
+        if line in lines and setting in settings:
+            i, j = lines.index(line), settings.index(setting)
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=3, gid="chosen"))
+    ax.set_xticks(range(len(settings)), [setting_label(s) for s in settings], fontsize=7)
+    ax.set_yticks(range(len(lines)), [method_output_label(*line) for line in lines], fontsize=7)
+    ax.tick_params(length=0)
+    legend = [f"{SHARED_MARK} same clip ranges as another cell (evaluated once)"] if any(r.get("shares_with") for r in rows) else []
+    if proxy:
+        legend.insert(0, "bold, black frame, \u03c1 = Spearman on the full validation split; plain = ranked by the proxy only")
+    if chosen is not None:
+        legend.append("red frame = recommended")
+    ax.set_xlabel("range setting (MaxPercentile: percentile p, topk_ratio r; clips the tail r(1-p))" + ("\n" + "; ".join(legend) if legend else ""), fontsize=8)
+    measure = "proxy: mean cosine(INT8, FP32) on a validation sample (higher = closer to FP32)" if proxy else "STS-B Spearman (validation; higher is better)"
+    bar = fig.colorbar(im, ax=ax, format=FuncFormatter(lambda v, _: f"{v:.4f}"))
+    spread = f"span {span:.4f}" if finite.size else "no values"
+    noise = " (under 0.005: within the split's noise)" if not proxy and finite.size and span < 0.005 else ""
+    bar.set_label(f"{measure}\n{spread}{noise}", fontsize=8)
     profile = (rows[0].get("recipe") or {}).get("profile", "aries") if rows and isinstance(rows[0].get("recipe"), dict) else "aries"
-    fig.suptitle(f"Simulated INT8 STS-B Spearman [profile {profile}], MaxPercentile: best {best:.4f}, all cells within {span_milli / 1000:.4f} of it"
-                 + ("; red box = recommended" if chosen is not None else ""), fontsize=9)
+    scored = sum(1 for r in rows if _finite(r.get("spearman")))
+    what = (f"{len(rows)} cells ranked by the proxy, {scored} confirmed on the full split" if proxy else f"{len(rows)} cells scored on the validation split")
+    if not finite.size:
+        best_text = "no results"
+    elif proxy:
+        confirmed = [r["spearman"] for r in rows if _finite(r.get("spearman"))]
+        best_text = f"proxy {worst:.4f} .. {best:.4f} (span {span:.4f})" + (f"; best confirmed Spearman {max(confirmed):.4f}" if confirmed else "")
+    else:
+        best_text = f"best {best:.4f}, all cells within {span:.4f} of it"
+    fig.suptitle(f"Simulated INT8 sweep [profile {profile}]: {what}; {best_text}", fontsize=9)
     return fig
