@@ -80,7 +80,7 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
 
     pairs = inputs.pairs
     sentences, rows1, rows2 = unique_sentences(pairs)
-    fp32_emb = np.asarray(SentenceEncoder(inputs.model, progress=False)(sentences))
+    fp32_emb = np.asarray(SentenceEncoder(inputs.model, progress=inputs.progress, desc="encode (FP32)")(sentences))
     fp32 = sts_scores(fp32_emb, rows1, rows2, pairs.scores)
     recipes = {"tutorial_default": inputs.tutorial, "recommended": inputs.recommended, "planned": inputs.planned}
     entries, fidelity = {}, None

@@ -397,7 +397,7 @@ def plan_recipe(
 
     # 1. INT8 only: calibration configs, then transformations on the best few
     int8_rows = []
-    bar = tqdm(total=len(spec.configs) + spec.top_configs * len(spec.transforms), desc="plan: INT8 recipes", disable=not progress)
+    bar = tqdm(total=len(spec.configs) + spec.top_configs * len(spec.transforms), desc="plan: INT8 recipes", disable=not progress, leave=False)
     for cfg in spec.configs:
         r = Recipe(calibration=cfg, profile=spec.profile)
         int8_rows.append({"recipe": r, "proxy_cosine": p.proxy_cosine(r)})
@@ -408,6 +408,7 @@ def plan_recipe(
             r = Recipe(calibration=cfg, equivalent_transformation=_transforms_of(combo), profile=spec.profile)
             int8_rows.append({"recipe": r, "proxy_cosine": p.proxy_cosine(r)})
             bar.update()
+    bar.total = bar.n  # fewer configs than top_configs: a notebook bar short of its total would stay up as an error
     bar.close()
     int8_rows.sort(key=lambda row: -row["proxy_cosine"])
     best_int8 = int8_rows[0]["recipe"]
@@ -427,7 +428,7 @@ def plan_recipe(
 
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
     last_gain: dict[str, float] = {}
-    bar = tqdm(total=spec.max_sites, desc="plan: 16-bit sites", disable=not progress)
+    bar = tqdm(total=spec.max_sites, desc="plan: 16-bit sites", disable=not progress, leave=False)
     while (spec.full_table or not accepted(pareto[-1])) and len(current.activation_16bits) < spec.max_sites and candidates:
         sim = p.simulation(current)
         p.proxy.set_base(sim.encoder, sim.tap)
@@ -445,6 +446,7 @@ def plan_recipe(
                        "traffic_16bit": traffic_share(p.simulation(current).site_bits, p.elements)})
         log(f"+ {chosen}: validation Spearman {val:.4f} (FP32 {p.fp32_validation:.4f}), cosine {scores['cosine']:.4f}")
         bar.update()
+    bar.total = bar.n  # stopping before max_sites is the normal end: a notebook bar short of its total stays up as an error
     bar.close()
 
     within = [row for row in pareto if row["validation_spearman"] >= target]

@@ -242,7 +242,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
         sample = proxy_sample(pairs, proxy_sentences, seed)
         scorer: Optional[ProxyScorer] = None
         extra = {"sentences": proxy_sentences, "seed": seed}
-        for i in tqdm(distinct, desc="sweep: proxy", disable=not progress):
+        for i in tqdm(distinct, desc="sweep: proxy", disable=not progress, leave=False):
             key = _cache_key("proxy", signatures[i], stats, pairs, extra)
             if key not in done:
                 scorer = scorer or ProxyScorer(model, sample)
@@ -258,7 +258,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
     # 3. the full split
     probe = unique_sentences(pairs)[0][:SQNR_SENTENCES]
     full: dict[str, dict] = {}
-    bar = tqdm(to_confirm, desc="sweep: full split", disable=not progress)
+    bar = tqdm(to_confirm, desc="sweep: full split", disable=not progress, leave=False)  # a finished bar goes (notebooks, rendered pages)
     for i in bar:
         bar.set_postfix_str(recipes[i].calibration.label())
         key = _cache_key("full", signatures[i], stats, pairs, {})
