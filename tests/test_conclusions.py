@@ -65,7 +65,10 @@ def test_sweep_and_comparison_conclusions():
     chosen = {"method": 1, "mode": 1, "percentile": 0.99, "topk_ratio": 0.1}
     text = C.sweep_conclusion(rows, chosen)
     assert "method 1, percentile 0.99, topk_ratio 0.1 (0.7720)" in text and "any of them would do" in text
-    assert "the cells span 0.0300" in C.sweep_conclusion(rows + [{"spearman": 0.742}], chosen)
+    assert "the scored cells span 0.0300" in C.sweep_conclusion(rows + [{"spearman": 0.742}], chosen)
+    # the fast sweep: 3 of 5 cells confirmed on the full split, 2 ranked by the proxy only; output and mode named
+    text = C.sweep_conclusion(rows + [{"spearman": None}, {"spearman": None}], {"method": 2, "output": 1, "mode": 2})
+    assert "Best on validation: method 2, output 1, Histogram (0.7720)" in text and "(3 configs scored, worst 0.7690; the other 2 cells were ranked by the proxy only)" in text
     table = [{"name": "FP32", "spearman": 0.82, "cosine": 1.0, "recall@10": 1.0},
              {"name": "tutorial config", "spearman": 0.70, "cosine": 0.5, "recall@10": 0.3},
              {"name": "recommended", "spearman": 0.78, "cosine": 0.995, "recall@10": 0.93}]

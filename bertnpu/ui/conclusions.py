@@ -142,16 +142,26 @@ def channel_conclusion(absmax: np.ndarray, factor: float = 4.0, show: int = 3) -
 
 
 def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
-    """How much the sweep's choice matters: the spread of validation Spearman over the grid."""
+    """How much the sweep's choice matters: the spread of validation Spearman over the cells scored on the
+    full split, and how many other cells the fast sweep ranked by its proxy only."""
     values = [r["spearman"] for r in rows if r.get("spearman") is not None and np.isfinite(r["spearman"])]
     if not values:
         return "The sweep has no results."
     best, worst = max(values), min(values)
     spread = best - worst
-    label = f"method {chosen['method']}" + (f", percentile {chosen['percentile']:g}, topk_ratio {chosen['topk_ratio']:g}" if chosen.get("mode") == 1 else "")
-    matter = ("the grid's cells differ by less than the split's noise: any of them would do"
-              if spread <= GOOD["spearman_drop"] else f"the choice matters: the cells span {spread:.4f}")
-    return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs scored, worst {worst:.4f})."
+    mode = chosen.get("mode", 1)
+    setting = (f"percentile {chosen['percentile']:g}, topk_ratio {chosen['topk_ratio']:g}" if mode == 1
+               else {0: "Max", 2: "Histogram"}.get(mode, f"mode {mode}"))
+    label = f"method {chosen['method']}" + (f", output {chosen['output']}" if "output" in chosen else "") + f", {setting}"
+    if len(values) == 1:
+        matter = "the only config scored on the full split"
+    elif spread <= GOOD["spearman_drop"]:
+        matter = "the scored cells differ by less than the split's noise: any of them would do"
+    else:
+        matter = f"the choice matters: the scored cells span {spread:.4f}"
+    proxy_only = len(rows) - len(values)
+    ranked = f"; the other {proxy_only} cells were ranked by the proxy only" if proxy_only else ""
+    return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs scored, worst {worst:.4f}{ranked})."
 
 
 def comparison_conclusion(rows: Sequence[Mapping]) -> str:
