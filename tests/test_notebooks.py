@@ -70,6 +70,26 @@ def test_widget_outputs_are_drawn_once(executed):
     assert log.count("wrote compile bundle") == 1  # the compile log is shown once
 
 
+def test_finished_progress_bars_leave_no_trace(executed):
+    """Every tqdm bar a notebook showed while it ran is gone once finished: hidden (leave=False) in the saved
+    widget state, so neither live Jupyter nor the rendered page keeps it (the review saw four finished bars)."""
+    from bertnpu.ui.widget_snapshot import VIEW_MIME, is_hidden
+
+    seen = 0
+    for name, nb in executed.items():
+        state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+        shown = [o["data"][VIEW_MIME]["model_id"] for c in nb.cells for o in c.get("outputs", []) if VIEW_MIME in o.get("data", {})]
+        # tqdm.notebook's bar: HBox(HTML description, FloatProgress, HTML counts)
+        bars = [m for m in shown if state.get(m, {}).get("model_name") == "HBoxModel"
+                and [state.get(c[len("IPY_MODEL_"):], {}).get("model_name") for c in state[m]["state"].get("children", [])]
+                == ["HTMLModel", "FloatProgressModel", "HTMLModel"]]
+        seen += len(bars)
+        left = [state[state[m]["state"]["children"][0][len("IPY_MODEL_"):]]["state"].get("value") for m in bars if not is_hidden(m, state)]
+        assert left == [], f"{name} keeps finished progress bars: {left}"
+        assert not re.search(r"\u2007100%", to_html(nb)), name
+    assert seen >= 4  # the check saw bars (sweep, sensitivity, planner, statistics ...), it is not vacuous
+
+
 def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, stsb_dir):
     """The FP32 test Spearman printed in 04 equals evaluate_sts; the recommendation equals the sweep stage's best row."""
     from bertnpu.data.stsb import load_stsb
