@@ -380,6 +380,7 @@ def _simulate(args) -> int:
     model = _load(args)
     keep = tuple(s for s in (args.keep_fp32 or "").split(",") if s)
     recipe.check_sites(site.name for site in list_sites_of(model))
+    _warn_moot_overrides(recipe)
     calib = _calibration(args, model) if args.calib else None
     r = simulate(SimulateInputs(model, _stats_for(args, model), pairs, recipe, keep_fp32=keep, progress=not args.json, bracket=True, calib=calib))
     if args.json:
@@ -390,6 +391,16 @@ def _simulate(args) -> int:
         print(f"{r.model} on STS-B {r.split}: FP32 Spearman {r.fp32_spearman:.4f}, simulated ({recipe.label()}{diag}) {r.spearman:.4f} "
               f"(delta {r.spearman - r.fp32_spearman:+.4f}); profile bracket: {bracket}")
     return 0
+
+
+def _warn_moot_overrides(recipe) -> None:
+    """One stderr line when 16-bit sites include ones whose override was seen to change nothing on the device."""
+    from .quant.precision import override_no_effect
+
+    moot = [s for s in recipe.activation_16bits if override_no_effect(s)]
+    if moot:
+        shown = ", ".join(moot[:3]) + (f" and {len(moot) - 3} more" if len(moot) > 3 else "")
+        print(f"note: 16-bit site(s) {shown}: {override_no_effect(moot[0])}; the simulated gain may not appear on the NPU.", file=sys.stderr)
 
 
 def list_sites_of(model):
@@ -453,6 +464,8 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cosine", type=float, default=0.99,
                    help="also require this mean embedding cosine to FP32 on validation (default 0.99; 0: Spearman tolerance alone)")
     p.add_argument("--max-sites", type=whole_number(0), default=8, help="most sites at 16 bits (default 8)")
+    p.add_argument("--try-layernorm", action="store_true",
+                   help="also try LayerNorm outputs at 16 bits (left out by default: their override was seen to change nothing on ARIES)")
     p.add_argument("--figures", help="folder for plan_pareto.png and plan_sites.png (default: beside --out)")
 
 
@@ -464,7 +477,8 @@ def _plan(args) -> int:
     from .stages.plan import PlanInputs, plan
     from .tune.plan import PlanSpec, format_pareto
 
-    PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites, min_cosine=args.min_cosine)  # bad values: one sentence before any work
+    PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites, min_cosine=args.min_cosine,
+             try_layernorm=args.try_layernorm)  # bad values: one sentence before any work
     out = check_writable(args.out, args.force, "recipe file")
     validation, test = _pairs(args, "validation"), _pairs(args, "test")
     model = _load(args)
@@ -472,7 +486,7 @@ def _plan(args) -> int:
     stats = _stats_for(args, model)
     figures = Path(args.figures) if args.figures else out.parent
     r = plan(PlanInputs(model, calib, validation, test, stats=stats, profile=args.profile, tolerance=args.tolerance,
-                        min_cosine=args.min_cosine, max_sites=args.max_sites, out=out, figures=figures, force=args.force, progress=not args.json))
+                        min_cosine=args.min_cosine, max_sites=args.max_sites, try_layernorm=args.try_layernorm, out=out, figures=figures, force=args.force, progress=not args.json))
     print(format_pareto(r.plan))
     verdict = "within" if r.within_tolerance else "NOT within"
     cos_verdict = "reached" if r.cosine_met else "NOT reached within the site limit"
@@ -527,6 +541,7 @@ def _compile(args) -> int:
     if args.recipe and args.config:
         raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
     recipe = _recipe(args.recipe or args.config)
+    _warn_moot_overrides(recipe)
     if not args.bundle:
         load_qbcompiler()  # fail fast, before loading anything
         if not args.out:

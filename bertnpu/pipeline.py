@@ -218,7 +218,8 @@ class Pipeline:
             search=o.search, strategy=o.strategy, confirm=o.confirm, proxy_sentences=o.proxy_sentences,
             out=out / "sweep", figures=figures, recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
-        plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "min_cosine": 0.99, "max_sites": o.plan_max_sites}
+        plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "min_cosine": 0.99, "max_sites": o.plan_max_sites,
+                    "try_layernorm": False}
         if o.quick:
             plan_key.update(bracket=o.plan_bracket, **o.plan_options)
         s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(

@@ -38,6 +38,11 @@ def test_simulate_bracket_and_a16(capsys, tiny_model, tiny_model_dir, tiny_stats
     rc, out, _ = _run(capsys, "simulate", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--calib", calib_dir, "--config", str(path),
                       "--profile", "optimistic", "--limit", "40")
     assert rc == 0 and "[optimistic]" in out and "profile bracket: aries" in out
+    assert "note:" not in _  # residual sums: no observation against their override
+    rc, out, err = _run(capsys, "simulate", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--calib", calib_dir, "--config", str(path),
+                        "--a16", "layer.1.attention.layernorm.out", "--limit", "20", "--json")
+    assert rc == 0 and json.loads(out.strip().splitlines()[-1])["recipe"]["activation_16bits"][-1] == "layer.1.attention.layernorm.out"
+    assert "note: 16-bit site(s) layer.1.attention.layernorm.out: an ARIES user's measurement" in err and "byte-identical" in err
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -131,3 +131,24 @@ def test_cosine_floor_keeps_adding_sites(tiny_model, tiny_calib, tiny_stats, sts
     strict = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(min_cosine=0.999, **common), stats=tiny_stats, progress=False)
     assert len(strict.pareto) == 3 and not strict.cosine_met
     assert strict.recipe.activation_16bits == tuple(max(strict.pareto, key=lambda r: r["validation_cosine"])["sites"])
+
+
+def test_layernorm_outputs_are_not_planned_by_default(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test):
+    """A 16-bit override of LayerNormalization was seen to leave the .mxq unchanged (facts): the plan does not offer it as a lever."""
+    from bertnpu.quant.sites import list_sites
+
+    common = dict(tolerance=0.001, min_cosine=0.9999, max_sites=3, proxy_sentences=16, lazy_width=40, configs=(CFG,), transforms=(),
+                  top_configs=1, full_table=True)
+    val, test = stsb_validation.subset(30), stsb_test.subset(30)
+    layernorms = [s.name for s in list_sites(tiny_model) if s.name.endswith("layernorm.out")]
+    assert len(layernorms) == 2 * tiny_model.config.num_hidden_layers
+    default = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(**common), stats=tiny_stats, progress=False)
+    assert sorted(default.not_tried) == sorted(layernorms)
+    assert not set(default.pareto[-1]["sites"]) & set(layernorms) and len(default.pareto[-1]["sites"]) == 3
+    assert "not tried at 16 bits: %d LayerNorm outputs" % len(layernorms) in format_pareto(default)
+    allowed = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(try_layernorm=True, **common), stats=tiny_stats, progress=False)
+    assert allowed.not_tried == []
+    # with the LayerNorm outputs allowed, the first step picks the best of all sites; a LayerNorm output can only win there
+    first = allowed.pareto[1]["added"]
+    if first not in layernorms:
+        assert default.pareto[1]["added"] == first

@@ -41,6 +41,15 @@ def test_cited_facts_are_in_the_facts_file():
     text = FACTS.read_text(encoding="utf-8")
     assert "softmax and the requantize right before it already run at 16 bits" in text
     assert "score MatMul (Q·Kᵀ) output is INT8" in text
+    assert "16-bit override of every LayerNormalization was\n  a no-op (identical `.mxq` bytes)" in text  # override_no_effect's evidence
+
+
+def test_override_no_effect_names_layernorm_outputs_only():
+    from bertnpu.quant.precision import override_no_effect
+
+    moot = [s.name for s in list_sites(3) if override_no_effect(s.name)]
+    assert moot == [f"layer.{i}.{r}" for i in range(3) for r in ("attention.layernorm.out", "ffn.layernorm.out")]
+    assert "mobilint_sdk_facts.md" in override_no_effect("layer.0.ffn.layernorm.out")
 
 
 def test_site_bits_overrides_and_errors():

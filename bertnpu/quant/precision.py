@@ -34,6 +34,11 @@ GELU_ROLES = ("ffn.gelu.out",)
 SOFTMAX_ROLES = ("attention.softmax.out",)
 SCORE_ROLES = ("attention.scores",)
 
+# roles whose 16-bit override was seen to change nothing on the device (so it is no lever to plan with)
+LAYERNORM_OVERRIDE_NO_EFFECT = (f"an ARIES user's measurement quoted in {FACTS} ('Mixed precision'): a 16-bit override of every "
+                                "LayerNormalization left the compiled .mxq byte-identical, so the compiler does not honour it")
+NO_EFFECT_OVERRIDES = {r: LAYERNORM_OVERRIDE_NO_EFFECT for r in LAYERNORM_ROLES}
+
 
 @dataclass(frozen=True)
 class RolePrecision:
@@ -66,6 +71,16 @@ class PrecisionProfile:
 def site_role(site: str) -> str:
     """``layer.3.ffn.residual`` -> ``ffn.residual``; names outside the layers are their own role."""
     return site.split(".", 2)[-1] if site.startswith("layer.") else site
+
+
+def override_no_effect(site: str) -> str | None:
+    """Why a 16-bit override of ``site`` is known to change nothing on the device (``None``: no such observation).
+
+    Example:
+        >>> override_no_effect("layer.2.attention.layernorm.out") is not None, override_no_effect("layer.2.ffn.residual")
+        (True, None)
+    """
+    return NO_EFFECT_OVERRIDES.get(site_role(site))
 
 
 def _profile(name: str, description: str, sixteen: Iterable[str], evidence16: str) -> PrecisionProfile:

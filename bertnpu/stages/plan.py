@@ -34,6 +34,7 @@ class PlanInputs:
     force: bool = False
     progress: bool = True
     bracket: bool = False
+    try_layernorm: bool = False  # also try LayerNorm outputs at 16 bits (their override was seen to change nothing on ARIES)
     # None: PlanSpec's defaults (``bertnpu run --quick`` passes smaller ones)
     proxy_sentences: Optional[int] = None
     configs: Optional[tuple] = None
@@ -60,6 +61,7 @@ class PlanResult(StageResult):
     traffic_16bit: float
     seconds: float
     files: tuple[Path, ...] = ()
+    not_tried: tuple[str, ...] = ()  # sites left out of the search (their 16-bit override changes nothing on the device)
     brackets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     figures: Mapping[str, Any] = not_serialized(default_factory=dict)
     plan: Any = not_serialized(default=None)
@@ -77,7 +79,8 @@ def plan(inputs: PlanInputs) -> PlanResult:
     from ..ui.plan_plots import plot_pareto, plot_site_map
 
     overrides = {k: getattr(inputs, k) for k in ("proxy_sentences", "configs", "transforms") if getattr(inputs, k) is not None}
-    spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, min_cosine=inputs.min_cosine, max_sites=inputs.max_sites, **overrides)
+    spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, min_cosine=inputs.min_cosine, max_sites=inputs.max_sites,
+                    try_layernorm=inputs.try_layernorm, **overrides)
     if inputs.out is not None:
         check_writable(inputs.out, inputs.force, "recipe file")
     cache = inputs.cache if inputs.cache is not None else (Path(str(inputs.out) + ".plan-cache.jsonl") if inputs.out is not None else None)
@@ -118,4 +121,4 @@ def plan(inputs: PlanInputs) -> PlanResult:
         within_tolerance=result.within_tolerance, validation_cosine=result.validation_cosine, min_cosine=result.min_cosine,
         cosine_met=result.cosine_met, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
         pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
-        brackets=brackets, figures=figures, plan=result)
+        not_tried=tuple(result.not_tried), brackets=brackets, figures=figures, plan=result)

@@ -47,7 +47,7 @@ from ..model.npu_part import NpuEncoder
 from ..model.pooling import pool
 from ..model.sentence_encoder import SentenceEncoder
 from ..quant.config import QuantConfig
-from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES, get_profile, site_bits
+from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES, get_profile, override_no_effect, site_bits
 from ..quant.recipe import EquivalentTransformations, Recipe
 from ..quant.simulate import Simulation, simulate
 from ..quant.transforms import SIMULATED, transformed_sites
@@ -77,6 +77,9 @@ class PlanSpec:
     transforms: tuple = TRANSFORM_CANDIDATES
     top_configs: int = 1
     full_table: bool = False  # True: keep adding sites up to max_sites (the whole Pareto table), then pick
+    # False: leave out sites whose 16-bit override was seen to change nothing on the device (LayerNorm outputs,
+    # see bertnpu.quant.precision.override_no_effect); True: try them too (what the simulator alone would pick)
+    try_layernorm: bool = False
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -271,6 +274,7 @@ class PlanResult:
     validation_cosine: float = float("nan")
     min_cosine: float = 0.0
     cosine_met: bool = True
+    not_tried: list[str] = field(default_factory=list)  # sites left out because their override changes nothing on the device
 
     def summary(self) -> dict:
         """The flat JSON line of ``bertnpu plan --json``."""
@@ -281,7 +285,8 @@ class PlanResult:
                 "validation_cosine_to_fp32": self.validation_cosine, "min_cosine": self.min_cosine, "cosine_met": self.cosine_met,
                 "best_int8_only": {"recipe": self.best_int8.label(), "validation_spearman": self.best_int8_validation, "spearman": self.best_int8_test},
                 "calibration": self.recipe.calibration.to_dict(), "equivalent_transformation": self.recipe.equivalent_transformation.enabled(),
-                "traffic_16bit": self.pareto[-1]["traffic_16bit"] if self.pareto else None, "seconds": self.seconds}
+                "traffic_16bit": self.pareto[-1]["traffic_16bit"] if self.pareto else None, "not_tried": list(self.not_tried),
+                "seconds": self.seconds}
 
 
 def _transforms_of(names: Sequence[str]) -> EquivalentTransformations:
@@ -427,6 +432,10 @@ def plan_recipe(
         return row["validation_spearman"] >= target and row["validation_cosine"] >= spec.min_cosine
 
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
+    skipped = [] if spec.try_layernorm else [s for s in candidates if override_no_effect(s)]
+    candidates = [s for s in candidates if s not in skipped]
+    if skipped:
+        log(f"not tried at 16 bits: {len(skipped)} LayerNorm output(s), because {override_no_effect(skipped[0])} (try_layernorm to include them)")
     last_gain: dict[str, float] = {}
     bar = tqdm(total=spec.max_sites, desc="plan: 16-bit sites", disable=not progress, leave=False)
     while (spec.full_table or not accepted(pareto[-1])) and len(current.activation_16bits) < spec.max_sites and candidates:
@@ -484,13 +493,15 @@ def plan_recipe(
         int8_candidates=[{"recipe": row["recipe"].label(), "proxy_cosine": row["proxy_cosine"]} for row in int8_rows],
         pareto=pareto, within_tolerance=bool(within), profile=spec.profile, tolerance=spec.tolerance,
         seconds=time.perf_counter() - start_time, site_layers=info, validation_cosine=pick["validation_cosine"],
-        min_cosine=spec.min_cosine, cosine_met=bool(both))
+        min_cosine=spec.min_cosine, cosine_met=bool(both), not_tried=skipped)
 
 
 def format_pareto(result: PlanResult) -> str:
     """The Pareto table as text (one row per number of 16-bit sites)."""
     lines = [f"profile {result.profile}; FP32 validation Spearman {result.fp32_validation:.4f}; tolerance {result.tolerance:g}; "
-             f"minimum cosine {result.min_cosine:g}",
+             f"minimum cosine {result.min_cosine:g}"
+             + (f"; not tried at 16 bits: {len(result.not_tried)} LayerNorm outputs (their override was seen to change nothing "
+                "on ARIES; --try-layernorm includes them)" if result.not_tried else ""),
              f"{'16-bit sites':>12}  {'validation':>10}  {'val cos':>7}  {'traffic@16':>10}  added"]
     for row in result.pareto:
         mark = " <- chosen" if row["sites"] == list(result.recipe.activation_16bits) else ""
