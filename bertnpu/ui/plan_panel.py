@@ -71,7 +71,9 @@ class PlanPanel:
             f"validation Spearman {result.validation_spearman:.4f}, {verdict} {result.tolerance:g} of FP32 {result.fp32_validation_spearman:.4f}, "
             f"validation cosine {result.validation_cosine:.4f} (minimum {result.min_cosine:g} {cos_verdict}); "
             f"test {result.spearman:.4f} (FP32 {result.fp32_spearman:.4f}, cosine to FP32 {result.cosine_to_fp32:.4f}); "
-            f"best INT8-only: test {best['spearman']:.4f} ({esc(best['recipe'])})")
+            f"best INT8-only: test {best['spearman']:.4f} ({esc(best['recipe'])})"
+            + (f"<br>not tried at 16 bits: the {len(result.not_tried)} LayerNorm outputs (an ARIES user saw a 16-bit override of "
+               "LayerNormalization leave the compiled model byte-identical, so it is no lever)" if result.not_tried else ""))
         self.recipe.value = "<b>recipe.json</b><pre>" + esc(json.dumps(result.recipe.to_dict(), indent=1)) + "</pre>"
 
 
