@@ -180,3 +180,16 @@ def test_sweep_heatmap_wide_search_shows_all_48_ranked_cells():
     title = fig._suptitle.get_text()
     assert "48 cells ranked by the proxy, 4 confirmed on the full split" in title and "best confirmed Spearman 0.8568" in title
     assert "ranked by the proxy only" in ax.get_xlabel() and "evaluated once" in ax.get_xlabel()
+
+
+def test_sweep_heatmap_prints_enough_decimals_to_tell_cells_apart():
+    """Proxy values 0.00006 apart (span 0.00018): five decimals, so no two cells print the same number."""
+    from bertnpu.ui.range_plots import plot_sweep_heatmap
+
+    rows = [{"mode": 0, "method": m, "output": 0, "percentile": 0.999, "topk_ratio": 0.01, "spearman": None,
+             "proxy_cosine": 0.99980 + 0.00006 * m} for m in range(4)]
+    rows[0]["spearman"] = 0.8
+    fig = plot_sweep_heatmap(rows)
+    _, ys, _, cells = _drawn_cells(fig)
+    assert [text.split("\n")[0] for _, text, _ in cells.values()] == ["0.99980", "0.99986", "0.99992", "0.99998"]
+    assert "span 0.00018" in fig.axes[1].get_ylabel()

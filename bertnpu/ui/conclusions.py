@@ -92,8 +92,8 @@ def sensitivity_conclusion(rows: Sequence[Mapping]) -> str:
     top = max(rows, key=lambda r: r["recovered"])
     worst_only = min(rows, key=lambda r: r["only_delta"])
     if full_loss <= GOOD["spearman_drop"] and top["recovered"] <= GOOD["spearman_drop"]:
-        return (f"The full INT8 model loses only {full_loss:.4f} Spearman and no single site recovers more than {top['recovered']:.4f}: "
-                "none of these sites needs 16 bits.")
+        lost = f"loses only {full_loss:.4f} Spearman" if full_loss >= 0 else f"scores {-full_loss:.4f} above FP32 (noise)"
+        return f"The full INT8 model {lost} and no single site recovers more than {top['recovered']:.4f}: none of these sites needs 16 bits."
     share = top["recovered"] / full_loss if full_loss > 0 else 0.0
     if top["recovered"] <= GOOD["spearman_drop"] / 5:  # under 0.001: noise next to the loss, nothing to single out
         return (f"The INT8 model loses {full_loss:.4f} Spearman, but no analysed site recovers more than {top['recovered']:.4f} when kept in FP32: "

@@ -193,6 +193,8 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
     finite = values[np.isfinite(values)]
     best, worst = (float(finite.max()), float(finite.min())) if finite.size else (np.nan, np.nan)
     span = best - worst if finite.size else np.nan
+    # enough decimals to tell the cells apart (two significant digits of the span), at least 4
+    digits = int(min(6, max(4, np.ceil(-np.log10(span)) + 1))) if finite.size and span > 0 else 4
     cmap = SWEEP_CMAP.with_extremes(bad="#f2f2f2")
     vmin, vmax = (worst, best) if finite.size and span > 0 else ((best - 1e-4, best) if finite.size else (0.0, 1.0))
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
@@ -205,7 +207,7 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
         red, green, blue, _ = cmap(norm(v))
         ink = "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.45 else "white"  # dark text on light cells
         confirmed = proxy and _finite(r.get("spearman"))
-        text = f"{v:.4f}" + (f"\n\u03c1 {r['spearman']:.4f}" if confirmed else "")
+        text = f"{v:.{digits}f}" + (f"\n\u03c1 {r['spearman']:.4f}" if confirmed else "")
         ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=ink, fontweight="bold" if confirmed else "normal", gid=f"cell {i} {j}")
         if confirmed:
             ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=1.3, gid="confirmed"))
@@ -224,10 +226,10 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
         legend.insert(0, "bold, black frame, \u03c1 = Spearman on the full validation split; plain = ranked by the proxy only")
     if chosen is not None:
         legend.append("red frame = recommended")
-    ax.set_xlabel("range setting (MaxPercentile: percentile p, topk_ratio r; clips the tail r(1-p))" + ("\n" + "; ".join(legend) if legend else ""), fontsize=8)
+    ax.set_xlabel("range setting (MaxPercentile: percentile p, topk_ratio r; clips the tail r(1-p))" + "".join("\n" + item for item in legend), fontsize=8)
     measure = "proxy: mean cosine(INT8, FP32) on a validation sample (higher = closer to FP32)" if proxy else "STS-B Spearman (validation; higher is better)"
-    bar = fig.colorbar(im, ax=ax, format=FuncFormatter(lambda v, _: f"{v:.4f}"))
-    spread = f"span {span:.4f}" if finite.size else "no values"
+    bar = fig.colorbar(im, ax=ax, format=FuncFormatter(lambda v, _: f"{v:.{digits}f}"))
+    spread = f"span {span:.{digits}f}" if finite.size else "no values"
     noise = " (under 0.005: within the split's noise)" if not proxy and finite.size and span < 0.005 else ""
     bar.set_label(f"{measure}\n{spread}{noise}", fontsize=8)
     profile = (rows[0].get("recipe") or {}).get("profile", "aries") if rows and isinstance(rows[0].get("recipe"), dict) else "aries"
@@ -237,8 +239,8 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
         best_text = "no results"
     elif proxy:
         confirmed = [r["spearman"] for r in rows if _finite(r.get("spearman"))]
-        best_text = f"proxy {worst:.4f} .. {best:.4f} (span {span:.4f})" + (f"; best confirmed Spearman {max(confirmed):.4f}" if confirmed else "")
+        best_text = f"proxy {worst:.{digits}f} .. {best:.{digits}f} (span {span:.{digits}f})" + (f"; best confirmed Spearman {max(confirmed):.4f}" if confirmed else "")
     else:
         best_text = f"best {best:.4f}, all cells within {span:.4f} of it"
-    fig.suptitle(f"Simulated INT8 sweep [profile {profile}]: {what}; {best_text}", fontsize=9)
+    fig.suptitle(f"Simulated INT8 sweep [profile {profile}]: {what}\n{best_text}", fontsize=9)
     return fig
