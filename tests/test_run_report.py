@@ -53,6 +53,9 @@ def test_sections_and_embedded_figures(tmp_path):
     assert "MaxPercentile p=0.99 topk=0.01" in html and "no qbcompiler here" in html
     assert "nested" not in html  # the sweep table shows the knobs, not the nested recipe
     assert figure_files(s["calibration"]) == ["figures/c.png"]
+    assert "Not tried at 16 bits" not in html  # the summary lists no left-out sites
+    s["plan"]["not_tried"] = ["layer.0.attention.layernorm.out", "layer.0.ffn.layernorm.out"]
+    assert "Not tried at 16 bits: the 2 LayerNorm outputs" in run_report(s, tmp_path)
 
 
 def test_evaluation_section_is_notebook_04s_table(tmp_path):

@@ -74,7 +74,10 @@ def _plan(s: dict, figs: Callable) -> Section:
             f"{pl['tolerance']:g} of FP32 on validation"
             + (f" and {'reaches' if pl.get('cosine_met') else 'does NOT reach'} the minimum mean cosine {pl.get('min_cosine', 0):g} there"
                if pl.get("min_cosine") else "")
-            + f"; cosine to FP32 embeddings on test {pl['cosine_to_fp32']:.4f}.</p>"
+            + f"; cosine to FP32 embeddings on test {pl['cosine_to_fp32']:.4f}."
+            + (f" Not tried at 16 bits: the {len(pl['not_tried'])} LayerNorm outputs (an ARIES user saw a 16-bit override of "
+               "LayerNormalization leave the compiled model byte-identical, so it is no lever)." if pl.get("not_tried") else "")
+            + "</p>"
             + table(rows) + "<p>Pareto table (validation):</p>" + table(pareto) + pre_json(pl["recipe"]))
     return ("Plan: the cheapest recipe within tolerance", body, figs(pl))
 
