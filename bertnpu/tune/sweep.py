@@ -184,8 +184,8 @@ def _append(path: Optional[Path], entry: dict) -> None:
             raise BertnpuError(os_error_sentence(exc, path)) from None
 
 
-def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str]) -> dict:
-    result = evaluate_sts(sim.encoder_for(), pairs)
+def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str], progress: bool = False) -> dict:
+    result = evaluate_sts(sim.encoder_for(progress=progress), pairs)  # the split's batches: a step of the outer bar takes seconds
     sqnr = [v for v in site_sqnr(model, sim, probe).values() if np.isfinite(v)]
     return {"spearman": result["spearman"], "pearson": result["pearson"], "mean_sqnr_db": float(np.mean(sqnr)) if sqnr else None}
 
@@ -263,7 +263,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
         bar.set_postfix_str(recipes[i].calibration.label())
         key = _cache_key("full", signatures[i], stats, pairs, {})
         if key not in done:
-            done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe)}
+            done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe, progress=progress)}
             _append(cache_path, done[key])
         full[signatures[i]] = done[key]
 
