@@ -186,11 +186,11 @@ class Simulation:
         extra = f"; {len(self.keep_fp32)} site(s) kept FP32 (diagnostic, no device counterpart)" if self.keep_fp32 else ""
         return self.recipe.label() + extra
 
-    def encoder_for(self, progress: bool = False, batch_size: int = 64) -> SentenceEncoder:
-        """An ``encode`` callable for :func:`~bertnpu.tune.evaluate.evaluate_sts`."""
+    def encoder_for(self, progress: bool = False, batch_size: int = 64, embedding=None) -> SentenceEncoder:
+        """An ``encode`` callable for :func:`~bertnpu.tune.evaluate.evaluate_sts` (``embedding``: a ready FP32 CPU part to reuse)."""
         tap = self.tap if self.tap is not None else (lambda site, x, mask: x)  # same op-by-op path as quantized
         return SentenceEncoder(self.model, tap=tap, encoder=self.encoder, progress=progress, batch_size=batch_size,
-                               desc=f"encode (sim, {self.profile})")
+                               desc=f"encode (sim, {self.profile})", embedding=embedding)
 
 
 Int8Simulation = Simulation  # the name before precision profiles

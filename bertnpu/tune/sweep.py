@@ -39,7 +39,7 @@ from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
 from ..version import __version__
 from ..quant.simulate import Simulation, simulate
-from .error_analysis import SQNR_SENTENCES, site_sqnr
+from .error_analysis import SQNR_SENTENCES, SiteReference, site_sqnr
 from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
 
 PERCENTILES = (0.99, 0.999, 0.9999, 1.0)
@@ -184,9 +184,12 @@ def _append(path: Optional[Path], entry: dict) -> None:
             raise BertnpuError(os_error_sentence(exc, path)) from None
 
 
-def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str], progress: bool = False) -> dict:
+def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str], references: dict, progress: bool = False) -> dict:
     result = evaluate_sts(sim.encoder_for(progress=progress), pairs)  # the split's batches: a step of the outer bar takes seconds
-    sqnr = [v for v in site_sqnr(model, sim, probe).values() if np.isfinite(v)]
+    transforms = tuple(getattr(sim.encoder, "transforms", ()) or ())
+    if transforms not in references:  # the FP32 side of the SQNR, once per (transformed) reference encoder
+        references[transforms] = SiteReference(model, probe, sim.reference, transforms=transforms)
+    sqnr = [v for v in site_sqnr(model, sim, probe, reference=references[transforms]).values() if np.isfinite(v)]
     return {"spearman": result["spearman"], "pearson": result["pearson"], "mean_sqnr_db": float(np.mean(sqnr)) if sqnr else None}
 
 
@@ -258,12 +261,13 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
     # 3. the full split
     probe = unique_sentences(pairs)[0][:SQNR_SENTENCES]
     full: dict[str, dict] = {}
+    references: dict[tuple, SiteReference] = {}
     bar = tqdm(to_confirm, desc="sweep: full split", disable=not progress, leave=False)  # a finished bar goes (notebooks, rendered pages)
     for i in bar:
         bar.set_postfix_str(recipes[i].calibration.label())
         key = _cache_key("full", signatures[i], stats, pairs, {})
         if key not in done:
-            done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe, progress=progress)}
+            done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe, references, progress=progress)}
             _append(cache_path, done[key])
         full[signatures[i]] = done[key]
 

@@ -234,9 +234,10 @@ class SimulatePanel:
     for the explorer's config with the selected sites kept in FP32 (a diagnostic: the NPU has no FP32 activations).
 
     It scores a fixed, seeded sample of ``pairs`` pairs of the split (``0``: all), named in its
-    output, so a press answers in seconds; the FP32 embeddings and the weight-quantized NPU part
-    (weights depend only on the bit width) are computed once and reused across presses. The
-    sweep and ``bertnpu run`` still use the whole split.
+    output, so a press answers in seconds; the FP32 embeddings, the FP32 side of the per-site SQNR
+    (:class:`~bertnpu.tune.error_analysis.SiteReference` of the probe sentences) and the
+    weight-quantized NPU part (weights depend only on the bit width) are computed once and reused
+    across presses. The sweep and ``bertnpu run`` still use the whole split.
     """
 
     STEPS = ("FP32 embeddings (once)", "build the simulated INT8 model", "encode with INT8", "per-site SQNR")
@@ -253,6 +254,8 @@ class SimulatePanel:
         self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description="progress")
         self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
         self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
+        self._sqnr_reference = None  # FP32 site values of the SQNR probe sentences, computed once
+        self._embedding = None  # the FP32 CPU part, built (and checked) once
         self._pairs = None
         self._encoders: dict = {}  # weight bits -> the weight-quantized NPU part, built once
         self.button.on_click(lambda _: self.simulate())
@@ -278,9 +281,18 @@ class SimulatePanel:
         if self._fp32 is None:
             pairs = self.pairs()
             sentences, rows1, rows2 = unique_sentences(pairs)
-            emb = SentenceEncoder(self.ws.model, progress=False)(sentences)
+            encoder = SentenceEncoder(self.ws.model, progress=False)
+            self._embedding = encoder.embedding
+            emb = encoder(sentences)
             self._fp32 = (emb, sentences, rows1, rows2, sts_scores(emb, rows1, rows2, pairs.scores)["spearman"])
         return self._fp32
+
+    def _site_reference(self, sentences):
+        from ..tune.error_analysis import SiteReference
+
+        if self._sqnr_reference is None or self._sqnr_reference.sentences != list(sentences):
+            self._sqnr_reference = SiteReference(self.ws.model, sentences)
+        return self._sqnr_reference
 
     def _weight_quantized(self, bits: int):
         """The NPU part with per-channel fake-quantized weights at ``bits`` (no transformations), kept across presses."""
@@ -319,11 +331,12 @@ class SimulatePanel:
         sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep, profile=self.profile.value, activation_16bits=a16,
                             encoder=self._weight_quantized(cfg.bits))
         self._step(2, head)
-        int8_emb = sim.encoder_for()(sentences)
+        int8_emb = sim.encoder_for(embedding=self._embedding)(sentences)
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
         fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
         self._step(3, head)
-        sqnr = {k: v for k, v in site_sqnr(self.ws.model, sim, sentences[:SQNR_SENTENCES]).items() if np.isfinite(v)}
+        probe = sentences[:SQNR_SENTENCES]
+        sqnr = {k: v for k, v in site_sqnr(self.ws.model, sim, probe, reference=self._site_reference(probe)).items() if np.isfinite(v)}
         self.progress.value = len(self.STEPS)
         self.progress.description = "done"
         kept = (f", {len(a16)} site(s) at 16 bits" if a16 else "") + (
