@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from bertnpu.model.sentence_encoder import SentenceEncoder
+from bertnpu.errors import BertnpuError
+from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.tune.error_analysis import embedding_fidelity, neighbour_recall, site_sensitivity, site_sqnr
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.simulate import simulate_int8
@@ -93,3 +95,31 @@ def test_sensitivity_rows(tiny_model, tiny_stats, stsb_validation):
     assert recovered == sorted(recovered, reverse=True)
     for r in rows:
         assert r["all_but_delta"] == pytest.approx(r["int8"] - r["fp32"] + r["recovered"])
+
+
+def test_sensitivity_equals_whole_model_simulations(tiny_model, tiny_stats, stsb_validation):
+    """The layer-reusing pass gives the Spearman of whole-model simulations with keep_fp32 (the simulator's own diagnostic)."""
+    pairs = stsb_validation.subset(60)
+    config = QuantConfig(method=0, bits=4)
+    last = tiny_model.config.num_hidden_layers - 1
+    sites = [f"layer.{last}.ffn.residual", "layer.0.attention.query.out", "embeddings.out", f"layer.{last}.ffn.layernorm.out"]
+    rows = {r["site"]: r for r in site_sensitivity(tiny_model, tiny_stats, config, pairs, sites=sites, progress=False)}
+    fp32 = evaluate_sts(SentenceEncoder(tiny_model, progress=False), pairs)["spearman"]
+    full = evaluate_sts(simulate_int8(tiny_model, tiny_stats, config).encoder_for(), pairs)["spearman"]
+    everything = [s.name for s in tiny_stats.sites]
+    for site in sites:
+        only = evaluate_sts(simulate_int8(tiny_model, tiny_stats, config, quantize_weights=False,
+                                          keep_fp32=[n for n in everything if n != site]).encoder_for(), pairs)["spearman"]
+        all_but = evaluate_sts(simulate_int8(tiny_model, tiny_stats, config, keep_fp32=[site]).encoder_for(), pairs)["spearman"]
+        r = rows[site]
+        # FP32 here takes the fused attention path, the sensitivity pass the op-by-op one: equal to float rounding
+        assert r["fp32"] == pytest.approx(fp32, abs=1e-6) and r["int8"] == pytest.approx(full, abs=1e-6)
+        assert r["only_delta"] == pytest.approx(only - fp32, abs=1e-6), site
+        assert r["all_but_delta"] == pytest.approx(all_but - fp32, abs=1e-6), site
+        assert r["recovered"] == pytest.approx(all_but - full, abs=1e-6), site
+    assert abs(rows["embeddings.out"]["only_delta"]) > 1e-4  # a 4-bit NPU input moves the score: the comparison is not vacuous
+
+
+def test_sensitivity_names_an_unknown_site(tiny_model, tiny_stats, stsb_validation):
+    with pytest.raises(BertnpuError, match="layer.9.nothing"):
+        site_sensitivity(tiny_model, tiny_stats, QuantConfig(), stsb_validation.subset(10), sites=["layer.9.nothing"], progress=False)

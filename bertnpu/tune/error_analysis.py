@@ -11,9 +11,10 @@ from tqdm.auto import tqdm
 
 from ..model.sentence_encoder import SentenceEncoder
 from ..model.npu_part import NpuEncoder
-from .evaluate import cosine_rows, evaluate_sts, unique_sentences
+from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
 from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
+from ..quant.recipe import Recipe
 from ..quant.simulate import Int8Simulation, simulate_int8
 from ..data.stsb import StsPairs
 
@@ -90,26 +91,80 @@ def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str],
 
 
 def site_sensitivity(
-    model: LoadedModel, stats, config: QuantConfig, pairs: StsPairs, sites: Optional[Iterable[str]] = None, progress: bool = True,
+    model: LoadedModel, stats, config: QuantConfig | Recipe, pairs: StsPairs, sites: Optional[Iterable[str]] = None, progress: bool = True,
+    batch_size: int = 64,
 ) -> list[dict]:
     """STS Spearman delta against FP32 when quantizing only one site, and all but that site.
 
     "only" quantizes that activation site alone (FP32 weights); "all but" quantizes the
     weights and every other site. Rows are sorted by how much keeping the site in FP32
     recovers (``all_but_delta - full_delta``), largest first.
+
+    One pass over the split's batches: each batch runs FP32 and the full simulation once,
+    keeping the hidden state entering each analysed site's layer; every variant then runs only
+    from that layer on (the layers before it are identical to FP32's, or to the full
+    simulation's). A last-layer site costs one layer, not the whole encoder. One progress bar
+    counts the batches (removed when done).
     """
-    names = list(sites) if sites is not None else [s.name for s in stats.sites]
-    fp32 = evaluate_sts(SentenceEncoder(model, progress=False), pairs)["spearman"]
-    full = evaluate_sts(simulate_int8(model, stats, config).encoder_for(), pairs)["spearman"]
+    from ..errors import BertnpuError
+    from ..model.pooling import pool
+
+    info = {s.name: s for s in stats.sites}
+    names = list(sites) if sites is not None else list(info)
+    unknown = [n for n in names if n not in info]
+    if unknown:
+        raise BertnpuError(f"Unknown site(s) {', '.join(unknown)} for site_sensitivity; list the sites with `bertnpu sites`.")
+    full = simulate_int8(model, stats, config)
+    fp32_encoder = full.reference if full.reference is not None else NpuEncoder(model.bert)
+    layers = fp32_encoder.num_layers
+    # a transformed encoder maps values inside its tap, so its layer inputs cannot be taken from a tap: run it whole
+    reuse = not tuple(getattr(full.encoder, "transforms", ()) or ())
+    starts = {n: min(_start_layer(info[n]), layers) if reuse else 0 for n in names}
+    boundaries = {f"layer.{s - 1}.ffn.layernorm.out": s for s in set(starts.values()) if s > 0}
+
+    def only(name):
+        return lambda site, x, mask: full.tap(site, x, mask) if site == name else x
+
+    def all_but(name):
+        return lambda site, x, mask: x if site == name else full.tap(site, x, mask)
+
+    sentences, rows1, rows2 = unique_sentences(pairs)
+    probe = SentenceEncoder(model, batch_size=batch_size, progress=False)
+    hidden_size = model.config.hidden_size
+    emb = {key: np.zeros((len(sentences), hidden_size), dtype=np.float32) for key in
+           ["fp32", "int8"] + [(kind, n) for n in names for kind in ("only", "all_but")]}
+    with torch.inference_mode():
+        for batch in tqdm(probe.batches(sentences), desc=f"sensitivity of {len(names)} site(s)", unit="batch", disable=not progress, leave=False):
+            hidden = probe.embedding(batch.input_ids, batch.token_type_ids)
+            mask = batch.attention_mask
+            entering: dict[str, dict[int, torch.Tensor]] = {"fp32": {0: hidden}, "int8": {0: hidden}}
+
+            def recorder(kind, tap):
+                def record(site, x, token_mask):
+                    y = tap(site, x, token_mask) if tap is not None else x
+                    if site in boundaries:
+                        entering[kind][boundaries[site]] = y
+                    return y
+                return record
+
+            for kind, encoder, tap in (("fp32", fp32_encoder, None), ("int8", full.encoder, full.tap)):
+                last, pooled = encoder(hidden, mask, tap=recorder(kind, tap))
+                emb[kind][batch.order] = pool(last, mask, pooled, model.pooling.mode).float().numpy()
+            for n in names:
+                for kind, encoder, base, tap in (("only", fp32_encoder, "fp32", only(n)), ("all_but", full.encoder, "int8", all_but(n))):
+                    resume = {"start": starts[n]} if starts[n] else {}  # a transformed encoder runs whole (no start argument)
+                    last, pooled = encoder(entering[base][starts[n]], mask, tap=tap, **resume)
+                    emb[kind, n][batch.order] = pool(last, mask, pooled, model.pooling.mode).float().numpy()
+
+    def spearman(key) -> float:
+        return sts_scores(emb[key], rows1, rows2, pairs.scores)["spearman"]
+
+    fp32, int8 = spearman("fp32"), spearman("int8")
     rows = []
-    for name in tqdm(names, desc="sensitivity", disable=not progress, leave=False):
-        others = [n for n in stats.observers if n != name]
-        only = simulate_int8(model, stats, config, keep_fp32=others, quantize_weights=False)
-        all_but = simulate_int8(model, stats, config, keep_fp32=[name])
-        only_s = evaluate_sts(only.encoder_for(), pairs)["spearman"]
-        all_but_s = evaluate_sts(all_but.encoder_for(), pairs)["spearman"]
-        rows.append({"site": name, "only_delta": only_s - fp32, "all_but_delta": all_but_s - fp32,
-                     "recovered": all_but_s - full, "fp32": fp32, "int8": full})
+    for n in names:
+        only_s, all_but_s = spearman(("only", n)), spearman(("all_but", n))
+        rows.append({"site": n, "only_delta": only_s - fp32, "all_but_delta": all_but_s - fp32,
+                     "recovered": all_but_s - int8, "fp32": fp32, "int8": int8})
     rows.sort(key=lambda r: -r["recovered"])
     return rows
 
