@@ -52,6 +52,9 @@ def test_sqnr_reference_reused_across_simulations(tiny_model, tiny_stats, stsb_v
         SentenceEncoder(tiny_model, tap=recorder("int8", sim.tap), encoder=sim.encoder, progress=False)(sentences)
         x, y = np.concatenate(seen["fp32"]), np.concatenate(seen["int8"])
         assert got[site] == pytest.approx(10 * np.log10((x**2).sum() / ((x - y) ** 2).sum()), abs=1e-6)
+    emb = np.zeros((len(sentences), tiny_model.config.hidden_size), dtype=np.float32)
+    site_sqnr(tiny_model, sim, sentences, reference=ref, embeddings=emb)  # the same forward also gives the embeddings
+    assert np.array_equal(emb, sim.encoder_for(batch_size=32)(sentences))
     other = SiteReference(tiny_model, sentences[:5])  # made for other sentences: not used
     sim = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0))
     assert site_sqnr(tiny_model, sim, sentences, reference=other) == site_sqnr(tiny_model, sim, sentences)

@@ -44,6 +44,7 @@ class SiteReference:
         fp32 = reference if reference is not None else NpuEncoder(model.bert)
         self.probe = SentenceEncoder(model, batch_size=batch_size, progress=False)
         self.batches: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = []
+        self.orders: list[np.ndarray] = []  # each batch's rows in ``sentences``
         self.signal: dict[str, float] = {}
         with torch.inference_mode():
             for batch in self.probe.batches(self.sentences):
@@ -59,25 +60,28 @@ class SiteReference:
                     ref64 = ref.double()
                     self.signal[site] = self.signal.get(site, 0.0) + float((ref64 * ref64).sum())
                 self.batches.append((hidden, batch.attention_mask, recorded))
+                self.orders.append(batch.order)
 
     def matches(self, sim: Int8Simulation, sentences: Sequence[str]) -> bool:
         return self.sentences == list(sentences) and self.transforms == tuple(getattr(sim.encoder, "transforms", ()) or ())
 
 
 def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str], batch_size: int = 32, progress: bool = False,
-              reference: Optional[SiteReference] = None) -> dict[str, float]:
+              reference: Optional[SiteReference] = None, embeddings: Optional[np.ndarray] = None) -> dict[str, float]:
     """SQNR in dB, ``10 log10(sum x^2 / sum (x - x_int8)^2)``, of every site over ``sentences``.
 
     The INT8 activation includes the error propagated from earlier sites, as on the device.
     ``reference``: the FP32 side already computed for these sentences (:class:`SiteReference`,
     e.g. kept across Simulate presses or sweep cells); the same numbers, one forward instead of two.
+    ``embeddings`` (``[len(sentences), hidden]``, optional) receives the simulated sentence embeddings
+    of the same forward (the Simulate panel encodes the probe sentences only once).
     """
     if reference is None or not reference.matches(sim, sentences):
         transforms = tuple(getattr(sim.encoder, "transforms", ()) or ())
         reference = SiteReference(model, sentences, getattr(sim, "reference", None), batch_size, transforms)
     noise: dict[str, float] = {}
     with torch.inference_mode():
-        for hidden, attention_mask, recorded in tqdm(reference.batches, desc="SQNR", disable=not progress, leave=False):
+        for b, (hidden, attention_mask, recorded) in enumerate(tqdm(reference.batches, desc="SQNR", disable=not progress, leave=False)):
 
             def compare(site, x, mask):
                 y = sim.tap(site, x, mask) if sim.tap is not None else x
@@ -85,7 +89,11 @@ def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str],
                 noise[site] = noise.get(site, 0.0) + float(diff.mul_(diff).sum())
                 return y
 
-            sim.encoder(hidden, attention_mask, tap=compare)
+            last, pooled = sim.encoder(hidden, attention_mask, tap=compare)
+            if embeddings is not None:
+                from ..model.pooling import pool
+
+                embeddings[reference.orders[b]] = pool(last, attention_mask, pooled, model.pooling.mode).float().numpy()
     signal = reference.signal
     return {s: (10 * math.log10(signal[s] / noise[s]) if noise[s] > 0 else float("inf")) for s in noise}
 
