@@ -88,3 +88,29 @@ def test_evaluate_gives_every_row_its_cosine_and_recall(tiny_model, tiny_calib, 
     assert r.to_dict()["planned"]["recipe"]["activation_16bits"] == ["layer.2.ffn.residual"]
     without = st.evaluate(st.EvaluateInputs(tiny_model, tiny_stats, test40, recommended=Recipe(), progress=False))
     assert without.planned is None and without.to_dict()["planned"] is None
+
+
+def test_evaluate_reuses_known_embeddings_and_repeated_recipes(tiny_model, tiny_stats, test40):
+    """Embeddings handed over (as the plan stage's test confirmation does) and a recipe met twice give the numbers of a
+    fresh evaluation; embeddings of other sentences are not used."""
+    from bertnpu.model.sentence_encoder import SentenceEncoder
+    from bertnpu.quant.simulate import simulate
+    from bertnpu.tune.evaluate import recipe_key, unique_sentences
+
+    planned = Recipe(calibration=QuantConfig(method=0), activation_16bits=("layer.0.ffn.residual",))
+    fresh = st.evaluate(st.EvaluateInputs(tiny_model, tiny_stats, test40, recommended=Recipe(), planned=planned, progress=False))
+    sentences = unique_sentences(test40)[0]
+    known = {"fp32": SentenceEncoder(tiny_model, progress=False)(sentences),
+             recipe_key(planned.with_(prediction={"test_spearman": 0.5})): simulate(tiny_model, tiny_stats, planned).encoder_for()(sentences)}
+    handed = st.evaluate(st.EvaluateInputs(tiny_model, tiny_stats, test40, recommended=Recipe(), planned=planned, progress=False,
+                                           known_embeddings=known, known_sentences=tuple(sentences)))
+    assert handed.to_dict() == fresh.to_dict()
+    assert fresh.recommended["spearman"] == fresh.tutorial_default["spearman"]  # recommended = tutorial: encoded once, same row
+    # handed-over arrays are really used when the sentences match, and ignored when they do not
+    wrong = {"fp32": -known["fp32"]}
+    used = st.evaluate(st.EvaluateInputs(tiny_model, tiny_stats, test40, recommended=Recipe(), progress=False,
+                                         known_embeddings=wrong, known_sentences=tuple(sentences)))
+    assert used.tutorial_default["cosine_mean"] == pytest.approx(-fresh.tutorial_default["cosine_mean"], abs=1e-9)
+    ignored = st.evaluate(st.EvaluateInputs(tiny_model, tiny_stats, test40, recommended=Recipe(), progress=False,
+                                            known_embeddings=wrong, known_sentences=tuple(sentences[1:])))
+    assert ignored.fp32 == fresh.fp32

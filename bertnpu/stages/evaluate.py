@@ -33,6 +33,10 @@ class EvaluateInputs:
     fidelity: bool = True
     out: Optional[Path] = None
     progress: bool = True
+    # embeddings of ``pairs``' unique sentences already computed in this run (e.g. by the plan stage's test confirmation):
+    # "fp32" and ``recipe_key(recipe)`` -> rows of ``known_sentences``; used only when those are this split's sentences
+    known_embeddings: Mapping[str, Any] = field(default_factory=dict)
+    known_sentences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,22 +78,33 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
     import numpy as np
 
     from ..model.sentence_encoder import SentenceEncoder
-    from ..quant.transforms import stats_for_recipe
+    from ..quant.transforms import stats_for_recipe, transformation_names
     from ..tune.error_analysis import fidelity_from_embeddings
-    from ..tune.evaluate import sts_scores, unique_sentences
+    from ..tune.evaluate import recipe_key, sts_scores, unique_sentences
 
     pairs = inputs.pairs
     sentences, rows1, rows2 = unique_sentences(pairs)
-    fp32_emb = np.asarray(SentenceEncoder(inputs.model, progress=inputs.progress, desc="encode (FP32)")(sentences))
+    known = dict(inputs.known_embeddings) if list(inputs.known_sentences) == sentences else {}
+    fp32_emb = known.get("fp32")
+    if fp32_emb is None:
+        fp32_emb = np.asarray(SentenceEncoder(inputs.model, progress=inputs.progress, desc="encode (FP32)")(sentences))
     fp32 = sts_scores(fp32_emb, rows1, rows2, pairs.scores)
     recipes = {"tutorial_default": inputs.tutorial, "recommended": inputs.recommended, "planned": inputs.planned}
     entries, fidelity = {}, None
+    encoders: dict[tuple, Any] = {}  # (weight bits, transformations) -> one weight-quantized NPU part for every entry
+    embeddings: dict[str, Any] = {k: v for k, v in known.items() if k != "fp32"}  # a recipe met twice is encoded once
     for name in ENTRIES:
         recipe = recipes[name]
         if recipe is None:
             continue
-        stats = stats_for_recipe(inputs.model, inputs.stats, recipe, inputs.calib, progress=inputs.progress)
-        emb, _ = simulated_embeddings(inputs.model, stats, recipe, sentences, progress=inputs.progress)
+        same = recipe_key(recipe)
+        if same not in embeddings:
+            stats = stats_for_recipe(inputs.model, inputs.stats, recipe, inputs.calib, progress=inputs.progress)
+            group = (recipe.calibration.bits, tuple(transformation_names(recipe.equivalent_transformation)))
+            embeddings[same], sim = simulated_embeddings(inputs.model, stats, recipe, sentences, progress=inputs.progress,
+                                                         encoder=encoders.get(group))
+            encoders.setdefault(group, sim.encoder)
+        emb = embeddings[same]
         fid = fidelity_from_embeddings(fp32_emb, emb, sentences, rows1, rows2, pairs)
         entries[name] = _entry(recipe, sts_scores(emb, rows1, rows2, pairs.scores), fid)
         if name == "recommended" and inputs.fidelity:

@@ -62,14 +62,16 @@ def simulated_scores(model: LoadedModel, stats, recipe: Recipe, pairs: StsPairs,
     return evaluate_sts(sim.encoder_for(progress=progress), pairs), sim
 
 
-def simulated_embeddings(model: LoadedModel, stats, recipe: Recipe, sentences, keep_fp32=(), progress: bool = True) -> tuple[Any, Any]:
+def simulated_embeddings(model: LoadedModel, stats, recipe: Recipe, sentences, keep_fp32=(), progress: bool = True,
+                         encoder=None) -> tuple[Any, Any]:
     """Embeddings ``[n, hidden]`` of ``sentences`` by the simulated INT8 model for ``recipe`` (the encode
-    :func:`simulated_scores` scores), and the simulation itself."""
+    :func:`simulated_scores` scores), and the simulation itself. ``encoder``: a weight-quantized NPU part
+    of the same bit width and transformations to reuse (e.g. another simulation's ``encoder``)."""
     import numpy as np
 
     from ..quant.simulate import simulate
 
-    sim = simulate(model, stats, recipe, keep_fp32=list(keep_fp32))
+    sim = simulate(model, stats, recipe, keep_fp32=list(keep_fp32), encoder=encoder)
     return np.asarray(sim.encoder_for(progress=progress)(list(sentences))), sim
 
 

@@ -23,6 +23,13 @@ def unique_sentences(pairs: StsPairs) -> tuple[list[str], np.ndarray, np.ndarray
     return list(index), rows1, rows2
 
 
+def recipe_key(recipe) -> str:
+    """What fixes a recipe's simulated embeddings, as text: the recipe without its ``prediction`` (two equal keys, equal embeddings)."""
+    import json
+
+    return json.dumps(recipe.with_(prediction={}).to_dict(), sort_keys=True)
+
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two ``[n, d]`` arrays, in float64."""
     a = a.astype(np.float64)

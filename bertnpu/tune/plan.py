@@ -52,7 +52,7 @@ from ..quant.recipe import EquivalentTransformations, Recipe
 from ..quant.simulate import Simulation, simulate
 from ..quant.transforms import SIMULATED, transformed_sites
 from ..version import __version__
-from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
+from .evaluate import cosine_rows, evaluate_sts, recipe_key, sts_scores, unique_sentences
 
 CALIBRATION_CANDIDATES = tuple(
     QuantConfig(method=m, output=out, mode=mode, percentile=p, topk_ratio=r)
@@ -275,6 +275,10 @@ class PlanResult:
     min_cosine: float = 0.0
     cosine_met: bool = True
     not_tried: list[str] = field(default_factory=list)  # sites left out because their override changes nothing on the device
+    # test-split embeddings computed while confirming (rows of test_sentences): "fp32" and recipe_key(recipe) of each
+    # confirmed recipe, so the evaluate stage of the same run need not encode them again (empty when read from the cache)
+    test_embeddings: dict = field(default_factory=dict)
+    test_sentences: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """The flat JSON line of ``bertnpu plan --json``."""
@@ -470,11 +474,12 @@ def plan_recipe(
     test_sentences, t1, t2 = unique_sentences(test)
     fp32_emb = fp32_test_emb(test_sentences)
     fp32_test = sts_scores(fp32_emb, t1, t2, test.scores)["spearman"]
+    test_embeddings = {"fp32": fp32_emb}
 
     def confirm(recipe: Recipe) -> tuple[float, float]:
         hit = p.cache.get("test:" + test.content_hash()[:16], recipe)
         if hit is None:
-            emb = p.simulation(recipe).encoder_for(progress=progress)(test_sentences)
+            emb = test_embeddings[recipe_key(recipe)] = p.simulation(recipe).encoder_for(progress=progress)(test_sentences)
             hit = p.cache.put("test:" + test.content_hash()[:16], recipe,
                               {"spearman": sts_scores(emb, t1, t2, test.scores)["spearman"], "cosine": float(cosine_rows(emb, fp32_emb).mean())})
         return hit["spearman"], hit["cosine"]
@@ -493,7 +498,7 @@ def plan_recipe(
         int8_candidates=[{"recipe": row["recipe"].label(), "proxy_cosine": row["proxy_cosine"]} for row in int8_rows],
         pareto=pareto, within_tolerance=bool(within), profile=spec.profile, tolerance=spec.tolerance,
         seconds=time.perf_counter() - start_time, site_layers=info, validation_cosine=pick["validation_cosine"],
-        min_cosine=spec.min_cosine, cosine_met=bool(both), not_tried=skipped)
+        min_cosine=spec.min_cosine, cosine_met=bool(both), not_tried=skipped, test_embeddings=test_embeddings, test_sentences=test_sentences)
 
 
 def format_pareto(result: PlanResult) -> str:
