@@ -1,7 +1,8 @@
 """``bertnpu run --quick`` on the default model: the command's wall time and its stages, against the quick run
 before issue 14 (same code, the earlier quick settings) measured in the same run.
 
-Target (issue 14): ``--quick`` <= 20 s on 2 cores (75 s before, with the planner).
+Target (issue 14): ``--quick`` <= 20 s on 2 cores (75 s before, with the planner). Also measured:
+the previous quick settings (250 test pairs, sweep proxy 128 and plan proxy 48 sentences) with this code.
 The earlier settings: 64 calibration samples, an 8-cell sweep on 256 proxy sentences, 300
 validation / 500 test pairs, the plan with PlanSpec's defaults, 2 sites and the profile bracket.
 Run: .venv/bin/python benchmarks/bench_quick_run.py [--no-reference]
@@ -62,6 +63,24 @@ class EarlierQuick(RunOptions):
         return True
 
 
+@dataclass(frozen=True)
+class PreviousQuick(RunOptions):
+    """RunOptions(quick=True) as it was before the last round of speed-ups: 250 test pairs, the sweep's
+    proxy on 128 sentences, the plan's on 48 (the stage code of this checkout: only the settings differ)."""
+
+    @property
+    def proxy_sentences(self) -> int:
+        return 128
+
+    @property
+    def test_pairs(self) -> int:
+        return 250
+
+    @property
+    def plan_options(self) -> dict:
+        return {**super().plan_options, "proxy_sentences": 48}
+
+
 def stage_seconds(summary: dict) -> str:
     return ", ".join(f"{k} {summary[k]['seconds']:.1f}" for k in ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "evaluation", "compile"))
 
@@ -82,6 +101,11 @@ def main() -> None:
         print(f"  stages: {stage_seconds(summary)}")
         new = run_pipeline(RunOptions(stsb_dir=stsb_dir(), out=f"{tmp}/new", quick=True), log=lambda line: None)
         print(f"quick run in this process                           {new['seconds']:6.1f} s")
+        prev = run_pipeline(PreviousQuick(stsb_dir=stsb_dir(), out=f"{tmp}/prev", quick=True), log=lambda line: None)
+        same = prev["sweep"]["recommended"] == new["sweep"]["recommended"] and prev["plan"]["recipe"]["activation_16bits"] == new["plan"]["recipe"]["activation_16bits"]
+        print(f"quick run with the previous settings (same code)    {prev['seconds']:6.1f} s   ratio new / previous {new['seconds'] / prev['seconds']:.2f}; "
+              f"same recommendation and planned 16-bit sites: {same}")
+        print(f"  stages: {stage_seconds(prev)}")
         if not args.no_reference:
             old = run_pipeline(EarlierQuick(stsb_dir=stsb_dir(), out=f"{tmp}/old", quick=True), log=lambda line: None)
             print(f"quick run with the earlier settings (reference)     {old['seconds']:6.1f} s   ratio new / earlier {new['seconds'] / old['seconds']:.2f}")

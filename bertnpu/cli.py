@@ -565,7 +565,7 @@ def _compile(args) -> int:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="smoke run: small calibration set, sweep, plan and evaluation (about half a minute on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="smoke run: small calibration set, sweep, plan and evaluation (about 22 s on 2 cores)")
 
 
 @command("run", "the whole pipeline headless, with summary.json and report.html", model_options, stsb_options(),
