@@ -319,6 +319,19 @@ class SimulatePanel:
         self.result.value = f"{text}: {self.STEPS[index] if index < len(self.STEPS) else 'done'} ..."
 
     def simulate(self) -> dict:
+        """One press; on fewer torch threads while other processes hold cores (see :func:`bertnpu.pipeline.stage_threads`)."""
+        from ..pipeline import stage_threads
+
+        threads = stage_threads()
+        try:
+            return self._press()
+        finally:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads[0])
+
+    def _press(self) -> dict:
         import numpy as np
 
         from ..tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
