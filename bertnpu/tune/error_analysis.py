@@ -98,6 +98,13 @@ def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str],
     return {s: (10 * math.log10(signal[s] / noise[s]) if noise[s] > 0 else float("inf")) for s in noise}
 
 
+def _start_layer(site) -> int:
+    """The first encoder layer a change at ``site`` affects: its own layer; 0 for the NPU input; after the last layer for the pooler."""
+    if site.layer >= 0:
+        return site.layer
+    return 0 if site.name == "embeddings.out" else 10**9
+
+
 def site_sensitivity(
     model: LoadedModel, stats, config: QuantConfig | Recipe, pairs: StsPairs, sites: Optional[Iterable[str]] = None, progress: bool = True,
     batch_size: int = 64,
