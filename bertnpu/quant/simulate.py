@@ -38,7 +38,7 @@ from ..model.load import LoadedModel
 from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
-from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine, fake_quant_affine_with, fake_quant_symmetric, fake_quant_with_scale,
+from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine_with, fake_quant_with_scale,
                          qmax_symmetric, quantize_weight_per_channel, serial_passes, symmetric_scale)
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .recipe import Recipe

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..model.sentence_encoder import SentenceEncoder
 from ..model.npu_part import NpuEncoder
-from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
+from .evaluate import cosine_rows, sts_scores, unique_sentences
 from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
