@@ -39,7 +39,7 @@ class RunOptions:
     samples, a 4-cell sweep ranked on 64 proxy sentences (128 earlier: the same two cells
     confirmed, the same recommendation), 200 validation and 125 test pairs (250 before; the held-out
     split changes neither the recommendation nor the plan), and a plan over 2 calibration configs,
-    no transformations, at most one 16-bit site, 16 proxy sentences (48 before: the same planned
+    no transformations, at most one 16-bit site tried among the residual sums, 16 proxy sentences (48 before: the same planned
     recipe on the default model; the traffic share is measured on them) and no profile bracket.
     Its summary says ``quick``; its numbers are not the full run's.
     """
@@ -111,7 +111,7 @@ class RunOptions:
         from .quant.config import QuantConfig
 
         configs = (QuantConfig(method=1, mode=1, percentile=0.999, topk_ratio=0.01), QuantConfig(method=0, mode=1, percentile=0.999, topk_ratio=0.01))
-        return {"proxy_sentences": 16, "configs": configs, "transforms": ()}
+        return {"proxy_sentences": 16, "configs": configs, "transforms": (), "candidate_roles": ("attention.residual", "ffn.residual")}
 
     @property
     def plan_bracket(self) -> bool:

@@ -115,6 +115,7 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
     ({"min_cosine": -0.1}, "Minimum cosine -0.1 is outside"),
     ({"transforms": (("spin",),)}, "Unknown equivalent transformation 'spin'"),
     ({"transforms": (("ud",),)}, "Ud transformation is not simulated"),
+    ({"candidate_roles": ("ffn.residuals",)}, "Unknown site role 'ffn.residuals' in PlanSpec.candidate_roles"),
 ])
 def test_bad_spec(kwargs, message):
     with pytest.raises(BertnpuError, match=message):
@@ -146,6 +147,9 @@ def test_layernorm_outputs_are_not_planned_by_default(tiny_model, tiny_calib, ti
     assert sorted(default.not_tried) == sorted(layernorms)
     assert not set(default.pareto[-1]["sites"]) & set(layernorms) and len(default.pareto[-1]["sites"]) == 3
     assert "not tried at 16 bits: %d LayerNorm outputs" % len(layernorms) in format_pareto(default)
+    residuals = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(**{**common, "candidate_roles": ("ffn.residual",)}),
+                            stats=tiny_stats, progress=False)  # a search among the FFN residual sums only (the quick run's kind)
+    assert sorted(residuals.pareto[-1]["sites"]) == [f"layer.{i}.ffn.residual" for i in range(tiny_model.config.num_hidden_layers)][:3]
     allowed = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(try_layernorm=True, **common), stats=tiny_stats, progress=False)
     assert allowed.not_tried == []
     # with the LayerNorm outputs allowed, the first step picks the best of all sites; a LayerNorm output can only win there

@@ -39,6 +39,7 @@ class PlanInputs:
     proxy_sentences: Optional[int] = None
     configs: Optional[tuple] = None
     transforms: Optional[tuple] = None
+    candidate_roles: Optional[tuple] = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def plan(inputs: PlanInputs) -> PlanResult:
     from ..tune.plan import PlanSpec, plan_recipe
     from ..ui.plan_plots import plot_pareto, plot_site_map
 
-    overrides = {k: getattr(inputs, k) for k in ("proxy_sentences", "configs", "transforms") if getattr(inputs, k) is not None}
+    overrides = {k: getattr(inputs, k) for k in ("proxy_sentences", "configs", "transforms", "candidate_roles") if getattr(inputs, k) is not None}
     spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, min_cosine=inputs.min_cosine, max_sites=inputs.max_sites,
                     try_layernorm=inputs.try_layernorm, **overrides)
     if inputs.out is not None:

@@ -47,7 +47,7 @@ from ..model.npu_part import NpuEncoder
 from ..model.pooling import pool
 from ..model.sentence_encoder import SentenceEncoder
 from ..quant.config import QuantConfig
-from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES, get_profile, override_no_effect, site_bits
+from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES, get_profile, override_no_effect, site_bits, site_role
 from ..quant.recipe import EquivalentTransformations, Recipe
 from ..quant.simulate import Simulation, simulate
 from ..quant.transforms import SIMULATED, transformed_sites
@@ -80,6 +80,7 @@ class PlanSpec:
     # False: leave out sites whose 16-bit override was seen to change nothing on the device (LayerNorm outputs,
     # see bertnpu.quant.precision.override_no_effect); True: try them too (what the simulator alone would pick)
     try_layernorm: bool = False
+    candidate_roles: tuple = ()  # site roles the 16-bit steps try (e.g. ("ffn.residual",)); empty: every role
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -97,6 +98,12 @@ class PlanSpec:
             EquivalentTransformations(**{n: True for n in _checked_names(combo)})
         if not self.configs:
             raise BertnpuError("PlanSpec.configs is empty; give at least one calibration config.")
+        from ..quant.sites import LAYER_SITES
+
+        roles = [suffix for suffix, _, _ in LAYER_SITES] + ["embeddings.out", "pooler.dense.out", "pooler.out"]
+        unknown = [r for r in self.candidate_roles if r not in roles]
+        if unknown:
+            raise BertnpuError(f"Unknown site role {unknown[0]!r} in PlanSpec.candidate_roles; use roles such as {', '.join(roles[:3])} (see `bertnpu sites`).")
 
 
 def _checked_names(combo: Sequence[str]) -> list[str]:
@@ -436,6 +443,8 @@ def plan_recipe(
         return row["validation_spearman"] >= target and row["validation_cosine"] >= spec.min_cosine
 
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
+    if spec.candidate_roles:
+        candidates = [s for s in candidates if site_role(s) in spec.candidate_roles]
     skipped = [] if spec.try_layernorm else [s for s in candidates if override_no_effect(s)]
     candidates = [s for s in candidates if s not in skipped]
     if skipped:
