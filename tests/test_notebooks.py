@@ -131,10 +131,10 @@ def test_notebook_04_table_is_the_evaluate_stage(executed, params):
     ws = Workspace(work, model=params["MODEL"], stsb_dir=params["STSB_DIR"], calib_count=params["CALIB_COUNT"], eval_pairs=params["EVAL_PAIRS"])
     want = comparison_rows(evaluate(EvaluateInputs(ws.model, ws.stats, ws.pairs("test"), recommended=Recipe.load(work / "sweep" / "recommended_recipe.json"),
                                                    planned=Recipe.load(work / "plan" / "recipe.json"), calib=ws.calibration, progress=False)))
-    tables = [o["data"]["text/html"] for o in _outputs(executed["04_tune_quantization"], "text/html") if "<th>recall@10</th>" in o["data"]["text/html"]]
+    tables = [o["data"]["text/html"] for o in _outputs(executed["04_tune_quantization"], "text/html") if ">recall@10</th>" in o["data"]["text/html"]]
     assert len(tables) == 1
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", tables[0])[1:]]
-    header = re.findall(r"<th>(.*?)</th>", tables[0])
+    header = re.findall(r"<th[^>]*>(.*?)</th>", tables[0])
     assert [c[0] for c in cells] == [r["name"] for r in want] == ["FP32", "tutorial config", "recommended", "planned recipe"]
     for got, row in zip(cells, want):
         for column in ("spearman", "pearson", "cosine", "recall@10"):

@@ -41,3 +41,7 @@ def test_plan_panel_runs_and_shows(ws):
     layernorms = 2 * ws.model.config.num_hidden_layers
     assert len(result.not_tried) == layernorms and f"not tried at 16 bits: the {layernorms} LayerNorm outputs" in panel.status.value
     assert json.dumps(result.recipe.to_dict(), indent=1).splitlines()[1].strip()[:10] in panel.recipe.value.replace("&quot;", '"')
+    shown = panel.recipe.value.replace("&quot;", '"')
+    val = result.recipe.prediction["validation_spearman"]
+    assert f'"validation_spearman": {round(val, 4)}' in shown and repr(val) not in shown  # rounded on screen only
+    assert Recipe.load(ws.folder / "plan" / "recipe.json").prediction["validation_spearman"] == val

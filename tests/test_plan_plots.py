@@ -59,7 +59,8 @@ def test_pareto_draws_points_band_and_chosen():
     assert lo == pytest.approx(0.800) and hi == pytest.approx(0.805 + 0.0025)  # from fp32 - tol to the top + tol/2
     chosen = next(ln for ln in ax.lines if ln.get_label() == "chosen")
     assert (chosen.get_xdata()[0], chosen.get_ydata()[0]) == (2, pytest.approx(0.803))
-    assert [t.get_text() for t in ax.texts] == ["0%", "3%", "6%"]  # traffic at 16 bits per point
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n0%", "1\n3%", "2\n6%"]  # traffic at 16 bits under each count
+    assert len(ax.texts) == 0  # nothing drawn over the lines
     assert list(ax.get_xticks()) == [0, 1, 2] and "[profile aries]" in ax.get_title()
 
 

@@ -53,7 +53,7 @@ def test_tables_use_thousands_separators_and_units():
     assert format_value(28409856) == "28,409,856" and format_value(12345.6) == "12,346" and format_value(0.123456) == "0.1235"
     assert format_value((1, 12, 384)) == "1 x 12 x 384" and format_value(2e-7) == "2e-07"
     html = html_table([{"op": "linear", "flops": 28409856}], units={"flops": "FLOP"}, max_height=300)
-    assert "<th>flops (FLOP)</th>" in html and ">28,409,856<" in html and "overflow:auto" in html
+    assert ">flops (FLOP)</th>" in html and ">28,409,856<" in html and "overflow:auto" in html
 
 
 def test_outlier_table_against_raw_values(stats, raw_values):
@@ -135,8 +135,10 @@ def test_format_value_edge_cases():
 def test_html_table_escapes_and_aligns():
     assert html_table([]) == "<p>(none)</p>"
     html = html_table([{"site": "<b>x</b>", "n": 3, "ok": False}, {"site": "y", "n": 12000, "ok": True}])
-    assert "<th>site</th><th>n</th><th>ok</th>" in html and "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
+    # headers align with their column: left over text (and booleans), right over numbers
+    assert ("<th style='text-align:left'>site</th><th style='text-align:right'>n</th><th style='text-align:left'>ok</th>" in html and "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html)
     assert "<td style='text-align:right'>12,000</td>" in html and "<td style='text-align:left'>False</td>" in html
     assert "overflow" not in html
     only = html_table([{"a": 1, "b": 2}], columns=["b"])
-    assert "<th>b</th>" in only and "<th>a</th>" not in only
+    assert "<th style='text-align:right'>b</th>" in only and ">a</th>" not in only
+    assert "<th style='text-align:left'>name</th>" in html_table([{"name": None}, {"name": "x"}])  # first non-empty cell decides

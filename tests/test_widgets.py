@@ -96,7 +96,7 @@ def test_simulate_panel_keep_fp32_toggles(ws):
     from bertnpu.ui.conclusions import simulate_conclusion
 
     assert simulate_conclusion(result["fp32"], result["int8"], fid["cosine_mean"], fid["recall@10"]) in panel.result.value
-    assert panel.progress.value == panel.progress.max
+    assert panel.progress.value == panel.progress.max and panel.progress.layout.display == "none"  # finished: hidden
 
 
 def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
@@ -104,7 +104,7 @@ def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
     b = CalibrationBuilder(w, count=24, seed=3)
     b.strategy.value = "length-stratified"
     b.button.click()
-    assert b.progress.value == 3 and len(list((tmp_path / "w" / "calib").glob("*.npy"))) == 24
+    assert b.progress.value == 3 and b.progress.layout.display == "none" and len(list((tmp_path / "w" / "calib").glob("*.npy"))) == 24
     assert w.calibration.manifest["strategy"] == "length-stratified"
     assert len(b.figures.outputs) == 3 and "built 24 samples" in b.status.value
     assert "Largest channels" in b.status.value

@@ -74,7 +74,19 @@ class PlanPanel:
             f"best INT8-only: test {best['spearman']:.4f} ({esc(best['recipe'])})"
             + (f"<br>not tried at 16 bits: the {len(result.not_tried)} LayerNorm outputs (an ARIES user saw a 16-bit override of "
                "LayerNormalization leave the compiled model byte-identical, so it is no lever)" if result.not_tried else ""))
-        self.recipe.value = "<b>recipe.json</b><pre>" + esc(json.dumps(result.recipe.to_dict(), indent=1)) + "</pre>"
+        self.recipe.value = ("<b>recipe.json</b> (numbers rounded to 4 decimals here; the file keeps them whole)<pre>"
+                             + esc(json.dumps(_rounded(result.recipe.to_dict()), indent=1)) + "</pre>")
+
+
+def _rounded(value, digits: int = 4):
+    """``value`` with every float rounded (for display only)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, digits) for v in value]
+    return value
 
 
 def plan_panel(workspace, tolerance: Optional[float] = None) -> PlanPanel:

@@ -31,16 +31,13 @@ def plot_pareto(pareto: Sequence[Mapping], fp32: float, tolerance: float, profil
     ax.axhspan(fp32 - tolerance, max(max(s), fp32) + tolerance / 2, color="tab:green", alpha=0.12, label=f"within {tolerance:g} of FP32")
     ax.axhline(fp32, color="tab:green", lw=1, label=f"FP32 {fp32:.4f}")
     ax.plot(n, s, "o-", color="tab:blue", label="simulated (validation)")
-    for r in pareto:
-        ax.annotate(f"{r['traffic_16bit']:.0%}", (r["n_sites"], r["validation_spearman"]), textcoords="offset points", xytext=(0, -13),
-                    ha="center", fontsize=7, color="0.35")
     if chosen is not None and chosen in n:
         i = n.index(chosen)
         ax.plot([n[i]], [s[i]], "o", ms=14, mfc="none", mec="tab:red", mew=2, label="chosen")
-    ax.set_xlabel("sites at 16 bits (added greedily; % = activation traffic at 16 bits)")
+    ax.set_xlabel("sites at 16 bits, added greedily (below: share of activation traffic at 16 bits)")
     ax.set_ylabel("STS-B validation Spearman")
     ax.set_title(f"Plan: cheapest recipe within tolerance [profile {profile}]")
-    ax.set_xticks(n)
+    ax.set_xticks(n, [f"{r['n_sites']}\n{r['traffic_16bit']:.0%}" for r in pareto])  # under the axis: never on a line
     handles, labels = ax.get_legend_handles_labels()
     if all("validation_cosine" in r for r in pareto):
         ax2 = ax.twinx()

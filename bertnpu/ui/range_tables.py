@@ -121,11 +121,17 @@ def html_table(rows, columns=None, units=None, digits: int = 4, max_height: int 
         return "<p>(none)</p>"
     columns = list(columns or rows[0].keys())
     units = units or {}
-    head = "".join(f"<th>{html.escape(c)}{f' ({html.escape(units[c])})' if c in units else ''}</th>" for c in columns)
+
+    def align(v) -> str:
+        return "right" if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else "left"
+
+    # a header sits over its column: left over text, right over numbers (judged by the first non-empty cell)
+    firsts = {c: next((r.get(c) for r in rows if r.get(c) not in (None, "")), None) for c in columns}
+    head = "".join(f"<th style='text-align:{align(firsts[c])}'>{html.escape(c)}{f' ({html.escape(units[c])})' if c in units else ''}</th>"
+                   for c in columns)
 
     def cell(v) -> str:
-        align = "right" if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else "left"
-        return f"<td style='text-align:{align}'>{html.escape(format_value(v, digits))}</td>"
+        return f"<td style='text-align:{align(v)}'>{html.escape(format_value(v, digits))}</td>"
 
     body = "".join("<tr>" + "".join(cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
     table = f"<table class='bertnpu-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

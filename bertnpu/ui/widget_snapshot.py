@@ -23,7 +23,7 @@ CSS = """
 .bertnpu-snapshot .bertnpu-control .bertnpu-value{font-weight:600;border:1px solid #ccc;border-radius:3px;padding:1px 6px;background:#fafafa}
 .bertnpu-snapshot .bertnpu-button{border:1px solid #aaa;border-radius:3px;padding:1px 8px;background:#eee;color:#777}
 .bertnpu-snapshot img{max-width:100%}
-.bertnpu-snapshot pre{margin:0;white-space:pre-wrap}
+.bertnpu-snapshot pre{margin:0;white-space:pre-wrap;word-break:normal;overflow-wrap:break-word}
 """
 
 

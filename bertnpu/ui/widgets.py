@@ -125,6 +125,7 @@ class CalibrationBuilder:
 
     def build(self):
         """Build with the calibrate stage; its figures compare with the validation tokens (as ``bertnpu run``)."""
+        self.progress.layout.display = None  # shown while building, hidden once done (as tqdm's leave=False)
         self.progress.value = 1
         start = time.perf_counter()
         result = self.ws.calibrate(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
@@ -134,6 +135,7 @@ class CalibrationBuilder:
         for png in self.pngs:
             self.figures.append_display_data(Image(data=png))
         self.progress.value = 3
+        self.progress.layout.display = "none"
         overall = result.eval_outside_fraction
         self.summary = {"samples": result.samples, "outlier_channels": [o["channel"] for o in result.outlier_channels],
                         f"{result.evaluation_split}_outside_fraction": overall}
@@ -314,6 +316,7 @@ class SimulatePanel:
         return self._encoders[bits]
 
     def _step(self, index: int, text: str) -> None:
+        self.progress.layout.display = None  # shown while a press runs, hidden once done
         self.progress.value = index
         self.progress.description = f"{index}/{len(self.STEPS)}"
         self.result.value = f"{text}: {self.STEPS[index] if index < len(self.STEPS) else 'done'} ..."
@@ -364,6 +367,7 @@ class SimulatePanel:
         fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
         self.progress.value = len(self.STEPS)
         self.progress.description = "done"
+        self.progress.layout.display = "none"
         kept = (f", {len(a16)} site(s) at 16 bits" if a16 else "") + (
             f", {len(keep)} site(s) kept in FP32 (diagnostic only, no device counterpart)" if keep else "") + f", profile {self.profile.value}"
         verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
