@@ -78,7 +78,9 @@ class PreviousQuick(RunOptions):
 
     @property
     def plan_options(self) -> dict:
-        return {**super().plan_options, "proxy_sentences": 48}
+        options = {**super().plan_options, "proxy_sentences": 48}
+        options.pop("candidate_roles", None)  # the previous quick plan tried every site
+        return options
 
 
 def stage_seconds(summary: dict) -> str:

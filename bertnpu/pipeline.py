@@ -10,6 +10,7 @@ only what feeds each stage, its cache key, and where its files go.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -155,16 +156,8 @@ class Pipeline:
                 self.log(f"{step}: recomputing ({why})")
         start = time.perf_counter()
         self.log(f"{step} ...")
-        threads = stage_threads()
-        if threads is not None:
-            self.log(f"{step}: {threads[1]}")
-        try:
+        with fewer_threads_when_busy(lambda line: self.log(f"{step}: {line}")):
             self.live[name] = work()
-        finally:
-            if threads is not None:
-                import torch
-
-                torch.set_num_threads(threads[0])
         result = self.live[name].to_dict(relative_to=self.out)
         result["seconds"] = round(time.perf_counter() - start, 2)
         written = _written(result)
@@ -324,16 +317,13 @@ def stage_threads() -> Optional[tuple[int, str]]:
     quick run at 139 s against about 22 s. Results are the same on any thread count (GEMM splits its outputs, not
     its sums; checked bit for bit on the default model).
     """
-    import os
-
     import torch
+
+    from .quant.fake_quant import usable_cores
 
     threads = torch.get_num_threads()
     busy = _busy_elsewhere()
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     if busy is None or threads <= 1:
         return None
     use = max(1, min(threads, cores - busy))
@@ -341,6 +331,21 @@ def stage_threads() -> Optional[tuple[int, str]]:
         return None
     torch.set_num_threads(use)
     return threads, f"{busy} other process(es) running on {cores} cores: {use} torch thread(s) for this stage (same results, less waiting)"
+
+
+@contextlib.contextmanager
+def fewer_threads_when_busy(log: Optional[Callable[[str], None]] = None):
+    """Run the block under :func:`stage_threads` (``log`` gets its line when it lowers the threads), restoring them after."""
+    threads = stage_threads()
+    if threads is not None and log is not None:
+        log(threads[1])
+    try:
+        yield
+    finally:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads[0])
 
 
 def run_pipeline(options: RunOptions, log: Callable[[str], None] = print) -> dict:

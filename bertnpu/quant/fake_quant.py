@@ -27,7 +27,8 @@ SERIAL_FAKE_QUANT: bool | None = None
 _BUSY = {"checked": -1.0, "busy": False}
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -42,7 +43,7 @@ def serial_passes() -> bool:
     if now - _BUSY["checked"] > 1.0:
         try:
             threads = torch.get_num_threads()  # this process's own threads count in the load: only others' work makes it busy
-            _BUSY["busy"] = threads > 1 and os.getloadavg()[0] > _cores() + threads
+            _BUSY["busy"] = threads > 1 and os.getloadavg()[0] > usable_cores() + threads
         except OSError:  # no load average on this platform
             _BUSY["busy"] = False
         _BUSY["checked"] = now

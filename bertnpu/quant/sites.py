@@ -66,3 +66,12 @@ def list_sites(model_or_layers, has_pooler: bool = True) -> list[SiteInfo]:
 def sites_of(model) -> list[SiteInfo]:
     """Sites of a :class:`~bertnpu.model.LoadedModel` (same as ``list_sites(model)``)."""
     return list_sites(model)
+
+
+def site_start(site: str, num_layers: int) -> int:
+    """The first layer a site's change affects (``-1``: the NPU input; ``num_layers``: the pooler)."""
+    if site == "embeddings.out":
+        return -1
+    if site.startswith("layer."):
+        return int(site.split(".")[1])
+    return num_layers

@@ -15,6 +15,7 @@ from .evaluate import cosine_rows, sts_scores, unique_sentences
 from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
+from ..quant.sites import site_start
 from ..quant.simulate import Int8Simulation, simulate_int8
 from ..data.stsb import StsPairs
 
@@ -98,13 +99,6 @@ def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str],
     return {s: (10 * math.log10(signal[s] / noise[s]) if noise[s] > 0 else float("inf")) for s in noise}
 
 
-def _start_layer(site) -> int:
-    """The first encoder layer a change at ``site`` affects: its own layer; 0 for the NPU input; after the last layer for the pooler."""
-    if site.layer >= 0:
-        return site.layer
-    return 0 if site.name == "embeddings.out" else 10**9
-
-
 def site_sensitivity(
     model: LoadedModel, stats, config: QuantConfig | Recipe, pairs: StsPairs, sites: Optional[Iterable[str]] = None, progress: bool = True,
     batch_size: int = 64,
@@ -134,7 +128,7 @@ def site_sensitivity(
     layers = fp32_encoder.num_layers
     # a transformed encoder maps values inside its tap, so its layer inputs cannot be taken from a tap: run it whole
     reuse = not tuple(getattr(full.encoder, "transforms", ()) or ())
-    starts = {n: min(_start_layer(info[n]), layers) if reuse else 0 for n in names}
+    starts = {n: max(site_start(n, layers), 0) if reuse else 0 for n in names}  # 0: the whole encoder, its input tap included
     boundaries = {f"layer.{s - 1}.ffn.layernorm.out": s for s in set(starts.values()) if s > 0}
 
     def only(name):

@@ -50,6 +50,7 @@ from ..quant.config import QuantConfig
 from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES, get_profile, override_no_effect, site_bits, site_role
 from ..quant.recipe import EquivalentTransformations, Recipe
 from ..quant.simulate import Simulation, simulate
+from ..quant.sites import site_start
 from ..quant.transforms import SIMULATED, transformed_sites
 from ..version import __version__
 from .evaluate import cosine_rows, evaluate_sts, recipe_key, sts_scores, unique_sentences
@@ -182,15 +183,6 @@ class LayerCachedEncoder:
 
     def advance(self, tap, start: int = -1) -> np.ndarray:
         return self._run(tap, start, True)
-
-
-def site_start(site: str, num_layers: int) -> int:
-    """The first layer a site's change affects (``-1``: the NPU input; ``num_layers``: the pooler)."""
-    if site == "embeddings.out":
-        return -1
-    if site.startswith("layer."):
-        return int(site.split(".")[1])
-    return num_layers
 
 
 def activation_elements(model: LoadedModel, sentences: Sequence[str]) -> dict[str, float]:

@@ -323,16 +323,10 @@ class SimulatePanel:
 
     def simulate(self) -> dict:
         """One press; on fewer torch threads while other processes hold cores (see :func:`bertnpu.pipeline.stage_threads`)."""
-        from ..pipeline import stage_threads
+        from ..pipeline import fewer_threads_when_busy
 
-        threads = stage_threads()
-        try:
+        with fewer_threads_when_busy():
             return self._press()
-        finally:
-            if threads is not None:
-                import torch
-
-                torch.set_num_threads(threads[0])
 
     def _press(self) -> dict:
         import numpy as np

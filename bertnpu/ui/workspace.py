@@ -87,10 +87,9 @@ class Workspace:
 
     @cached_property
     def stats(self):
+        from ..errors import BertnpuError
         from ..quant.stats import load_stats
         from ..stages import StatsInputs, collect_stats
-
-        from ..errors import BertnpuError
 
         path = self.folder / "stats.npz"
         stats = None
