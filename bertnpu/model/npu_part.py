@@ -5,6 +5,10 @@ Every tensor that the NPU would quantize passes through a *tap*, a callable
 Observers use taps to collect activation statistics; the INT8 simulator uses them to
 fake-quantize. With no tap the forward takes a fused attention path and equals
 Hugging Face's ``BertModel`` (tested to 1e-5).
+
+A Linear whose weight the simulator holds as integers (``int_weights``) and whose input site the
+tap quantizes to 8 bits (``tap.int_input``) runs as an integer GEMM
+(:mod:`bertnpu.quant.int_gemm`); every other Linear runs in float.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class NpuEncoder(torch.nn.Module):
         from transformers.activations import ACT2FN
 
         self.act = ACT2FN[cfg.hidden_act]
+        # (layer, linear path) -> IntWeight, set by the simulator's weight quantization; (-1, "pooler.dense") for the pooler
+        self.int_weights: dict = {}
 
     @property
     def num_layers(self) -> int:
@@ -55,22 +61,58 @@ class NpuEncoder(torch.nn.Module):
         t = (lambda site, x: tap(site, x, token_mask)) if tap is not None else (lambda site, x: x)
         # Additive mask over keys, as BERT adds it to the attention scores.
         additive = (~token_mask)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
+        ints = self.int_inputs(tap)
         x = t("embeddings.out", hidden) if start == 0 else hidden
         for i in range(start, len(self.layers)):
-            x = self._layer(i, self.layers[i], x, additive, t, fused=tap is None)
-        pooled = None
-        if self.pooler is not None:
-            dense = t("pooler.dense.out", self.pooler.dense(x[:, 0]))
-            pooled = t("pooler.out", torch.tanh(dense))
-        return x, pooled
+            x = self._layer(i, self.layers[i], x, additive, t, fused=tap is None, ints=ints)
+        return x, self.pool(x, t, ints)
 
-    def _layer(self, i: int, layer, x: torch.Tensor, additive: torch.Tensor, t, fused: bool) -> torch.Tensor:
+    def pool(self, x: torch.Tensor, t, ints=None) -> Optional[torch.Tensor]:
+        """The pooler's output on the last hidden state ``x`` (None without a pooler); ``t`` taps as in :meth:`forward`."""
+        if self.pooler is None:
+            return None
+        first = x[:, 0]
+        source = f"layer.{len(self.layers) - 1}.ffn.layernorm.out" if len(self.layers) else "embeddings.out"
+        dense = t("pooler.dense.out", self._linear((-1, "pooler.dense"), self.pooler.dense, first, self._codes(first, ints, source)))
+        return t("pooler.out", torch.tanh(dense))
+
+    def int_inputs(self, tap) -> Optional[Callable]:
+        """``site -> IntInput or None`` when Linears may run as integer GEMMs under ``tap``, else None."""
+        ask = getattr(tap, "int_input", None)
+        if not self.int_weights or ask is None:
+            return None
+        from ..quant.int_gemm import enabled
+
+        return ask if enabled() else None
+
+    @staticmethod
+    def _codes(x: torch.Tensor, ints, site: str):
+        """``(int8 codes, IntInput)`` of ``x``, the tapped output of ``site``, or None (the float path)."""
+        if ints is None or x.dtype != torch.float32 or x.device.type != "cpu":
+            return None
+        spec = ints(site)
+        if spec is None:
+            return None
+        from ..quant.int_gemm import to_int8
+
+        return to_int8(x, spec), spec
+
+    def _linear(self, key: tuple, linear: torch.nn.Linear, x: torch.Tensor, codes) -> torch.Tensor:
+        weight = self.int_weights.get(key) if codes is not None else None
+        if weight is None:
+            return linear(x)
+        from ..quant.int_gemm import int_linear
+
+        return int_linear(codes[0], codes[1], weight, linear.bias)
+
+    def _layer(self, i: int, layer, x: torch.Tensor, additive: torch.Tensor, t, fused: bool, ints=None) -> torch.Tensor:
         p = f"layer.{i}."
         att = layer.attention.self
         b, s, h = x.shape
-        q = t(p + "attention.query.out", att.query(x))
-        k = t(p + "attention.key.out", att.key(x))
-        v = t(p + "attention.value.out", att.value(x))
+        xc = self._codes(x, ints, f"layer.{i - 1}.ffn.layernorm.out" if i else "embeddings.out")
+        q = t(p + "attention.query.out", self._linear((i, "attention.self.query"), att.query, x, xc))
+        k = t(p + "attention.key.out", self._linear((i, "attention.self.key"), att.key, x, xc))
+        v = t(p + "attention.value.out", self._linear((i, "attention.self.value"), att.value, x, xc))
         q, k, v = (y.view(b, s, self.num_heads, self.head_dim).transpose(1, 2) for y in (q, k, v))
         if fused:
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=additive)
@@ -80,12 +122,12 @@ class NpuEncoder(torch.nn.Module):
             ctx = probs @ v
         ctx = t(p + "attention.output.in", ctx.transpose(1, 2).reshape(b, s, h))
         out = layer.attention.output
-        a = t(p + "attention.output.out", out.dense(ctx))
+        a = t(p + "attention.output.out", self._linear((i, "attention.output.dense"), out.dense, ctx, self._codes(ctx, ints, p + "attention.output.in")))
         a = t(p + "attention.residual", a + x)
         a = t(p + "attention.layernorm.out", F.layer_norm(a, (h,), out.LayerNorm.weight, out.LayerNorm.bias, self.eps))
-        inter = t(p + "ffn.intermediate.out", layer.intermediate.dense(a))
+        inter = t(p + "ffn.intermediate.out", self._linear((i, "intermediate.dense"), layer.intermediate.dense, a, self._codes(a, ints, p + "attention.layernorm.out")))
         inter = t(p + "ffn.gelu.out", self.act(inter))
         ffn = layer.output
-        y = t(p + "ffn.output.out", ffn.dense(inter))
+        y = t(p + "ffn.output.out", self._linear((i, "output.dense"), ffn.dense, inter, self._codes(inter, ints, p + "ffn.gelu.out")))
         y = t(p + "ffn.residual", y + a)
         return t(p + "ffn.layernorm.out", F.layer_norm(y, (h,), ffn.LayerNorm.weight, ffn.LayerNorm.bias, self.eps))

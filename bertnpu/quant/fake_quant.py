@@ -109,9 +109,19 @@ def fake_quant_affine_with(x: torch.Tensor, scale: float, zero_point: int, level
     return y.mul_(scale)
 
 
+def weight_codes_per_channel(weight: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes (float, in ``[-qmax, qmax]``) and per-row scales ``[out, 1]`` of a Linear weight ``[out, in]`` (scale = row abs-max / qmax)."""
+    qmax = qmax_symmetric(bits)
+    scale = symmetric_scale(weight.abs().amax(1, keepdim=True), bits, dtype=weight.dtype)
+    codes = torch.div(weight, scale)
+    codes.round_()
+    return codes.clamp_(-qmax, qmax), scale
+
+
 def quantize_weight_per_channel(weight: torch.Tensor, bits: int = 8) -> torch.Tensor:
-    """Symmetric per-output-channel fake quantization of a Linear weight ``[out, in]`` (scale = row abs-max / qmax)."""
-    return fake_quant_symmetric(weight, weight.abs().amax(1, keepdim=True), bits)
+    """Symmetric per-output-channel fake quantization of a Linear weight ``[out, in]``: codes times scales of :func:`weight_codes_per_channel`."""
+    codes, scale = weight_codes_per_channel(weight, bits)
+    return codes * scale
 
 
 def affine_channel_params(lo: torch.Tensor, hi: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor, int]:

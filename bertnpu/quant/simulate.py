@@ -39,7 +39,8 @@ from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
 from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine_with, fake_quant_with_scale,
-                         qmax_symmetric, quantize_weight_per_channel, serial_passes, symmetric_scale)
+                         qmax_symmetric, quantize_weight_per_channel, serial_passes, symmetric_scale, weight_codes_per_channel)
+from .int_gemm import IntInput, IntWeight
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .recipe import Recipe
 from .sites import LAYER_LINEARS
@@ -58,13 +59,21 @@ def quantize_weights_(encoder: NpuEncoder, bits: int = 8) -> NpuEncoder:
     ``gamma * x̂ + beta`` it computes exactly ``Q(W diag(gamma)) x̂ + W beta + b``.
     """
     folded = getattr(encoder, "folded_inputs", {}) or {}
+    ints = {}  # the integer weights of the Linears that take the integer GEMM (bits <= 8, not folded)
+
+    def quantize(key, linear):
+        codes, scale = weight_codes_per_channel(linear.weight, bits)
+        linear.weight.copy_(codes * scale)
+        if bits <= 8:
+            ints[key] = IntWeight.from_quantized(codes, scale)
+
     with torch.no_grad():
         for i, layer in enumerate(encoder.layers):
             for path in LAYER_LINEARS:
                 linear = layer.get_submodule(path)
                 affine = folded.get((i, path))
                 if affine is None:
-                    linear.weight.copy_(quantize_weight_per_channel(linear.weight, bits))
+                    quantize((i, path), linear)
                     continue
                 gamma, beta = affine
                 safe = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
@@ -73,7 +82,8 @@ def quantize_weights_(encoder: NpuEncoder, bits: int = 8) -> NpuEncoder:
                 linear.bias.add_((w - w_eff) @ beta)
                 linear.weight.copy_(w_eff)
         if encoder.pooler is not None:
-            encoder.pooler.dense.weight.copy_(quantize_weight_per_channel(encoder.pooler.dense.weight, bits))
+            quantize((-1, "pooler.dense"), encoder.pooler.dense)
+    encoder.int_weights = ints
     return encoder
 
 
@@ -141,12 +151,30 @@ class FakeQuantTap:
         qmax = (2**bits - 1) if plan[2] else qmax_symmetric(bits)
         return (fake_quant_with_scale, symmetric_scale(plan[1], bits, plan[2], dtype), 0 if plan[2] else -qmax, qmax)
 
-    def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-        """``fake_quant_symmetric`` / ``fake_quant_affine`` of the site's plan, with the scale prepared on first use."""
-        key = (site, self.bits.get(site, self.config.bits), x.dtype)
+    def _prepared(self, site: str, dtype: torch.dtype):
+        key = (site, self.bits.get(site, self.config.bits), dtype)
         op = self._ops.get(key, False)
         if op is False:
             op = self._ops[key] = self._op(*key)
+        return op
+
+    def int_input(self, site: str) -> Optional[IntInput]:
+        """How the site's float32 output maps to int8 codes (for the integer GEMM of the Linear it feeds), or None
+        (unquantized, above 8 bits, or one scale per channel)."""
+        if self.bits.get(site, self.config.bits) > 8:
+            return None
+        op = self._prepared(site, torch.float32)
+        if op is None:
+            return None
+        if op[0] is fake_quant_affine_with:
+            scale, zero_point, levels = op[1:]
+            return IntInput.of(scale, -int(zero_point), int(levels - zero_point)) if not isinstance(zero_point, torch.Tensor) else None
+        scale, qmin, qmax = op[1:]
+        return IntInput.of(scale, qmin, qmax)
+
+    def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """``fake_quant_symmetric`` / ``fake_quant_affine`` of the site's plan, with the scale prepared on first use."""
+        op = self._prepared(site, x.dtype)
         if op is None:
             return x
         if not serial_passes():

@@ -126,17 +126,15 @@ def run_layers(encoder: NpuEncoder, hidden: torch.Tensor, mask: torch.Tensor, ta
     token_mask = mask.bool()
     t = lambda site, x: tap(site, x, token_mask)  # noqa: E731
     additive = (~token_mask)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
+    ints = encoder.int_inputs(tap)
     x = t("embeddings.out", hidden) if start < 0 else hidden
     for i in range(max(start, 0), encoder.num_layers):
         if record is not None:
             record[i] = x
-        x = encoder._layer(i, encoder.layers[i], x, additive, t, fused=False)
+        x = encoder._layer(i, encoder.layers[i], x, additive, t, fused=False, ints=ints)
     if record is not None:
         record[encoder.num_layers] = x
-    pooled = None
-    if encoder.pooler is not None:
-        pooled = t("pooler.out", torch.tanh(t("pooler.dense.out", encoder.pooler.dense(x[:, 0]))))
-    return x, pooled
+    return x, encoder.pool(x, t, ints)
 
 
 class LayerCachedEncoder:

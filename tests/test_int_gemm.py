@@ -1,0 +1,120 @@
+"""The integer GEMM of simulated Linears: exact int sums (numpy int64 reference), agreement with the float path, fallbacks."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bertnpu.quant import int_gemm
+from bertnpu.quant.config import QuantConfig
+from bertnpu.quant.fake_quant import affine_params, fake_quant_affine_with, fake_quant_with_scale, weight_codes_per_channel
+from bertnpu.quant.int_gemm import IntInput, IntWeight, int_linear, to_int8
+from bertnpu.quant.recipe import EquivalentTransformations, Recipe
+from bertnpu.quant.simulate import simulate
+from bertnpu.quant.transforms import collect_transformed_stats
+
+pytestmark = pytest.mark.skipif(not int_gemm.enabled(), reason="torch._int_mm is missing or inexact on this machine (the float path is used)")
+
+
+def _linear(seed: int, k: int = 37, n: int = 11):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, k, generator=g) * 0.3, torch.randn(n, generator=g)
+
+
+@pytest.mark.parametrize("kind", ["signed", "unsigned", "affine"])
+def test_int_linear_is_the_exact_integer_sum(kind):
+    w, bias = _linear(1)
+    codes_w, scale_w = weight_codes_per_channel(w)
+    x = torch.randn(2, 5, 37, generator=torch.Generator().manual_seed(2)) * 2 + (1.5 if kind != "signed" else 0.0)
+    if kind == "signed":
+        scale = torch.tensor(3.0 / 127)
+        x_hat, spec = fake_quant_with_scale(x, scale, -127, 127), IntInput.of(scale, -127, 127)
+    elif kind == "unsigned":
+        scale = torch.tensor(6.0 / 255)
+        x_hat, spec = fake_quant_with_scale(x.clamp(min=0), scale, 0, 255), IntInput.of(scale, 0, 255)
+    else:
+        scale, zp, levels = affine_params(-1.2, 5.0)
+        x_hat, spec = fake_quant_affine_with(x, scale, zp, levels), IntInput.of(scale, -zp, levels - zp)
+    expected_offset = {"signed": 0, "unsigned": 128, "affine": 128 - zp if kind == "affine" else None}[kind]
+    assert spec.offset == expected_offset
+    codes = to_int8(x_hat, spec)
+    q = np.rint(x_hat.double().numpy() / float(scale)).astype(np.int64)  # the codes, independently
+    assert np.array_equal(codes.numpy().astype(np.int64) + spec.offset, q)
+    got = int_linear(codes, spec, IntWeight.from_quantized(codes_w, scale_w), bias).double().numpy()
+    exact = (q @ codes_w.numpy().astype(np.int64).T) * float(scale) * scale_w.double().numpy().T + bias.double().numpy()
+    assert got.shape == (2, 5, 11)
+    np.testing.assert_allclose(got, exact, rtol=1e-6, atol=1e-6 * np.abs(exact).max())
+    # the float fake-quant path computes the same sum with FP32 rounding
+    float_path = F.linear(x_hat, codes_w * scale_w, bias).double().numpy()
+    np.testing.assert_allclose(float_path, exact, rtol=1e-5, atol=1e-5 * np.abs(exact).max())
+
+
+def test_int_input_refuses_what_int8_cannot_hold():
+    assert IntInput.of(torch.tensor(0.1), -32767, 32767) is None  # 16 bits
+    assert IntInput.of(torch.full((4,), 0.1), -127, 127) is None  # one scale per channel
+    assert IntInput.of(0.1, -200, 55).offset == -72  # affine, zero point 200: codes -200..55 stored as -128..127
+
+
+def _count_int_mm(monkeypatch) -> dict:
+    calls = {"n": 0}
+    real = torch._int_mm
+
+    def counting(a, b):
+        calls["n"] += 1
+        return real(a, b)
+
+    monkeypatch.setattr(torch, "_int_mm", counting)
+    return calls
+
+
+def _site_outputs(sim, model, sentences) -> dict:
+    enc = sim.encoder_for()
+    batch = enc.batches(sentences)[0]
+    out = {}
+
+    class Recording:  # the simulation's tap, recording what each site returns
+        def __call__(self, site, x, mask):
+            out[site] = sim.tap(site, x, mask).clone()
+            return out[site]
+
+        def int_input(self, site):
+            return sim.tap.int_input(site)
+
+    with torch.inference_mode():
+        sim.encoder(enc.embedding(batch.input_ids, batch.token_type_ids), batch.attention_mask, tap=Recording())
+    return out
+
+
+@pytest.mark.parametrize("cfg", [QuantConfig(), QuantConfig(method=2, output=1, mode=2)])
+def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_model, tiny_stats, stsb_test, monkeypatch, cfg):
+    sim = simulate(tiny_model, tiny_stats, Recipe(calibration=cfg))
+    sentences = stsb_test.sentence1[:6]
+    calls = _count_int_mm(monkeypatch)
+    with_ints = _site_outputs(sim, tiny_model, sentences)
+    layers = tiny_model.config.num_hidden_layers
+    assert calls["n"] == 6 * layers + 1  # every Linear of every layer, and the pooler
+    monkeypatch.setattr(int_gemm, "INTEGER_GEMM", False)
+    floats = _site_outputs(sim, tiny_model, sentences)
+    assert calls["n"] == 6 * layers + 1  # the float path never calls it
+    # the first Linear outputs (before any rounding decision could differ) agree to float precision
+    for site in ("layer.0.attention.query.out", "layer.0.attention.value.out"):
+        pre = tiny_stats[site]
+        assert torch.allclose(with_ints[site], floats[site], atol=1e-5 * max(abs(pre.min), abs(pre.max)))
+
+
+def test_16_bit_and_fp32_inputs_and_folded_weights_keep_the_float_path(tiny_model, tiny_stats, tiny_calib, stsb_test, monkeypatch):
+    sentences = stsb_test.sentence1[:6]
+    layers = tiny_model.config.num_hidden_layers
+    calls = _count_int_mm(monkeypatch)
+    # a 16-bit GELU output feeds layer 0's FFN output Linear; a kept-FP32 context feeds its attention output Linear
+    sim = simulate(tiny_model, tiny_stats, Recipe(activation_16bits=("layer.0.ffn.gelu.out",)), keep_fp32=("layer.1.attention.output.in",))
+    _site_outputs(sim, tiny_model, sentences)
+    assert calls["n"] == 6 * layers + 1 - 2
+    # NormConv folds LayerNorm's affine into the next Linears' weights: those are not integer weights
+    recipe = Recipe(equivalent_transformation=EquivalentTransformations(norm_conv=True))
+    stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, recipe.equivalent_transformation)
+    folded = simulate(tiny_model, stats, recipe)
+    assert set(folded.encoder.folded_inputs).isdisjoint(folded.encoder.int_weights)
+    calls["n"] = 0
+    folded.encoder_for()(sentences)
+    assert calls["n"] < 6 * layers + 1
