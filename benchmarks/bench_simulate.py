@@ -2,8 +2,10 @@
 
 Targets (issue 14):
 * a simulated STS-B test evaluation costs <= 1.15x the FP32 one (reference: FP32, same run);
-  also shown: the fake quantization before issue 14 (scale recomputed per call, four out-of-place
-  ops, the zero point as two extra passes), patched in as "before";
+  also shown: the same simulation with every Linear in float (``int_gemm.INTEGER_GEMM = False``,
+  the simulator before the integer GEMM), and the fake quantization before issue 14 (scale
+  recomputed per call, four out-of-place ops, the zero point as two extra passes, float Linears),
+  patched in as "before";
 * the Simulate button answers in < 3 s on the validation subset the notebook uses (the panel's
   seeded 500-pair sample; FP32 embeddings and the weight-quantized encoder cached after the
   first press). References in the same run: the press before the FP32 side of the per-site SQNR
@@ -27,7 +29,7 @@ import torch
 
 from _common import default_model_and_stats, stsb_dir
 from bertnpu import SentenceEncoder, evaluate_sts, load_stsb
-from bertnpu.quant import fake_quant
+from bertnpu.quant import fake_quant, int_gemm
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.fake_quant import qmax_symmetric
 from bertnpu.quant.simulate import FakeQuantTap, simulate
@@ -99,28 +101,38 @@ class _Workspace:
 def eval_ratios(model, stats, test, config: QuantConfig, repeats: int) -> None:
     sim = simulate(model, stats, config)
     before = BeforeTap(sim.ranges, sim.config, stats, bits=sim.site_bits)
-    encoders = {"fp32": SentenceEncoder(model, progress=False), "simulated": sim.encoder_for(),
+    encoders = {"fp32": SentenceEncoder(model, progress=False), "simulated": sim.encoder_for(), "float GEMM": sim.encoder_for(),
                 "before": SentenceEncoder(model, tap=before, encoder=sim.encoder, progress=False),
                 "two-thread": sim.encoder_for(), "serial": sim.encoder_for()}
     policy = {"two-thread": False, "serial": True}  # fake_quant.SERIAL_FAKE_QUANT forced, for these two rows
-    results = {k: evaluate_sts(e, test.subset(50)) for k, e in encoders.items()}  # warm-up
-    same = np.array_equal(encoders["simulated"](test.sentence1[:200]), encoders["before"](test.sentence1[:200]))
+    floats = {"float GEMM", "before"}  # int_gemm.INTEGER_GEMM = False for these (BeforeTap has no int_input anyway)
+
+    def run(key, fn):
+        fake_quant.SERIAL_FAKE_QUANT, int_gemm.INTEGER_GEMM = policy.get(key), (False if key in floats else None)
+        try:
+            return fn()
+        finally:
+            fake_quant.SERIAL_FAKE_QUANT, int_gemm.INTEGER_GEMM = None, None
+
+    results = {k: run(k, lambda e=e: evaluate_sts(e, test.subset(50))) for k, e in encoders.items()}  # warm-up
+    probe = test.sentence1[:200]
+    same_old = np.array_equal(run("float GEMM", lambda: encoders["float GEMM"](probe)), run("before", lambda: encoders["before"](probe)))
     times = {k: [] for k in encoders}
-    for _ in range(repeats):  # interleaved, so a burst of load hits all three alike
+    for _ in range(repeats):  # interleaved, so a burst of load hits all alike
         for k, e in encoders.items():
-            fake_quant.SERIAL_FAKE_QUANT = policy.get(k)
-            results[k] = evaluate_sts(e, test)
+            results[k] = run(k, lambda e=e: evaluate_sts(e, test))
             times[k].append(results[k]["seconds"])
-        fake_quant.SERIAL_FAKE_QUANT = None
-    fp32, new, old = (min(times[k]) for k in ("fp32", "simulated", "before"))
+    fp32, new, flt, old = (min(times[k]) for k in ("fp32", "simulated", "float GEMM", "before"))
     print(f"[{config.label()}] STS-B test ({len(test)} pairs), best of {repeats}:")
     print(f"  FP32 evaluation                    {fp32:6.2f} s")
-    print(f"  simulated                          {new:6.2f} s   ratio to FP32 {new / fp32:.3f}  (target <= 1.15)")
+    print(f"  simulated (integer GEMM: {int_gemm.enabled()})   {new:6.2f} s   ratio to FP32 {new / fp32:.3f}  (target <= 1.15); to float GEMM {new / flt:.3f}")
+    print(f"  simulated, every Linear in float   {flt:6.2f} s   ratio to FP32 {flt / fp32:.3f}")
     print(f"  simulated, before issue 14         {old:6.2f} s   ratio to FP32 {old / fp32:.3f}")
     for k in ("two-thread", "serial"):
         print(f"  simulated, {k:10s} passes forced {min(times[k]):6.2f} s   ratio to FP32 {min(times[k]) / fp32:.3f}")
     print(f"  (the default chose serial passes: {fake_quant.serial_passes()} at load {os.getloadavg()[0]:.2f})")
-    print(f"  embeddings identical to before: {same}; Spearman {results['simulated']['spearman']:.6f} vs {results['before']['spearman']:.6f}")
+    print(f"  float-GEMM embeddings identical to before issue 14: {same_old}; Spearman integer GEMM {results['simulated']['spearman']:.6f}, "
+          f"float GEMM {results['float GEMM']['spearman']:.6f}, before {results['before']['spearman']:.6f}")
 
 
 def button(model, stats, skip_old: bool = False) -> None:
@@ -164,18 +176,26 @@ def button(model, stats, skip_old: bool = False) -> None:
     new_panel = SimulatePanel(ws, ThresholdExplorer(stats, QuantConfig()))
     old_panel = SimulatePanel(ws, ThresholdExplorer(stats, QuantConfig()), pairs=0)
     new, new_results = presses(new_panel, True)
+    int_gemm.INTEGER_GEMM = False  # the references: every Linear in float, as before the integer GEMM
     before, before_results = before_presses(new_panel)
-    new_again, _ = presses(new_panel, True)  # interleaved, so a burst of load hits both alike
-    later_new, later_before = min(new[1:] + new_again), min(before)
+    float_gemm, float_results = presses(new_panel, True)
+    int_gemm.INTEGER_GEMM = None
+    new_again, _ = presses(new_panel, True)  # interleaved, so a burst of load hits all alike
+    later_new, later_before, later_float = min(new[1:] + new_again), min(before), min(float_gemm)
     sqnr_same = all(r["sqnr_db"] == b["sqnr_db"] for r, b in zip(new_results, before_results))
     diffs = {k: max(abs(r[k] - b[k]) for r, b in zip(new_results, before_results)) for k in ("fp32", "int8", "cosine_mean", "recall@10")}
     print(f"Simulate button ({new_panel.subset_label()}), load {os.getloadavg()[0]:.2f}:")
     print(f"  first press {new[0]:.2f} s (FP32 embeddings and SQNR reference of the subset computed once); later presses best {later_new:.2f} s, "
           f"all {[round(s, 2) for s in new[1:] + new_again]}  (target < 3 s)")
-    print(f"  a press before this round (same subset and caches; every sentence encoded, then the SQNR's own FP32 and INT8 passes): "
+    print(f"  the same press with every Linear in float: best {later_float:.2f} s; ratio {later_new / later_float:.2f}; "
+          f"simulated Spearman {new_results[-1]['int8']:.4f} vs {float_results[-1]['int8']:.4f}")
+    print(f"  a press before the previous round (float Linears; every sentence encoded, then the SQNR's own FP32 and INT8 passes): "
           f"best {later_before:.2f} s; ratio {later_new / later_before:.2f}")
-    print(f"  numbers against that press: SQNR identical {sqnr_same}; largest differences (batches of other widths round the attention "
-          f"sums differently): " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
+    float_diffs = {k: max(abs(r[k] - b[k]) for r, b in zip(float_results, before_results)) for k in ("fp32", "int8", "cosine_mean", "recall@10")}
+    print(f"  float press against that press: SQNR identical {all(r['sqnr_db'] == b['sqnr_db'] for r, b in zip(float_results, before_results))}; "
+          f"largest differences (batches of other widths round the attention sums differently): " + ", ".join(f"{k} {v:.1e}" for k, v in float_diffs.items()))
+    print("  integer-GEMM press against it (exact integer sums move single rounding decisions): SQNR identical "
+          f"{sqnr_same}; " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
     if skip_old:
         return
     old, _ = presses(old_panel, False)

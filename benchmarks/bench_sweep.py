@@ -5,7 +5,9 @@ exhaustive sweep's recommendation (249 s before); the wide search (methods 0-3, 
 modes 0-2) <= 90 s. Also prints the rank correlation of the proxies with the full Spearman.
 "before" is the exhaustive sweep's time per distinct range set times the 24 cells, since before
 issue 14 every cell was scored on the full split (each with its per-site SQNR).
-Run: .venv/bin/python benchmarks/bench_sweep.py [--skip-wide] [--wide-exhaustive]
+``--float-gemm`` also runs each fast sweep with every Linear in float (``int_gemm.INTEGER_GEMM = False``,
+the simulator before the integer GEMM) and prints the ratio.
+Run: .venv/bin/python benchmarks/bench_sweep.py [--skip-wide] [--wide-exhaustive] [--float-gemm]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy.stats import spearmanr
 
 from _common import default_model_and_stats, stsb_dir
 from bertnpu import load_stsb
+from bertnpu.quant import int_gemm
 from bertnpu.quant.config import QuantConfig
 from bertnpu.tune.sweep import best_config, config_grid, evaluation_count, sweep, wide_grid
 
@@ -57,7 +60,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-wide", action="store_true")
     parser.add_argument("--wide-exhaustive", action="store_true", help="also score the wide search exhaustively (slow)")
+    parser.add_argument("--float-gemm", action="store_true", help="also time each fast sweep with every Linear in float")
     args = parser.parse_args()
+
+    def float_reference(name, cells, rows, seconds):
+        if not args.float_gemm:
+            return
+        int_gemm.INTEGER_GEMM = False
+        try:
+            frows, fs = timed(lambda: sweep(model, stats, validation, cells, progress=False))
+        finally:
+            int_gemm.INTEGER_GEMM = None
+        print(f"  {name} with float Linears {fs:7.1f} s  -> {best_config(frows).label()}; integer GEMM / float {seconds / fs:.2f}; "
+              f"same recommendation {best_config(frows) == best_config(rows)}")
+
     print(f"load: {os.getloadavg()[0]:.2f} (1-min), threads {torch.get_num_threads()}")
     model, stats = default_model_and_stats()
     validation = load_stsb("validation", stsb_dir())
@@ -65,6 +81,7 @@ def main() -> None:
     fast, fast_s = timed(lambda: sweep(model, stats, validation, grid, progress=False))
     exhaustive, exh_s = timed(lambda: sweep(model, stats, validation, grid, strategy="exhaustive", progress=False))
     report("default grid", len(grid), fast, fast_s, exhaustive, exh_s, target=60)
+    float_reference("fast sweep", grid, fast, fast_s)
     for r, e in zip(fast, exhaustive):
         print(f"    {QuantConfig.from_dict({k: r[k] for k in ('method', 'output', 'mode', 'percentile', 'topk_ratio', 'bits')}).label():52s} "
               f"full {e['spearman']:.4f}  cosine {r['proxy_cosine']:.5f}  rank {r['proxy_rank']}" + (f"  = {r['shares_with']}" if r["shares_with"] else ""))
@@ -74,6 +91,7 @@ def main() -> None:
         wexh, wexh_s = (timed(lambda: sweep(model, stats, validation, wide, strategy="exhaustive", progress=False))
                         if args.wide_exhaustive else (None, 0.0))
         report("wide search", len(wide), wfast, wfast_s, wexh, wexh_s, target=90)
+        float_reference("wide search", wide, wfast, wfast_s)
     print(f"load: {os.getloadavg()[0]:.2f} (1-min)")
 
 

@@ -28,6 +28,8 @@ STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "ev
 OUTPUTS = ("stages", "analysis", "figures", "weight_dict.pth", "calib", "stats.npz", "sweep", "recommended_config.json",
            "recommended_recipe.json", "recipe.json", "plan-cache.jsonl", "model.mxq", "model.mxq.recipe.json", "model.mxq.config.json", "compile_bundle",
            "summary.json", "report.html")
+PLAN_SKIPPED = ("not run (--no-plan): no 16-bit sites or transformations were planned; the sweep's INT8-only recommendation "
+                "was evaluated and compiled")
 # Result fields that name files a stage wrote (besides ``files``).
 _PATH_FIELDS = ("weight_dict", "mxq", "bundle")
 
@@ -51,6 +53,7 @@ class RunOptions:
     quick: bool = False
     force: bool = False
     trust_remote_code: bool = False
+    plan: bool = True  # False (--no-plan): no 16-bit planning; the sweep's INT8-only recommendation is evaluated and compiled
 
     @property
     def calib_count(self) -> int:
@@ -229,17 +232,23 @@ class Pipeline:
                     "try_layernorm": False}
         if o.quick:
             plan_key.update(bracket=o.plan_bracket, **o.plan_options)
-        s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
-            model, calib, validation, test, stats=stats, max_sites=o.plan_max_sites, out=out / "recipe.json",
-            cache=out / "plan-cache.jsonl", figures=figures, force=True, bracket=o.plan_bracket, **o.plan_options)))
-        planned = Recipe.from_dict(s["plan"]["recipe"])  # the planned recipe is what gets compiled
+        if o.plan:
+            s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
+                model, calib, validation, test, stats=stats, max_sites=o.plan_max_sites, out=out / "recipe.json",
+                cache=out / "plan-cache.jsonl", figures=figures, force=True, bracket=o.plan_bracket, **o.plan_options)))
+            planned = Recipe.from_dict(s["plan"]["recipe"])  # the planned recipe is what gets compiled
+        else:
+            s["plan"] = {"skipped": PLAN_SKIPPED}
+            self.log(f"[{STAGES.index('plan') + 1}/{len(STAGES)}] plan: skipped (--no-plan)")
+            planned = None
+        compiled = planned or chosen
         confirmed = getattr(self.live.get("plan"), "plan", None)  # the plan's test embeddings when it ran now (same numbers, not encoded twice)
-        s["evaluation"] = self._stage("evaluation", {**sweep_key, "planned": planned.to_dict()}, lambda: st.evaluate(st.EvaluateInputs(
+        s["evaluation"] = self._stage("evaluation", {**sweep_key, "planned": planned.to_dict() if planned else None}, lambda: st.evaluate(st.EvaluateInputs(
             model, stats, test, recommended=chosen, planned=planned, calib=calib, known_embeddings=getattr(confirmed, "test_embeddings", {}),
             known_sentences=tuple(getattr(confirmed, "test_sentences", ())))))
-        compile_key = {**stats_key, "config": s["sweep"]["recommended"], "recipe": planned.to_dict()}
+        compile_key = {**stats_key, "config": s["sweep"]["recommended"], "recipe": compiled.to_dict()}
         s["compile"] = self._stage("compile", compile_key, lambda: st.compile_or_bundle(st.CompileInputs(
-            model, calib, planned, mxq=out / "model.mxq", bundle=out / "compile_bundle", force=True)))
+            model, calib, compiled, mxq=out / "model.mxq", bundle=out / "compile_bundle", force=True)))
         s["reused_stages"] = self.reused
         s["seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_json(out / "summary.json", s, force=True)

@@ -95,6 +95,20 @@ def test_cli_run(first_run, tiny_model_dir, stsb_dir, capsys):
     assert "INT8 recommended" in capsys.readouterr().out
 
 
+def test_no_plan_compiles_the_sweep_recommendation(first_run, tiny_model_dir, stsb_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--out", str(out), "--quick", "--no-plan"]) == 0
+    assert "plan: skipped (--no-plan)" in capsys.readouterr().out
+    saved = json.loads((out / "summary.json").read_text())
+    assert "--no-plan" in saved["plan"]["skipped"] and not (out / "recipe.json").exists()
+    assert saved["evaluation"].get("planned") is None
+    # the same stages before the plan give the same recommendation as the planned run; that recipe is what the bundle holds
+    full = first_run[1]
+    assert saved["evaluation"]["recommended"] == full["evaluation"]["recommended"]
+    assert Recipe.load(out / "compile_bundle" / "recipe.json") == Recipe.load(out / "recommended_recipe.json")
+    assert "--no-plan" in (out / "report.html").read_text()
+
+
 def test_report_escapes_every_value_from_the_summary(first_run):
     """A model or STS-B folder named like markup reaches report.html as text, never as a tag."""
     from html.parser import HTMLParser

@@ -53,6 +53,8 @@ def _evaluation(s: dict, figs: Callable) -> Section:
 
 def _plan(s: dict, figs: Callable) -> Section:
     pl = s["plan"]
+    if pl.get("skipped"):
+        return ("Plan: the cheapest recipe within tolerance", f"<p>{esc(pl['skipped'])}.</p>", {})
     br = pl.get("brackets") or {}
     profiles = ("aries", "all-int8", "optimistic")
 
