@@ -2,6 +2,7 @@
 before issue 14 (same code, the earlier quick settings) measured in the same run.
 
 Target (issue 14): ``--quick`` <= 20 s on 2 cores (75 s before, with the planner). Also measured:
+the same command with every Linear in float (``BERTNPU_INTEGER_GEMM=0``, the simulator before the integer GEMM);
 the previous quick settings (250 test pairs, sweep proxy 128 and plan proxy 48 sentences) with this code.
 The earlier settings: 64 calibration samples, an 8-cell sweep on 256 proxy sentences, 300
 validation / 500 test pairs, the plan with PlanSpec's defaults, 2 sites and the profile bracket.
@@ -101,6 +102,15 @@ def main() -> None:
         summary = json.loads(Path(f"{tmp}/cli/summary.json").read_text())
         print(f"bertnpu run --quick (the command, imports included)   {cli:6.1f} s  (target <= 20 s)")
         print(f"  stages: {stage_seconds(summary)}")
+        start = time.perf_counter()  # the reference: the same command with every Linear in float (before the integer GEMM)
+        subprocess.run([str(Path(sys.executable).parent / "bertnpu"), "run", "--quick", "--out", f"{tmp}/float", "--json"], check=True,
+                       env={**env, "BERTNPU_INTEGER_GEMM": "0"}, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        flt = time.perf_counter() - start
+        floats = json.loads(Path(f"{tmp}/float/summary.json").read_text())
+        same = floats["sweep"]["recommended"] == summary["sweep"]["recommended"] and \
+            floats["plan"]["recipe"]["activation_16bits"] == summary["plan"]["recipe"]["activation_16bits"]
+        print(f"the same command with float Linears                  {flt:6.1f} s   ratio {cli / flt:.2f}; same recommendation and planned sites: {same}")
+        print(f"  stages: {stage_seconds(floats)}")
         new = run_pipeline(RunOptions(stsb_dir=stsb_dir(), out=f"{tmp}/new", quick=True), log=lambda line: None)
         print(f"quick run in this process                           {new['seconds']:6.1f} s")
         prev = run_pipeline(PreviousQuick(stsb_dir=stsb_dir(), out=f"{tmp}/prev", quick=True), log=lambda line: None)

@@ -118,3 +118,15 @@ def test_16_bit_and_fp32_inputs_and_folded_weights_keep_the_float_path(tiny_mode
     calls["n"] = 0
     folded.encoder_for()(sentences)
     assert calls["n"] < 6 * layers + 1
+
+
+def test_environment_switches_the_float_path_on():
+    import os
+    import subprocess
+    import sys
+
+    code = "from bertnpu.quant import int_gemm; print(int_gemm.INTEGER_GEMM, int_gemm.enabled())"
+    run = lambda value: subprocess.run([sys.executable, "-c", code], env={**os.environ, "BERTNPU_INTEGER_GEMM": value},  # noqa: E731
+                                       capture_output=True, text=True, check=True).stdout.split()
+    assert run("0") == ["False", "False"]
+    assert run("1") == ["None", "True"]

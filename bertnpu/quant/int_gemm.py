@@ -19,13 +19,15 @@ weights, non-CPU tensors and dtypes other than float32 keep the float path.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 # None: use the integer GEMM where torch has it and a self-check on this machine passes; False: never (the float path).
-INTEGER_GEMM: bool | None = None
+# The environment variable BERTNPU_INTEGER_GEMM=0 starts a process with False (e.g. to compare both paths from the CLI).
+INTEGER_GEMM: bool | None = False if os.environ.get("BERTNPU_INTEGER_GEMM") == "0" else None
 _CHECKED: dict[str, bool] = {}
 
 
