@@ -130,3 +130,23 @@ def test_environment_switches_the_float_path_on():
                                        capture_output=True, text=True, check=True).stdout.split()
     assert run("0") == ["False", "False"]
     assert run("1") == ["None", "True"]
+
+
+def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny_model, tiny_stats, stsb_test, monkeypatch):
+    """The SQNR forward and the sensitivity pass wrap the tap; their embeddings are the simulation's own (integer GEMMs included)."""
+    from bertnpu.tune.error_analysis import SiteReference, site_sqnr, site_sensitivity
+
+    sim = simulate(tiny_model, tiny_stats, Recipe())
+    sentences = list(dict.fromkeys(stsb_test.sentence1[:40]))
+    own = sim.encoder_for(batch_size=32)(sentences)
+    got = np.zeros_like(own)
+    calls = _count_int_mm(monkeypatch)
+    site_sqnr(tiny_model, sim, sentences, reference=SiteReference(tiny_model, sentences), embeddings=got)
+    assert calls["n"] > 0 and np.array_equal(got, own)
+    pairs = stsb_test.subset(20)
+    rows = site_sensitivity(tiny_model, tiny_stats, QuantConfig(), pairs, sites=["layer.1.ffn.gelu.out"], progress=False)
+    kept = simulate(tiny_model, tiny_stats, Recipe(), keep_fp32=["layer.1.ffn.gelu.out"])
+    from bertnpu.tune.evaluate import evaluate_sts
+
+    fp32 = evaluate_sts(simulate(tiny_model, tiny_stats, Recipe(), quantize_weights=False, quantize_activations=False).encoder_for(), pairs)["spearman"]
+    assert rows[0]["all_but_delta"] == evaluate_sts(kept.encoder_for(), pairs)["spearman"] - fp32

@@ -22,6 +22,18 @@ import torch.nn.functional as F
 Tap = Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def with_int_inputs(tap: Tap, int_input: Optional[Callable]) -> Tap:
+    """``tap`` marked with ``int_input`` (``site -> IntInput or None``), so the Linears after it may run as integer GEMMs.
+
+    For a wrapper tap that returns, on every site ``int_input`` names, exactly what the quantizing
+    tap returned (e.g. one that also records or compares): the wrapper then computes what the
+    quantizing tap alone computes.
+    """
+    if int_input is not None:
+        tap.int_input = int_input  # type: ignore[attr-defined]
+    return tap
+
+
 class NpuEncoder(torch.nn.Module):
     """Encoder + pooler of a ``transformers.BertModel`` taking the CPU part's output.
 

@@ -112,8 +112,3 @@ def int_linear(codes: torch.Tensor, spec: IntInput, weight: IntWeight, bias: Opt
     if bias is not None:
         out.add_(bias)
     return out.view(*lead, out.shape[-1])
-
-
-def usable(x: torch.Tensor) -> bool:
-    """Whether ``x`` can take the integer path (float32 on the CPU, with the path enabled)."""
-    return x.dtype == torch.float32 and x.device.type == "cpu" and enabled()

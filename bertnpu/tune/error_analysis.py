@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..model.sentence_encoder import SentenceEncoder
-from ..model.npu_part import NpuEncoder
+from ..model.npu_part import NpuEncoder, with_int_inputs
 from .evaluate import cosine_rows, sts_scores, unique_sentences
 from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
@@ -90,7 +90,7 @@ def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str],
                 noise[site] = noise.get(site, 0.0) + float(diff.mul_(diff).sum())
                 return y
 
-            last, pooled = sim.encoder(hidden, attention_mask, tap=compare)
+            last, pooled = sim.encoder(hidden, attention_mask, tap=with_int_inputs(compare, getattr(sim.tap, "int_input", None)))
             if embeddings is not None:
                 from ..model.pooling import pool
 
@@ -135,7 +135,8 @@ def site_sensitivity(
         return lambda site, x, mask: full.tap(site, x, mask) if site == name else x
 
     def all_but(name):
-        return lambda site, x, mask: x if site == name else full.tap(site, x, mask)
+        return with_int_inputs(lambda site, x, mask: x if site == name else full.tap(site, x, mask),
+                               lambda site: None if site == name else full.tap.int_input(site))
 
     sentences, rows1, rows2 = unique_sentences(pairs)
     probe = SentenceEncoder(model, batch_size=batch_size, progress=False)
@@ -154,7 +155,7 @@ def site_sensitivity(
                     if site in boundaries:
                         entering[kind][boundaries[site]] = y
                     return y
-                return record
+                return with_int_inputs(record, getattr(tap, "int_input", None))
 
             for kind, encoder, tap in (("fp32", fp32_encoder, None), ("int8", full.encoder, full.tap)):
                 last, pooled = encoder(hidden, mask, tap=recorder(kind, tap))
