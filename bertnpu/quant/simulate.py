@@ -19,6 +19,8 @@ What is simulated (bertnpu's model of the NPU, since Mobilint's kernels are not 
 * the recipe's equivalent transformations (NormConv, Qk, Vo; see
   :mod:`bertnpu.quant.transforms`) on a private copy of the NPU part; the stats must then come
   from the transformed encoder (:func:`~bertnpu.quant.transforms.collect_transformed_stats`);
+* a Linear with an 8-bit input and INT8 weights sums the integer products exactly (int32) and
+  rescales once, as an integer MAC array does (:mod:`bertnpu.quant.int_gemm`); others run in float;
 * the CPU part (embeddings + LayerNorm) and sentence pooling stay FP32, as on the device.
 
 ``keep_fp32`` (leave a site unquantized) is a *diagnostic only*: the NPU has no FP32
