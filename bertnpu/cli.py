@@ -109,9 +109,16 @@ def config_option(default_text: str = "the tutorial's config") -> Options:
     return add
 
 
+def path_text(text: str) -> str:
+    """An argparse type: a path that is not blank (an empty ``--out`` would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; give a path (use . for the current folder)")
+    return text
+
+
 def out_option(help: str, required: bool = True, default: Optional[str] = None) -> Options:
     def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--out", required=required, default=default, help=help)
+        p.add_argument("--out", required=required, default=default, help=help, type=path_text)
     return add
 
 
@@ -524,7 +531,7 @@ def _analyze(args) -> int:
 
 
 def _compile_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="the .mxq to write")
+    p.add_argument("--out", help="the .mxq to write", type=path_text)
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
     p.add_argument("--recipe", help="recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)")
@@ -579,8 +586,9 @@ def _run(args) -> int:
     summary = run_pipeline(RunOptions(model=args.model, stsb_dir=args.stsb_dir, out=args.out, quick=args.quick, force=args.force,
                                       trust_remote_code=args.trust_remote_code, plan=args.plan))
     ev = summary["evaluation"]
+    planned = f" | planned, compiled {ev['planned']['spearman']:.4f}" if ev.get("planned") else ""
     return _line_then_json(args, f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {ev['tutorial_default']['spearman']:.4f} | "
-                                 f"INT8 recommended {ev['recommended']['spearman']:.4f} ({ev['pairs']} pairs, simulated)", summary)
+                                 f"INT8 recommended {ev['recommended']['spearman']:.4f}{planned} ({ev['pairs']} pairs, simulated)", summary)
 
 
 def _render_options(p: argparse.ArgumentParser) -> None:

@@ -468,6 +468,8 @@ CASES = [
     # point 7
     Case(_cli("eval", "--batch-size", "-3"), "--batch-size: '-3' is not a whole number of 1 or more"),
     Case(_cli("eval", "--limit", "-5"), "--limit: '-5' is not a whole number"),
+    Case(_cli("run", "--quick", "--no-plan", "--out", ""), "--out: '' is empty; give a path"),  # would have written into the current folder
+    Case(_cli("compile", "--calib", "{root}", "--out", " "), "--out: ' ' is empty"),
     Case(_sweep_cli("--methods", "1.5"), "--methods '1.5' holds 1.5, not a whole number"),
     Case(_stsb_score("nan"), "Line 3"),
     Case(_stsb_score("inf"), "Line 3"),

@@ -92,13 +92,16 @@ def test_interrupted_run_resumes(tiny_model_dir, stsb_dir, tmp_path, monkeypatch
 def test_cli_run(first_run, tiny_model_dir, stsb_dir, capsys):
     out = first_run[0]
     assert main(["run", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--out", str(out), "--quick"]) == 0
-    assert "INT8 recommended" in capsys.readouterr().out
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    planned = first_run[1]["evaluation"]["planned"]["spearman"]
+    assert "INT8 recommended" in last and f"planned, compiled {planned:.4f}" in last
 
 
 def test_no_plan_compiles_the_sweep_recommendation(first_run, tiny_model_dir, stsb_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--out", str(out), "--quick", "--no-plan"]) == 0
-    assert "plan: skipped (--no-plan)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "plan: skipped (--no-plan)" in printed and "planned, compiled" not in printed
     saved = json.loads((out / "summary.json").read_text())
     assert "--no-plan" in saved["plan"]["skipped"] and not (out / "recipe.json").exists()
     assert saved["evaluation"].get("planned") is None

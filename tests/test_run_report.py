@@ -56,6 +56,12 @@ def test_sections_and_embedded_figures(tmp_path):
     assert "Not tried at 16 bits" not in html  # the summary lists no left-out sites
     s["plan"]["not_tried"] = ["layer.0.attention.layernorm.out", "layer.0.ffn.layernorm.out"]
     assert "Not tried at 16 bits: the 2 LayerNorm outputs" in run_report(s, tmp_path)
+    # the compile section names the recipe the bundle holds; a measure never taken is an empty cell, not "None"
+    s["compile"]["recipe"] = Recipe(activation_16bits=("pooler.out",)).to_dict()
+    s["sweep"]["rows"][0]["spearman"] = None
+    html = run_report(s, tmp_path)
+    assert f"Recipe in the bundle: {Recipe(activation_16bits=('pooler.out',)).label()}." in html
+    assert "None" not in html and "<td></td>" in html
 
 
 def test_evaluation_section_is_notebook_04s_table(tmp_path):

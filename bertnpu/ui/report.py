@@ -48,6 +48,8 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: in
     columns = list(columns or rows[0].keys())
 
     def cell(v: Any) -> str:
+        if v is None:  # not measured (e.g. a sweep cell ranked by the proxy only): an empty cell
+            return ""
         if isinstance(v, float):
             return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:.3g}"
         return html.escape(str(v))

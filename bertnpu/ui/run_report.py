@@ -76,7 +76,8 @@ def _plan(s: dict, figs: Callable) -> Section:
             f"{pl['tolerance']:g} of FP32 on validation"
             + (f" and {'reaches' if pl.get('cosine_met') else 'does NOT reach'} the minimum mean cosine {pl.get('min_cosine', 0):g} there"
                if pl.get("min_cosine") else "")
-            + f"; cosine to FP32 embeddings on test {pl['cosine_to_fp32']:.4f}."
+            + f"; cosine to FP32 embeddings on test {pl['cosine_to_fp32']:.4f}. The bracket columns simulate each recipe again on "
+            "statistics re-collected for it (transformed sites included), so the column of the same profile can differ in the 4th decimal."
             + (f" Not tried at 16 bits: the {len(pl['not_tried'])} LayerNorm outputs (an ARIES user saw a 16-bit override of "
                "LayerNormalization leave the compiled model byte-identical, so it is no lever)." if pl.get("not_tried") else "")
             + "</p>"
@@ -86,7 +87,12 @@ def _plan(s: dict, figs: Callable) -> Section:
 
 def _compile(s: dict, figs: Callable) -> Section:
     comp = s["compile"]
-    return ("Compile", fill("<p>Compiled <code>{mxq}</code>.</p>", mxq=comp["mxq"]) if comp.get("mxq") else f"<p>{esc(comp.get('note') or '')}</p>", {})
+    done = fill("<p>Compiled <code>{mxq}</code>.</p>", mxq=comp["mxq"]) if comp.get("mxq") else f"<p>{esc(comp.get('note') or '')}</p>"
+    if comp.get("recipe"):
+        from ..quant.recipe import Recipe
+
+        done += f"<p>Recipe {'compiled' if comp.get('mxq') else 'in the bundle'}: {esc(Recipe.from_dict(comp['recipe']).label())}.</p>"
+    return ("Compile", done, {})
 
 
 def _inputs(s: dict, figs: Callable) -> Section:
