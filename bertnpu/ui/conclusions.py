@@ -174,11 +174,12 @@ def comparison_conclusion(rows: Sequence[Mapping]) -> str:
     if not others:
         return "Only the FP32 model was evaluated."
     best = max(others, key=lambda r: r["spearman"])
+    shown = lambda r: round(r["spearman"], 4)  # noqa: E731 (differences of the shown figures, so the sentence adds up)
     parts = [f"On the test split, {best['name']} is the closest to FP32: {best['spearman']:.4f} vs {fp32['spearman']:.4f} "
-             f"(drop {fp32['spearman'] - best['spearman']:.4f})"]
+             f"(drop {shown(fp32) - shown(best):.4f})"]
     tutorial = next((r for r in others if r["name"].startswith("tutorial")), None)
     if tutorial is not None and tutorial is not best:
-        parts.append(f"{best['spearman'] - tutorial['spearman']:+.4f} over the tutorial config")
+        parts.append(f"{shown(best) - shown(tutorial):+.4f} over the tutorial config")
     close = best["cosine"] >= GOOD["cosine"] and best["recall@10"] >= GOOD["recall@10"]
     parts.append("its embeddings stay interchangeable with FP32" if close else
                  f"its embeddings still move (cosine {best['cosine']:.3f}, recall@10 {best['recall@10']:.2f}): re-embed stored vectors with the NPU model")
