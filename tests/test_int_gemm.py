@@ -49,6 +49,12 @@ def test_int_linear_is_the_exact_integer_sum(kind):
     np.testing.assert_allclose(float_path, exact, rtol=1e-5, atol=1e-5 * np.abs(exact).max())
 
 
+def test_codes_of_a_tensor_beyond_the_range_are_clamped_not_wrapped():
+    spec = IntInput.of(torch.tensor(0.01), -127, 127)
+    codes = to_int8(torch.tensor([5.0, -5.0, 0.5]), spec)  # 500 and -500 steps: int8 would wrap them
+    assert codes.tolist() == [127, -127, 50]
+
+
 def test_int_input_refuses_what_int8_cannot_hold():
     assert IntInput.of(torch.tensor(0.1), -32767, 32767) is None  # 16 bits
     assert IntInput.of(torch.full((4,), 0.1), -127, 127) is None  # one scale per channel

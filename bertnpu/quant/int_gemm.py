@@ -93,9 +93,13 @@ def _self_check() -> bool:
 
 
 def to_int8(x: torch.Tensor, spec: IntInput) -> torch.Tensor:
-    """The int8 codes ``q - offset`` of a fake-quantized ``x`` (``x = q * scale`` exactly: dividing recovers ``q``)."""
+    """The int8 codes ``q - offset`` of a fake-quantized ``x`` (``x = q * scale`` exactly: dividing recovers ``q``).
+
+    The clamp changes nothing for such an ``x``; for any other tensor it quantizes instead of letting a code wrap around in int8.
+    """
     y = torch.div(x, spec.scale)
     y.round_()
+    y.clamp_(spec.qmin, spec.qmax)
     if spec.offset:
         y.sub_(spec.offset)
     return y.to(torch.int8)
