@@ -75,12 +75,16 @@ def fake_quant_symmetric(x: torch.Tensor, threshold: torch.Tensor | float, bits:
     return fake_quant_with_scale(x, scale, 0 if unsigned else -qmax, qmax)
 
 
-def fake_quant_with_scale(x: torch.Tensor, scale: torch.Tensor | float, qmin: int, qmax: int) -> torch.Tensor:
-    """``clamp(round(x / scale), qmin, qmax) * scale`` with one allocation (``scale`` precomputed, broadcasting)."""
+def quantize_codes(x: torch.Tensor, scale: torch.Tensor | float, qmin, qmax) -> torch.Tensor:
+    """``clamp(round(x / scale), qmin, qmax)``: the integer codes (as floats) with one allocation; every quantizer here starts with it."""
     y = torch.div(x, scale)
     y.round_()
-    y.clamp_(qmin, qmax)
-    return y.mul_(scale)
+    return y.clamp_(qmin, qmax)
+
+
+def fake_quant_with_scale(x: torch.Tensor, scale: torch.Tensor | float, qmin: int, qmax: int) -> torch.Tensor:
+    """``clamp(round(x / scale), qmin, qmax) * scale`` with one allocation (``scale`` precomputed, broadcasting)."""
+    return quantize_codes(x, scale, qmin, qmax).mul_(scale)
 
 
 def affine_params(lo: float, hi: float, bits: int = 8) -> tuple[float, int, int]:
@@ -103,19 +107,14 @@ def fake_quant_affine_with(x: torch.Tensor, scale: float, zero_point: int, level
     integer ``zp`` is exact below 2^24; a rounded value beyond that is clamped to the same
     bound either way (``levels < 2^24``). So the zero point costs no extra pass.
     """
-    y = torch.div(x, scale)
-    y.round_()
-    y.clamp_(-zero_point, levels - zero_point)
-    return y.mul_(scale)
+    return quantize_codes(x, scale, -zero_point, levels - zero_point).mul_(scale)
 
 
 def weight_codes_per_channel(weight: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer codes (float, in ``[-qmax, qmax]``) and per-row scales ``[out, 1]`` of a Linear weight ``[out, in]`` (scale = row abs-max / qmax)."""
     qmax = qmax_symmetric(bits)
     scale = symmetric_scale(weight.abs().amax(1, keepdim=True), bits, dtype=weight.dtype)
-    codes = torch.div(weight, scale)
-    codes.round_()
-    return codes.clamp_(-qmax, qmax), scale
+    return quantize_codes(weight, scale, -qmax, qmax), scale
 
 
 def quantize_weight_per_channel(weight: torch.Tensor, bits: int = 8) -> torch.Tensor:

@@ -25,6 +25,8 @@ from typing import Optional
 
 import torch
 
+from .fake_quant import quantize_codes
+
 # None: use the integer GEMM where torch has it and a self-check on this machine passes; False: never (the float path).
 # The environment variable BERTNPU_INTEGER_GEMM=0 starts a process with False (e.g. to compare both paths from the CLI).
 INTEGER_GEMM: bool | None = False if os.environ.get("BERTNPU_INTEGER_GEMM") == "0" else None
@@ -97,9 +99,7 @@ def to_int8(x: torch.Tensor, spec: IntInput) -> torch.Tensor:
 
     The clamp changes nothing for such an ``x``; for any other tensor it quantizes instead of letting a code wrap around in int8.
     """
-    y = torch.div(x, spec.scale)
-    y.round_()
-    y.clamp_(spec.qmin, spec.qmax)
+    y = quantize_codes(x, spec.scale, spec.qmin, spec.qmax)
     if spec.offset:
         y.sub_(spec.offset)
     return y.to(torch.int8)
