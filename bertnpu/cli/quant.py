@@ -1,0 +1,160 @@
+"""Quantization commands: ``stats``, ``simulate``, ``sweep``, ``plan``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import (BertnpuError, calibration_arg, command, config_option, emit_json, floats_arg, force_option, ints_arg, json_option,
+                     limit_option, line_then_json, list_sites_of, load_model_arg, model_options, out_option, pairs_arg, recipe_arg,
+                     stats_arg, stats_source_options, stsb_options, warn_moot_overrides, whole_number)
+
+
+def _batch_size_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=whole_number(1), default=32)
+
+
+@command("stats", "activation statistics of every site over a calibration set", model_options, stats_source_options(required=True),
+         out_option("stats file to write (.npz)"), _batch_size_option, force_option("stats file"))
+def _stats(args) -> int:
+    from ..artifacts import check_writable
+    from ..stages import StatsInputs, collect_stats
+
+    check_writable(args.out, args.force, "stats file")  # before loading anything
+    model = load_model_arg(args)
+    result = collect_stats(StatsInputs(model, calibration_arg(args, model), out=Path(args.out), batch_size=args.batch_size, force=args.force))
+    print(f"wrote statistics of {result.sites} sites over {result.samples} calibration samples to {args.out}")
+    return 0
+
+
+def _keep_fp32_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32 (a diagnostic: no device counterpart; use --a16)")
+    p.add_argument("--recipe", help="recipe JSON (from `bertnpu plan`); same as --config")
+    p.add_argument("--profile", help="precision profile: aries (default), all-int8 or optimistic")
+    p.add_argument("--a16", default="", help="comma-separated sites whose activations go to 16 bits (added to the recipe's)")
+
+
+def _recipe_with_overrides(args):
+    """The recipe of --recipe/--config with --profile and --a16 applied."""
+    if args.recipe and args.config:
+        raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
+    recipe = recipe_arg(args.recipe or args.config)
+    extra = tuple(s for s in (args.a16 or "").split(",") if s.strip())
+    changes = {}
+    if args.profile:
+        changes["profile"] = args.profile
+    if extra:
+        changes["activation_16bits"] = recipe.activation_16bits + extra
+    return recipe.with_(**changes) if changes else recipe
+
+
+@command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"), config_option(),
+         stats_source_options(), _keep_fp32_option, limit_option, json_option)
+def _simulate(args) -> int:
+    from ..stages import SimulateInputs, simulate
+
+    recipe = _recipe_with_overrides(args)
+    pairs = pairs_arg(args, args.split)
+    model = load_model_arg(args)
+    keep = tuple(s for s in (args.keep_fp32 or "").split(",") if s)
+    recipe.check_sites(site.name for site in list_sites_of(model))
+    warn_moot_overrides(recipe)
+    calib = calibration_arg(args, model) if args.calib else None
+    r = simulate(SimulateInputs(model, stats_arg(args, model), pairs, recipe, keep_fp32=keep, progress=not args.json, bracket=True, calib=calib))
+    if args.json:
+        emit_json(r.to_dict())
+    else:
+        bracket = " | ".join(f"{name} {value:.4f}" for name, value in r.profiles.items())
+        diag = f"; {len(keep)} site(s) kept in FP32, a diagnostic with no device counterpart" if keep else ""
+        print(f"{r.model} on STS-B {r.split}: FP32 Spearman {r.fp32_spearman:.4f}, simulated ({recipe.label()}{diag}) {r.spearman:.4f} "
+              f"(delta {r.spearman - r.fp32_spearman:+.4f}); profile bracket: {bracket}")
+    return 0
+
+
+SWEEP_OUTPUTS = ("sweep.csv", "sweep.json", "sweep_heatmap.png", "sweep_cache.jsonl", "recommended_config.json", "recommended_recipe.json",
+                 "recommendation.json")
+
+
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
+    p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
+    p.add_argument("--modes", default="1", help="e.g. 0,1,2")
+    p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
+    p.add_argument("--outputs", default="", help="e.g. 0,1 (default: the base config's)")
+    p.add_argument("--wide", action="store_true", help="the wide search `bertnpu run` uses (methods 0-3 x outputs 0/1 x modes 0-2) instead of the grid")
+    p.add_argument("--strategy", choices=("fast", "exhaustive"), default="fast",
+                   help="fast: equal range sets once, proxy ranking, the best 4 on the full split; exhaustive: every distinct range set on the full split")
+    p.add_argument("--test", action="store_true", help="report the recommended config once on the test split")
+
+
+@command("sweep", "grid over percentile x topk_ratio on validation, with a recommendation", model_options, stsb_options(), stats_source_options(),
+         out_option("folder for sweep.csv/json, the heatmap, the cache and the recommended config"), config_option("the tutorial's config, as the base"),
+         _sweep_options, limit_option, json_option, force_option("file bertnpu did not write (or edited since) in --out"))
+def _sweep(args) -> int:
+    from ..output_folder import OutputFolder
+    from ..stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
+
+    out = Path(args.out)
+    folder = OutputFolder(out, force=args.force)
+    folder.preflight(SWEEP_OUTPUTS)  # before the long part; writes nothing
+    grid = dict(percentiles=floats_arg(args.percentiles, "--percentiles"), topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios"),
+                modes=ints_arg(args.modes, "--modes"), methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
+                outputs=ints_arg(args.outputs, "--outputs", allow_empty=True) or None, search="wide" if args.wide else "grid", strategy=args.strategy)
+    base = recipe_arg(args.config)
+    validation = pairs_arg(args, "validation")
+    model = load_model_arg(args)
+    stats = stats_arg(args, model)
+    with folder:  # lock, and a record of what the sweep wrote (its cache is claimed, so an interrupted sweep resumes)
+        folder.claim(*SWEEP_OUTPUTS)
+        result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
+        summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
+                   "validation_spearman": result.validation_spearman}
+        if args.test:
+            test = evaluate(EvaluateInputs(model, stats, pairs_arg(args, "test"), recommended=result.recommended_recipe, fidelity=False,
+                                           out=out / "recommendation.json", progress=False))
+            summary["test"] = test.to_dict()
+        folder.settle()
+    return line_then_json(args, f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} "
+                                 f"(Spearman {result.validation_spearman:.4f}); wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, "
+                                 "recommended_config.json, recommended_recipe.json", summary)
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tolerance", type=float, default=0.005, help="accepted Spearman drop below FP32 on validation (default 0.005)")
+    p.add_argument("--profile", default="aries", help="precision profile: aries (default), all-int8 or optimistic")
+    p.add_argument("--min-cosine", type=float, default=0.99,
+                   help="also require this mean embedding cosine to FP32 on validation (default 0.99; 0: Spearman tolerance alone)")
+    p.add_argument("--max-sites", type=whole_number(0), default=8, help="most sites at 16 bits (default 8)")
+    p.add_argument("--try-layernorm", action="store_true",
+                   help="also try LayerNorm outputs at 16 bits (left out by default: their override was seen to change nothing on ARIES)")
+    p.add_argument("--figures", help="folder for plan_pareto.png and plan_sites.png (default: beside --out)")
+
+
+@command("plan", "cheapest recipe (calibration, transformations, 16-bit sites) within a tolerance of FP32; writes recipe.json",
+         model_options, stsb_options(), stats_source_options(required=True), out_option("recipe.json to write"), _plan_options,
+         force_option("recipe file"), limit_option, json_option)
+def _plan(args) -> int:
+    from ..artifacts import check_writable
+    from ..stages.plan import PlanInputs, plan
+    from ..tune.plan import PlanSpec, format_pareto
+
+    PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites, min_cosine=args.min_cosine,
+             try_layernorm=args.try_layernorm)  # bad values: one sentence before any work
+    out = check_writable(args.out, args.force, "recipe file")
+    validation, test = pairs_arg(args, "validation"), pairs_arg(args, "test")
+    model = load_model_arg(args)
+    calib = calibration_arg(args, model)
+    stats = stats_arg(args, model)
+    figures = Path(args.figures) if args.figures else out.parent
+    r = plan(PlanInputs(model, calib, validation, test, stats=stats, profile=args.profile, tolerance=args.tolerance,
+                        min_cosine=args.min_cosine, max_sites=args.max_sites, try_layernorm=args.try_layernorm, out=out, figures=figures, force=args.force, progress=not args.json))
+    print(format_pareto(r.plan))
+    verdict = "within" if r.within_tolerance else "NOT within"
+    cos_verdict = "reached" if r.cosine_met else "NOT reached within the site limit"
+    print(f"planned [{r.profile}]: {len(r.activation_16bits)} site(s) at 16 bits, validation Spearman {r.validation_spearman:.4f} ({verdict} "
+          f"{r.tolerance:g} of FP32 {r.fp32_validation_spearman:.4f}), validation cosine {r.validation_cosine:.4f} (minimum {r.min_cosine:g} "
+          f"{cos_verdict}); test Spearman {r.spearman:.4f} (FP32 {r.fp32_spearman:.4f}), "
+          f"cosine to FP32 {r.cosine_to_fp32:.4f}; best INT8-only test {r.best_int8_only['spearman']:.4f}; wrote {out}")
+    if args.json:
+        emit_json(r.to_dict())
+    return 0

@@ -1,0 +1,24 @@
+"""``bertnpu render``: the notebooks as shareable pages."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import command, force_option, model_options, out_option, stsb_options, whole_number
+
+
+def _render_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib-count", type=whole_number(1), default=256, help="calibration samples (default 256, as `bertnpu run`)")
+    p.add_argument("--eval-pairs", type=whole_number(2, zero="all pairs"), default=0, help="first N pairs of each split (0: all)")
+    p.add_argument("--lang", choices=("en", "ko"), default="en", help="narrative language of the pages")
+
+
+@command("render", "execute all notebooks and write shareable HTML", model_options, stsb_options(), out_option("folder for the HTML pages"),
+         _render_options, force_option("rendered file"))
+def _render(args) -> int:
+    from ..ui.render import render_notebooks
+
+    paths = render_notebooks(args.out, model=args.model, stsb_dir=args.stsb_dir, calib_count=args.calib_count, eval_pairs=args.eval_pairs,
+                             force=args.force, lang=args.lang)
+    print("wrote " + ", ".join(str(p) for p in paths) + " (self-contained: they open offline, widgets as static snapshots)")
+    return 0
