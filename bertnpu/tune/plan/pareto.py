@@ -1,0 +1,83 @@
+"""What the planner found (:class:`PlanResult`), its Pareto table as text, and the profile bracket of one recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...data.stsb import StsPairs
+from ...model.load import LoadedModel
+from ...quant.config import QuantConfig
+from ...quant.precision import PROFILE_NAMES
+from ...quant.recipe import Recipe
+from ...quant.simulate import simulate
+from ..evaluate import evaluate_sts
+
+
+@dataclass
+class PlanResult:
+    """What the planner found. ``pareto``: rows ``n_sites, sites, validation_spearman, proxy_cosine, traffic_16bit``."""
+
+    recipe: Recipe
+    fp32_validation: float
+    fp32_test: float
+    validation_spearman: float
+    test_spearman: float
+    test_cosine_mean: float
+    best_int8: Recipe
+    best_int8_validation: float
+    best_int8_test: float
+    int8_candidates: list[dict]
+    pareto: list[dict]
+    within_tolerance: bool
+    profile: str
+    tolerance: float
+    seconds: float
+    site_layers: dict[str, int] = field(default_factory=dict)
+    validation_cosine: float = float("nan")
+    min_cosine: float = 0.0
+    cosine_met: bool = True
+    not_tried: list[str] = field(default_factory=list)  # sites left out because their override changes nothing on the device
+    # test-split embeddings computed while confirming (rows of test_sentences): "fp32" and recipe_key(recipe) of each
+    # confirmed recipe, so the evaluate stage of the same run need not encode them again (empty when read from the cache)
+    test_embeddings: dict = field(default_factory=dict)
+    test_sentences: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The flat JSON line of ``bertnpu plan --json``."""
+        return {"fp32_spearman": self.fp32_test, "spearman": self.test_spearman, "validation_spearman": self.validation_spearman,
+                "fp32_validation_spearman": self.fp32_validation, "cosine_to_fp32": self.test_cosine_mean,
+                "activation_16bits": list(self.recipe.activation_16bits), "n_16bit_sites": len(self.recipe.activation_16bits),
+                "profile": self.profile, "tolerance": self.tolerance, "within_tolerance": self.within_tolerance,
+                "validation_cosine_to_fp32": self.validation_cosine, "min_cosine": self.min_cosine, "cosine_met": self.cosine_met,
+                "best_int8_only": {"recipe": self.best_int8.label(), "validation_spearman": self.best_int8_validation, "spearman": self.best_int8_test},
+                "calibration": self.recipe.calibration.to_dict(), "equivalent_transformation": self.recipe.equivalent_transformation.enabled(),
+                "traffic_16bit": self.pareto[-1]["traffic_16bit"] if self.pareto else None, "not_tried": list(self.not_tried),
+                "seconds": self.seconds}
+
+
+def format_pareto(result: PlanResult) -> str:
+    """The Pareto table as text (one row per number of 16-bit sites)."""
+    lines = [f"profile {result.profile}; FP32 validation Spearman {result.fp32_validation:.4f}; tolerance {result.tolerance:g}; "
+             f"minimum cosine {result.min_cosine:g}"
+             + (f"; not tried at 16 bits: {len(result.not_tried)} LayerNorm outputs (their override was seen to change nothing "
+                "on ARIES; --try-layernorm includes them)" if result.not_tried else ""),
+             f"{'16-bit sites':>12}  {'validation':>10}  {'val cos':>7}  {'traffic@16':>10}  added"]
+    for row in result.pareto:
+        mark = " <- chosen" if row["sites"] == list(result.recipe.activation_16bits) else ""
+        cos = row.get("validation_cosine", float("nan"))
+        lines.append(f"{row['n_sites']:>12}  {row['validation_spearman']:>10.4f}  {cos:>7.4f}  {row['traffic_16bit']:>10.1%}  {row['added'] or '-'}{mark}")
+    return "\n".join(lines)
+
+
+def profile_bracket(model: LoadedModel, stats, recipe: Recipe | QuantConfig, pairs: StsPairs, *, progress: bool = False) -> dict[str, float]:
+    """STS Spearman of one recipe under every precision profile (how much the unknowns matter)."""
+    from ...quant.simulate import as_recipe
+
+    recipe = as_recipe(recipe)
+    out = {}
+    encoder = None
+    for name in PROFILE_NAMES:
+        sim = simulate(model, stats, recipe.with_(profile=name), encoder=encoder)
+        encoder = sim.encoder
+        out[name] = evaluate_sts(sim.encoder_for(progress=progress), pairs)["spearman"]
+    return out
