@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .artifacts import atomic_write_json, atomic_write_text
+from .artifacts import atomic_write_json
 from .version import __version__
 
 STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "evaluation", "compile")
@@ -27,7 +27,7 @@ STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "ev
 # replaced or deleted without --force (the folder's .bertnpu-written.json says what bertnpu wrote).
 OUTPUTS = ("stages", "analysis", "figures", "weight_dict.pth", "calib", "stats.npz", "sweep", "recommended_config.json",
            "recommended_recipe.json", "recipe.json", "plan-cache.jsonl", "model.mxq", "model.mxq.recipe.json", "model.mxq.config.json", "compile_bundle",
-           "summary.json", "report.html")
+           "summary.json", "report.html", "report_data.json")
 PLAN_SKIPPED = ("not run (--no-plan): no 16-bit sites or transformations were planned; the sweep's INT8-only recommendation "
                 "was evaluated and compiled")
 # Result fields that name files a stage wrote (besides ``files``).
@@ -252,15 +252,15 @@ class Pipeline:
         s["reused_stages"] = self.reused
         s["seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_json(out / "summary.json", s, force=True)
-        atomic_write_text(out / "report.html", self._report(), force=True)
-        self.folder.record("summary.json", "report.html")
+        self._report()
+        self.folder.record("summary.json", "report.html", "report_data.json")
         self.log(f"wrote {out}/summary.json and {out}/report.html in {s['seconds']:.0f} s")
         return s
 
-    def _report(self) -> str:
-        from .ui.run_report import run_report
+    def _report(self) -> None:
+        from .ui.run_report import write_run_report
 
-        return run_report(self.summary, self.out)
+        write_run_report(self.summary, self.out)
 
 
 def _read_marker(marker: Path) -> tuple[Optional[dict], Optional[str]]:

@@ -3,7 +3,7 @@
 import html
 from html.parser import HTMLParser
 
-from bertnpu.ui.report import esc, fill, pre_json, render_report, table
+from bertnpu.ui.report import details, esc, fill, image, pre_json, render_report, table
 
 MARKUP = '<img src=x onerror="alert(1)">&<script>alert(2)</script>'
 
@@ -36,6 +36,15 @@ def test_pre_json_and_table_escape_keys_and_values():
     t = table([{MARKUP: MARKUP, "x": 0.5}])
     assert {tag for tag, _ in _tags(t)} == {"table", "thead", "tbody", "tr", "th", "td"}
     assert esc(MARKUP).count("&lt;") == MARKUP.count("<")
+
+
+def test_details_and_image_escape_their_label():
+    folded = details(MARKUP, "<table></table>")
+    assert [t for t, _ in _tags(folded)] == ["details", "summary", "table"]  # the body is trusted HTML, the label text
+    assert html.unescape(folded[len("<details><summary>"):folded.index("</summary>")]) == MARKUP
+    assert " open" in details("x", "", open_=True).split(">")[0]
+    tags = _tags(image(b"png", MARKUP))
+    assert len(tags) == 1 and tags[0][1]["alt"] == MARKUP and set(tags[0][1]) == {"alt", "src"}
 
 
 def test_report_page_has_no_tag_from_a_value():

@@ -41,6 +41,7 @@ def test_evaluate_fp32_against_sentence_transformers(tiny_model, tiny_stats, tes
     fid = embedding_fidelity(SentenceEncoder(tiny_model, progress=False), rec.encoder_for(), test40)
     assert r.fidelity["cosine_mean"] == pytest.approx(fid["cosine_mean"], abs=1e-12) and r.fidelity["recall@10"] == fid["recall@10"]
     assert r.recommended["cosine_mean"] == r.fidelity["cosine_mean"] and 0 < r.tutorial_default["cosine_mean"] <= 1
+    assert r.fidelity["entry"] == "recommended"  # no planned recipe: the recommended one is what gets compiled
 
 
 def _knn(e: np.ndarray, k: int) -> list[set]:
@@ -64,6 +65,8 @@ def test_evaluate_gives_every_row_its_cosine_and_recall(tiny_model, tiny_calib, 
     with pytest.raises(BertnpuError, match=r"transformation\(s\) qk, vo"):
         st.evaluate(inputs)  # the transformed recipe needs the calibration set
     r = st.evaluate(dataclasses.replace(inputs, calib=tiny_calib))
+    # the worst pairs and sentences are the planned recipe's, the one that gets compiled
+    assert r.fidelity["entry"] == "planned" and r.fidelity["cosine_mean"] == r.planned["cosine_mean"]
     sentences = list(dict.fromkeys(test40.sentence1 + test40.sentence2))
     index = {s: i for i, s in enumerate(sentences)}
     rows1, rows2 = [index[s] for s in test40.sentence1], [index[s] for s in test40.sentence2]

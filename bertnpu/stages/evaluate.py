@@ -20,8 +20,9 @@ ENTRIES = ("tutorial_default", "recommended", "planned")
 class EvaluateInputs:
     """``pairs``: the held-out split (test); ``planned``: a further recipe to score (None: none);
     ``calib``: the calibration set, needed when a recipe has equivalent transformations and
-    ``stats`` were collected without them; ``fidelity``: also keep the recommended recipe's
-    worst sentences and pairs; ``out``: a JSON file for the result (None: none)."""
+    ``stats`` were collected without them; ``fidelity``: also keep the worst sentences and pairs of the
+    recipe that gets compiled (the planned one when given, else the recommended one; its ``entry`` names
+    which); ``out``: a JSON file for the result (None: none)."""
 
     model: LoadedModel
     stats: Any
@@ -91,6 +92,7 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
     fp32 = sts_scores(fp32_emb, rows1, rows2, pairs.scores)
     recipes = {"tutorial_default": inputs.tutorial, "recommended": inputs.recommended, "planned": inputs.planned}
     entries, fidelity = {}, None
+    compiled = "planned" if inputs.planned is not None else "recommended"  # the report shows the worst pairs of what is compiled
     encoders: dict[tuple, Any] = {}  # (weight bits, transformations) -> one weight-quantized NPU part for every entry
     embeddings: dict[str, Any] = {k: v for k, v in known.items() if k != "fp32"}  # a recipe met twice is encoded once
     for name in ENTRIES:
@@ -107,8 +109,9 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
         emb = embeddings[same]
         fid = fidelity_from_embeddings(fp32_emb, emb, sentences, rows1, rows2, pairs)
         entries[name] = _entry(recipe, sts_scores(emb, rows1, rows2, pairs.scores), fid)
-        if name == "recommended" and inputs.fidelity:
-            fidelity = {k: v for k, v in fid.items() if k != "cosine"}  # per-sentence array: the summary keeps its mean / min / p05
+        if name == compiled and inputs.fidelity:
+            # per-sentence array: the summary keeps its mean / min / p05
+            fidelity = {**{k: v for k, v in fid.items() if k != "cosine"}, "entry": name}
     result = EvaluationResult(split=pairs.split, pairs=len(pairs), fidelity=fidelity,
                               fp32={"spearman": fp32["spearman"], "pearson": fp32["pearson"], "cosine_mean": 1.0, "recall@10": 1.0}, **entries)
     if inputs.out is None:

@@ -1,4 +1,9 @@
-"""The ``report.html`` of ``bertnpu run``: one section per stage, read from the run's ``summary.json`` entries."""
+"""The ``report.html`` of ``bertnpu run``, read from the run's ``summary.json`` entries.
+
+The answer first (the headline card, then the comparison table on test), then one section per
+stage in pipeline order; long tables fold, and the raw recipe / inputs JSON goes to
+``report_data.json`` beside the page (linked from it) instead of filling the page.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .comparison import COLUMNS as COMPARISON_COLUMNS, comparison_rows
-from .report import esc, fill, pre_json, render_report, table
+from .report import details, esc, fill, image, render_report, table
+from .run_headline import compiled_entry, headline
 
 SWEEP_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db", "proxy_cosine", "shares_with")
 Section = tuple[str, str, dict[str, bytes]]
+DATA_FILE = "report_data.json"  # the raw JSON the page links to, written beside it
 
 
 def figure_files(entry: dict) -> list[str]:
@@ -17,12 +24,17 @@ def figure_files(entry: dict) -> list[str]:
     return [f for f in entry.get("files", []) if str(f).endswith(".png")]
 
 
+def _headline(s: dict, figs: Callable) -> Section:
+    return (*headline(s), {})
+
+
 def _analysis(s: dict, figs: Callable) -> Section:
     a = s["analysis"]["summary"]
     # every value from the summary is escaped (a model folder may be named <img onerror=...>)
     return ("Model and placement", fill("<p><b>{model}</b>: hidden {hidden}, {layers} layers, {heads} heads, pooling {pooling}. ",
                                         model=a['model'], hidden=a['hidden_size'], layers=a['layers'], heads=a['heads'], pooling=a['pooling'])
-            + "Embeddings and mask preparation run on the CPU; the encoder runs on the NPU.</p>" + table(s["analysis"]["blocks"]), figs(s["analysis"]))
+            + "Embeddings and mask preparation run on the CPU; the encoder runs on the NPU.</p>"
+            + details("Per-block table and placement figure", table(s["analysis"]["blocks"]) + _images(figs(s["analysis"]))), {})
 
 
 def _calibration(s: dict, figs: Callable) -> Section:
@@ -36,19 +48,48 @@ def _stats(s: dict, figs: Callable) -> Section:
     return ("Activation ranges", "<p>Worst outlier sites (max / p99):</p>" + table(s["stats"]["outlier_sites"]), figs(s["stats"]))
 
 
+def _images(figures: dict[str, bytes]) -> str:
+    return "".join(image(png, alt) for alt, png in figures.items())
+
+
 def _sweep(s: dict, figs: Callable) -> Section:
-    return ("Sweep on validation", table(s["sweep"]["rows"], SWEEP_COLUMNS), figs(s["sweep"]))
+    sw = s["sweep"]
+    rows = sw["rows"]
+    confirmed = sum(r.get("spearman") is not None for r in rows)
+    text = f"<p>{len(rows)} cells; {confirmed} scored on the whole validation split, the others ranked by the proxy only (empty Spearman)."
+    if sw.get("recommended_recipe"):
+        from ..quant.recipe import Recipe
+
+        text += f" Recommended (INT8 only): {esc(Recipe.from_dict(sw['recommended_recipe']).label())}"
+        text += f", validation Spearman {sw['validation_spearman']:.4f}." if sw.get("validation_spearman") is not None else "."
+    return ("Sweep on validation", text + "</p>" + details(f"Every cell ({len(rows)} rows)", table(rows, SWEEP_COLUMNS)), figs(sw))
+
+
+def _comparison(s: dict, figs: Callable) -> Section:
+    ev = s["evaluation"]
+    body = table(comparison_rows(ev), COMPARISON_COLUMNS)  # the same table as notebook 04's
+    profile = (compiled_entry(s)[1].get("recipe") or {}).get("profile", "aries")
+    return (f"Predicted accuracy on STS-B test (simulated INT8, profile {profile})", body, {})
 
 
 def _evaluation(s: dict, figs: Callable) -> Section:
-    ev = s["evaluation"]
-    body = table(comparison_rows(ev), COMPARISON_COLUMNS)  # the same table as notebook 04's
-    fid = ev.get("fidelity")
-    if fid:
-        body += (f"<p>Recommended config: cosine(FP32, INT8) mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; "
-                 f"nearest-neighbour recall@10 {fid['recall@10']:.3f}.</p>" + table(fid["worst_pairs"][:5]))
-    profile = (ev["recommended"].get("recipe") or {}).get("profile", "aries")
-    return (f"Predicted accuracy on STS-B test (simulated INT8, profile {profile})", body, {})
+    """The compiled recipe's embedding fidelity and worst pairs (a summary from before the fidelity named its entry: recommended)."""
+    fid = s["evaluation"].get("fidelity")
+    key = (fid or {}).get("entry", "recommended")
+    name = {"planned": "planned recipe (the one compiled)", "recommended": "recommended recipe"}.get(key, key)
+    if key == "recommended" and compiled_entry(s)[0] == "planned":
+        name += ", not the planned one that is compiled (a summary from an older bertnpu)"
+    elif key == "recommended":
+        name += " (the one compiled: the run skipped the planner)"
+    heading = "Where the compiled recipe differs from FP32 on STS-B test"
+    if not fid:
+        return heading, "<p>Not measured in this run.</p>", {}
+    body = (fill("<p>Of the {name}: cosine(FP32, INT8) per sentence, mean ", name=name)
+            + f"{fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}; nearest-neighbour recall@10 {fid['recall@10']:.3f}.</p>"
+            "<p>The pairs whose similarity moved most:</p>" + table(fid["worst_pairs"][:5]))
+    if fid.get("worst_sentences"):
+        body += details(f"The {len(fid['worst_sentences'])} sentences furthest from FP32", table(fid["worst_sentences"]))
+    return heading, body, {}
 
 
 def _plan(s: dict, figs: Callable) -> Section:
@@ -81,7 +122,8 @@ def _plan(s: dict, figs: Callable) -> Section:
             + (f" Not tried at 16 bits: the {len(pl['not_tried'])} LayerNorm outputs (an ARIES user saw a 16-bit override of "
                "LayerNormalization leave the compiled model byte-identical, so it is no lever)." if pl.get("not_tried") else "")
             + "</p>"
-            + table(rows) + "<p>Pareto table (validation):</p>" + table(pareto) + pre_json(pl["recipe"]))
+            + table(rows) + details(f"Pareto table on validation ({len(pareto)} rows)", table(pareto))
+            + f'<p>The planned recipe as JSON: <code>recipe.json</code> in this folder, and <a href="{DATA_FILE}" download>{DATA_FILE}</a>.</p>')
     return ("Plan: the cheapest recipe within tolerance", body, figs(pl))
 
 
@@ -96,11 +138,26 @@ def _compile(s: dict, figs: Callable) -> Section:
 
 
 def _inputs(s: dict, figs: Callable) -> Section:
-    return ("Inputs and versions", pre_json({"inputs": s["inputs"], "versions": s["versions"], "reused_stages": s["reused_stages"]}), {})
+    inputs = [{"input": k, "value": v} for k, v in sorted(s["inputs"].items())]
+    versions = [{"package": k, "version": v if v is not None else "not installed"} for k, v in sorted(s["versions"].items())]
+    reused = ", ".join(s.get("reused_stages") or []) or "none"
+    body = (f'<p>The raw JSON (inputs, versions, the compiled recipe): <a href="{DATA_FILE}" download>{DATA_FILE}</a> beside this page; '
+            f"the whole run: <code>summary.json</code>. Stages reused from an earlier run: {esc(reused)}.</p>"
+            + details("Inputs", table(inputs)) + details("Versions", table(versions)))
+    return ("Inputs and versions", body, {})
 
 
-# A new stage adds its section function here, in pipeline order.
-SECTIONS: tuple[Callable[[dict, Callable], Section], ...] = (_analysis, _calibration, _stats, _sweep, _plan, _evaluation, _compile, _inputs)
+# The headline and the comparison table come first; then a section per stage, in pipeline order (a new stage adds its own).
+SECTIONS: tuple[Callable[[dict, Callable], Section], ...] = (
+    _headline, _comparison,
+    _analysis, _calibration, _stats, _sweep, _plan, _evaluation, _compile, _inputs)
+
+
+def report_data(summary: dict[str, Any]) -> dict[str, Any]:
+    """What ``report_data.json`` holds: the run's inputs, versions, reused stages and the recipe it compiled (or bundled)."""
+    key, entry = compiled_entry(summary)
+    return {"inputs": summary["inputs"], "versions": summary["versions"], "reused_stages": summary.get("reused_stages", []),
+            "compiled": key, "recipe": entry.get("recipe")}
 
 
 def run_report(summary: dict[str, Any], out: Path) -> str:
@@ -111,3 +168,14 @@ def run_report(summary: dict[str, Any], out: Path) -> str:
         return {p: (out / p).read_bytes() for p in figure_files(entry)}
 
     return render_report(f"bertnpu report: {summary['analysis']['summary']['model']}", [section(summary, figs) for section in SECTIONS])
+
+
+def write_run_report(summary: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """Write ``report_data.json`` and ``report.html`` into the run folder ``out`` (each atomically), the data first so the
+    page never links to a missing file; returns both paths."""
+    from ..artifacts import atomic_write_json, atomic_write_text
+
+    out = Path(out)
+    data = atomic_write_json(out / DATA_FILE, report_data(summary), force=True)
+    page = atomic_write_text(out / "report.html", run_report(summary, out), force=True)
+    return data, page
