@@ -58,6 +58,17 @@ def test_report_is_self_contained(first_run):
     assert html.count("data:image/png;base64,") >= 6
     assert "src=\"http" not in html and "<script" not in html  # readable offline
     assert "Predicted accuracy on STS-B test" in html
+    # the first section is the headline card, with summary.json's numbers; the raw JSON lies beside the page
+    from test_run_report import _headline, _number
+
+    out = first_run[0]
+    saved = json.loads((out / "summary.json").read_text())
+    card = _headline(html)
+    assert _number(card["FP32 Spearman"]) == round(saved["evaluation"]["fp32"]["spearman"], 4)
+    assert _number(card["Planned recipe Spearman"]) == round(saved["evaluation"]["planned"]["spearman"], 4)
+    assert _number(card["Mean cosine to FP32 embeddings"]) == round(saved["evaluation"]["planned"]["cosine_mean"], 4)
+    assert saved["evaluation"]["fidelity"]["entry"] == "planned"  # the worst pairs shown are the compiled recipe's
+    assert json.loads((out / "report_data.json").read_text())["recipe"] == Recipe.load(out / "compile_bundle" / "recipe.json").to_dict()
 
 
 def test_rerun_reuses_and_force_recomputes(first_run, tiny_model_dir, stsb_dir):

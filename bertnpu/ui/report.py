@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
@@ -30,11 +29,6 @@ def fill(template: str, **values: Any) -> str:
         '<b>&lt;img src=x onerror=alert(1)&gt;</b>'
     """
     return template.format(**{k: esc(v) for k, v in values.items()})
-
-
-def pre_json(data: Any) -> str:
-    """A ``<pre>`` block of ``data`` as indented JSON, escaped."""
-    return f"<pre>{esc(json.dumps(data, indent=2, sort_keys=True, default=str))}</pre>"
 
 
 def image(png: bytes, alt: str) -> str:
