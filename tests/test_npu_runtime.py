@@ -16,6 +16,7 @@ from bertnpu.device.npu_runtime import MISSING, QbruntimeEncoder
 from bertnpu.quant.config import QuantConfig
 from bertnpu.model.cpu_part import export_weight_dict
 from bertnpu.device.compile_record import record_path_for
+from bertnpu.device.preflight import preflight
 from conftest import REPO
 
 DOUBLES = REPO / "tests" / "doubles"
@@ -99,15 +100,22 @@ def test_without_qbruntime_one_sentence(tiny_model, tmp_path, monkeypatch):
 
 def test_returned_shape_checked_against_the_record(compiled, tiny_model):
     mxq, _ = compiled
+    facts = preflight(mxq, hidden_size=36)  # taken while the record was right
     path = record_path_for(mxq)
     data = json.loads(path.read_text())
     data["output"]["returns"] = "pooler_output"  # a stale record: the .mxq returns token states
     path.write_text(json.dumps(data))
     with pytest.raises(BertnpuError) as info:
-        with QbruntimeEncoder(tiny_model, mxq, progress=False) as npu:
+        with QbruntimeEncoder(tiny_model, mxq, progress=False, facts=facts) as npu:
             npu(["A man is playing a guitar."])
     msg = str(info.value)
     assert "The NPU returned shape(s) (1, 9, 36) for a 9-token sentence" in msg and "returns pooler_output [1, 36]" in msg
+    # the preflight catches the same stale record from the runtime's own shapes, before any sentence is encoded
+    with pytest.raises(BertnpuError) as info:
+        with QbruntimeEncoder(tiny_model, mxq, progress=False):
+            pass
+    msg = str(info.value)
+    assert "returns shape(s) [[1, -1, 36]] (variant 0, from the runtime)" in msg and "says it returns pooler_output [1, 36]" in msg
 
 
 def test_pooler_model_end_to_end(tiny_model_dir, tiny_calib, stsb_test, tmp_path, monkeypatch):

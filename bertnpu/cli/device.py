@@ -19,6 +19,7 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
     p.add_argument("--config", help="with --mxq and no <mxq>.recipe.json: recipe or QuantConfig JSON to simulate (default: the tutorial's)")
     p.add_argument("--report", help="with --mxq: JSON file for the three-way check (default: <mxq>.check.json)")
+    p.add_argument("--verbose", action="store_true", help="with --mxq: keep the runtime's native log lines")
 
 
 @command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
@@ -26,9 +27,17 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
 def _eval(args) -> int:
     from ..stages.simulate import fp32_scores
 
+    facts = None
+    if args.mxq:  # before anything is loaded or encoded: a missing/broken .mxq or no NPU fails in a second
+        from ..device.preflight import preflight
+
+        facts = preflight(args.mxq, verbose=args.verbose)
     pairs = pairs_arg(args, args.split)
     model = load_model_arg(args)
     if args.mxq:
+        from ..device.preflight import check_model
+
+        args.facts = check_model(facts, model.config.hidden_size)
         if args.weights:  # a bad weight dict is refused before any work or notice
             from ..model.cpu_part import load_weight_dict
 
@@ -66,7 +75,8 @@ def _eval_three_way(args, model, pairs) -> int:
     if report.exists() and not args.force:
         raise BertnpuError(f"The report {str(report)!r} already exists; pass --force to replace it, or --report another.json.")
     calib = calibration_arg(args, model) if args.calib else None
-    result = three_way_check(model, args.mxq, pairs, stats_arg(args, model), calib=calib, weights=args.weights, progress=not args.json)
+    result = three_way_check(model, args.mxq, pairs, stats_arg(args, model), calib=calib, weights=args.weights, progress=not args.json,
+                             facts=args.facts)
     result.update(model=model.name, split=args.split, spearman=result["npu_spearman"], pearson=result["npu_pearson"], report=str(report))
     atomic_write_json(report, result, force=True)
     if args.json:
@@ -90,7 +100,7 @@ def _eval_npu_plain(args, model, pairs) -> int:
         recipe = recipe_arg(cfg_file)
         result["int8_sim_spearman"] = simulated_scores(model, stats_arg(args, model), recipe, pairs, progress=not args.json)[0]["spearman"]
         result["config"] = recipe.calibration.to_dict()
-    with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json) as npu:
+    with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json, facts=args.facts, verbose=args.verbose) as npu:
         npu_result = evaluate_sts(npu, pairs)
     result["npu_spearman"], result["npu_pearson"] = npu_result["spearman"], npu_result["pearson"]
     result["spearman"], result["pearson"] = npu_result["spearman"], npu_result["pearson"]
