@@ -25,8 +25,6 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
 @command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
          limit_option, json_option, _eval_options, force_option("--report file"))
 def _eval(args) -> int:
-    from ..stages.simulate import fp32_scores
-
     facts = None
     if args.mxq:  # before anything is loaded or encoded: a missing/broken .mxq or no NPU fails in a second
         from ..device.preflight import preflight
@@ -43,6 +41,8 @@ def _eval(args) -> int:
 
             load_weight_dict(args.weights, hidden_size=model.config.hidden_size)
         return _eval_npu(args, model, pairs)
+    from ..stages.simulate import fp32_scores
+
     result = fp32_scores(model, pairs, progress=not args.json, batch_size=args.batch_size)
     result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
     if args.json:

@@ -17,7 +17,7 @@ from ..artifacts import atomic_write_json
 from ..errors import BertnpuError
 from ..quant.recipe import Recipe
 from ..version import __version__
-from .export_wrapper import CompiledOutput
+from .compiled_output import CompiledOutput
 
 SCHEMA_VERSION = 1
 

@@ -7,7 +7,6 @@ applies the model's own pooling to the output.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -21,18 +20,7 @@ from ..model.sentence_encoder import tokenize
 from ..errors import BertnpuError
 from ..model.load import LoadedModel, Pooling
 from ..model.cpu_part import CpuEmbedding
-from .preflight import MxqFacts, native_log, preflight
-
-MISSING = ("qbruntime is not installed; install it with `pip install 'bertnpu[npu]'` (PyPI: mobilint-qb-runtime, CPython 3.11) "
-           "on a machine with a Mobilint NPU.")
-
-
-def load_qbruntime() -> Any:
-    try:
-        return importlib.import_module("qbruntime")
-    except ImportError:
-        raise BertnpuError(MISSING) from None
-
+from .preflight import MISSING, MxqFacts, load_qbruntime, native_log, preflight  # noqa: F401  (MISSING re-exported)
 
 class QbruntimeEncoder:
     """``encode(sentences) -> [n, hidden]`` through a compiled ``.mxq`` on the NPU; use it as a context manager.

@@ -2,9 +2,9 @@
 
 Runs in well under a second with the real ``qbruntime`` (it only parses the file and asks the
 driver which devices exist), so ``bertnpu eval --mxq`` and notebook 05 fail before the FP32
-reference is encoded. The runtime's native log lines (written to file descriptor 2 by its C++
-core, past ``sys.stderr``; ``set_log_level`` does not silence all of them, measured on
-qbruntime 1.5.0) are captured and shown only with ``verbose``; the first of them that explains a
+reference is encoded. The runtime's native log lines (written by its C++ core past ``sys.stderr``:
+to file descriptor 2, and to descriptor 1 once ``set_log_level`` was called; ``LogLevel.Off`` does
+not silence the loader's "Unable to load" line; measured on qbruntime 1.5.0) are captured and shown only with ``verbose``; the first of them that explains a
 load failure goes into the one-sentence error.
 
 What the runtime reports (``mobilint_sdk_facts.md``, "Current releases"): input/output shapes per
@@ -15,6 +15,7 @@ value), and ``infer`` picking the first variant whose shapes fit.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import tempfile
@@ -58,20 +59,24 @@ class NativeLog:
 def native_log(qb: Any = None, verbose: bool = False) -> Iterator[NativeLog]:
     """Capture file descriptor 2 (and silence the runtime's logger) unless ``verbose``; the text is in the yielded object."""
     log = NativeLog()
+    if qb is not None and hasattr(qb, "set_log_level") and hasattr(qb, "LogLevel"):
+        # the level is process-wide: set it both ways (Warn shows the E-lines a user sees by default)
+        qb.set_log_level(qb.LogLevel.Warn if verbose else qb.LogLevel.Off)
     if verbose:
         yield log
         return
-    if qb is not None and hasattr(qb, "set_log_level") and hasattr(qb, "LogLevel"):
-        qb.set_log_level(qb.LogLevel.Off)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
         try:
             yield log
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
             sink.seek(0)
             log.text = sink.read().decode(errors="replace")
 
@@ -125,10 +130,16 @@ class MxqFacts:
                 "runtime": self.runtime_version, "test_double": self.is_double}
 
 
-def load_runtime() -> Any:
-    from .npu_runtime import load_qbruntime
+MISSING = ("qbruntime is not installed; install it with `pip install 'bertnpu[npu]'` (PyPI: mobilint-qb-runtime, CPython 3.11) "
+           "on a machine with a Mobilint NPU.")
 
-    return load_qbruntime()
+
+def load_qbruntime() -> Any:
+    """Import qbruntime (this module and :mod:`.npu_runtime` are the only ones that do), or one sentence saying how to get it."""
+    try:
+        return importlib.import_module("qbruntime")
+    except ImportError:
+        raise BertnpuError(MISSING) from None
 
 
 def _variant_shapes(npu: Any) -> tuple[tuple, tuple]:
@@ -191,7 +202,7 @@ def preflight(mxq: str | os.PathLike, *, hidden_size: Optional[int] = None, requ
         raise BertnpuError(f"Compiled model {str(path)!r} does not exist; compile one with `bertnpu compile` or pass the right path.")
     record = read_compile_record(path)
     _check_record(path, record, hidden_size)
-    qb = load_runtime()
+    qb = load_qbruntime()
     with native_log(qb, verbose) as log:
         try:
             npu = qb.Model(str(path), qb.ModelConfig())
