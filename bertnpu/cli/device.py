@@ -117,6 +117,7 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
     p.add_argument("--recipe", help="recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)")
+    p.add_argument("--target-device", help="qbcompiler's target_device, overriding the recipe's (1.3 needs one: aries-rb, regulus-ra, regulus-rb, regulus-rb-usb)")
     p.add_argument("--allow-missing-knobs", action="store_true",
                    help="compile with a qbcompiler that lacks a knob the recipe uses (1.0.x: bit_config, equivalent_transformation_config)")
 
@@ -130,6 +131,10 @@ def _compile(args) -> int:
     if args.recipe and args.config:
         raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
     recipe = recipe_arg(args.recipe or args.config)
+    if args.target_device is not None:  # into the recipe, so the .mxq's record and a bundle's recipe.json carry it
+        from ..device.qb_calls import resolve_target_device
+
+        recipe = recipe.with_(target_device=resolve_target_device(0, None, args.target_device))
     warn_moot_overrides(recipe)
     if not args.bundle:
         load_qbcompiler()  # fail fast, before loading anything
