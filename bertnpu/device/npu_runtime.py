@@ -20,7 +20,7 @@ from ..model.sentence_encoder import tokenize
 from ..errors import BertnpuError
 from ..model.load import LoadedModel, Pooling
 from ..model.cpu_part import CpuEmbedding
-from .preflight import MISSING, MxqFacts, load_qbruntime, native_log, preflight  # noqa: F401  (MISSING re-exported)
+from .preflight import CORE_MODES, MISSING, MxqFacts, load_qbruntime, native_log, preflight  # noqa: F401  (MISSING re-exported)
 
 class QbruntimeEncoder:
     """``encode(sentences) -> [n, hidden]`` through a compiled ``.mxq`` on the NPU; use it as a context manager.
@@ -161,10 +161,6 @@ class QbruntimeEncoder:
             for i, ids in enumerate(tqdm(tokenize(self.model, sentences), desc="encode (NPU)", disable=not self.progress, leave=False)):
                 out[i] = self.encode_one(ids)
         return out
-
-
-CORE_MODES = {"single": "set_single_core_mode", "multi": "set_multi_core_mode", "global4": "set_global4_core_mode",
-              "global8": "set_global8_core_mode", "auto": "set_auto_core_mode"}
 
 
 def model_config(qb: Any, core_mode: Optional[str] = None) -> Any:

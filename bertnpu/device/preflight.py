@@ -39,6 +39,10 @@ RUNTIME_API = {
     },
 }
 
+# bertnpu's core-mode names -> the ModelConfig method that selects each (auto is ModelConfig()'s default)
+CORE_MODES = {"auto": "set_auto_core_mode", "single": "set_single_core_mode", "multi": "set_multi_core_mode",
+              "global4": "set_global4_core_mode", "global8": "set_global8_core_mode"}
+
 
 @dataclass
 class NativeLog:
