@@ -42,3 +42,14 @@ def test_cli_bench(compiled, tiny_model_dir, stsb_dir, capsys, tmp_path):  # noq
     assert "--modes 'turbo' holds turbo; use some of auto, single, multi, global4, global8." in capsys.readouterr().err
     assert main(base[:-1] + [str(tmp_path / "absent.mxq")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_notebook_panel_text(compiled, tiny_model, stsb_test, tmp_path, monkeypatch):  # noqa: F811
+    from bertnpu.device.bench import bench_summary
+
+    mxq, _ = compiled
+    text = bench_summary(tiny_model, mxq, stsb_test.subset(2), limit=3, progress=False)
+    assert text.startswith("3 STS-B sentences, one per call") and DOUBLE_NOTE in text
+    assert bench_summary(tiny_model, tmp_path / "model.mxq", stsb_test, progress=False).startswith("no model.mxq yet")
+    monkeypatch.setenv("QBRUNTIME_DOUBLE_DEVICES", "")
+    assert bench_summary(tiny_model, mxq, stsb_test, progress=False).startswith("No Mobilint NPU was found")
