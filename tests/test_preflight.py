@@ -5,6 +5,7 @@ import importlib.util
 import inspect
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,13 +108,17 @@ def compiled_double_mxq(qbcompiler_double, tiny_model, tiny_calib, tmp_path):
     return compile_mxq(tiny_model, tiny_calib, QuantConfig(), tmp_path / "tiny.mxq")
 
 
-def test_no_npu_and_wrong_model_one_sentence(runtime_double, compiled_double_mxq, monkeypatch, tmp_path, capfd):
+def test_no_npu_and_wrong_model_one_sentence(runtime_double, compiled_double_mxq, tiny_model, monkeypatch, tmp_path, capfd):
     mxq = compiled_double_mxq
+    folder = Path(tiny_model.name).name
     facts = preflight(mxq, hidden_size=36)
     assert facts.devices == ("aries-rb",) and facts.input_shapes == (((1, -1, 36),),) and facts.is_double
     assert facts.seq_lengths() == () and facts.padded_length(9) == 9
     with pytest.raises(BertnpuError, match=r"hidden size 36 .* but the model given has 48; pass the model it was compiled from"):
         preflight(mxq, hidden_size=48)
+    with pytest.raises(BertnpuError, match=rf"tiny.mxq.recipe.json is for the model '{folder}', not 'other-model'; pass the model it was compiled"):
+        preflight(mxq, hidden_size=36, model_name="/elsewhere/other-model")
+    assert preflight(mxq, hidden_size=36, model_name=f"/copied/elsewhere/{folder}").path == str(mxq)  # same folder name: same model
     monkeypatch.setenv("QBRUNTIME_DOUBLE_DEVICES", "")
     with pytest.raises(BertnpuError) as info:
         preflight(mxq)

@@ -35,7 +35,7 @@ def _eval(args) -> int:
     if args.mxq:
         from ..device.preflight import check_model
 
-        args.facts = check_model(facts, model.config.hidden_size)
+        args.facts = check_model(facts, model.config.hidden_size, model.name)
         if args.weights:  # a bad weight dict is refused before any work or notice
             from ..model.cpu_part import load_weight_dict
 

@@ -62,7 +62,7 @@ def bench_mxq(model: LoadedModel, mxq: str | os.PathLike, sentences: Sequence[st
     sentences = list(sentences)
     if not sentences:
         raise BertnpuError("No sentences to time; pass a split with pairs or a larger --limit.")
-    facts = preflight(mxq, hidden_size=model.config.hidden_size, verbose=verbose)  # before any timing: one sentence if it cannot run
+    facts = preflight(mxq, hidden_size=model.config.hidden_size, verbose=verbose, model_name=model.name)  # before any timing: one sentence if it cannot run
     ids = tokenize(model, sentences)
     fp32 = SentenceEncoder(model, batch_size=1, progress=False)
     for s in sentences[:warmup]:

@@ -56,7 +56,7 @@ class QbruntimeEncoder:
     def __enter__(self) -> "QbruntimeEncoder":
         qb = load_qbruntime()
         if self.facts is None:
-            self.facts = preflight(self.mxq, hidden_size=self.model.config.hidden_size, verbose=self.verbose)
+            self.facts = preflight(self.mxq, hidden_size=self.model.config.hidden_size, verbose=self.verbose, model_name=self.model.name)
         with native_log(qb, self.verbose) as log:
             try:
                 acc = qb.Accelerator(dev_no=self.device)

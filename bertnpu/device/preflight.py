@@ -174,23 +174,28 @@ def _check_shapes(facts: MxqFacts, record: Any, hidden: Optional[int]) -> None:
                                f"{want.returns} {want.shape_text}; recompile it with `bertnpu compile` or delete the stale .recipe.json.")
 
 
-def _check_record(path: Path, record: Any, hidden_size: Optional[int]) -> None:
+def _check_record(path: Path, record: Any, hidden_size: Optional[int], model_name: Optional[str] = None) -> None:
     if record is not None and hidden_size is not None and record.output.hidden_size != hidden_size:
         raise BertnpuError(f"{path.name}.recipe.json is for a model of hidden size {record.output.hidden_size} ({record.model or 'unnamed'}), but the "
                            f"model given has {hidden_size}; pass the model it was compiled from with --model.")
+    # folder names, not full paths: a model folder copied elsewhere (or into a bundle) is still the same model
+    if record is not None and record.model and model_name and Path(str(record.model)).name != Path(str(model_name)).name:
+        raise BertnpuError(f"{path.name}.recipe.json is for the model {Path(str(record.model)).name!r}, not {Path(str(model_name)).name!r}; "
+                           "pass the model it was compiled from with --model.")
 
 
-def check_model(facts: MxqFacts, hidden_size: int) -> MxqFacts:
-    """The part of :func:`preflight` that needs the model (its hidden size), for a preflight run before the model was loaded."""
+def check_model(facts: MxqFacts, hidden_size: int, model_name: Optional[str] = None) -> MxqFacts:
+    """The part of :func:`preflight` that needs the model (hidden size, name), for a preflight run before the model was loaded."""
     from .compile_record import read_compile_record
 
     record = read_compile_record(facts.path)
-    _check_record(Path(facts.path), record, hidden_size)
+    _check_record(Path(facts.path), record, hidden_size, model_name)
     _check_shapes(facts, None, hidden_size)
     return facts
 
 
-def preflight(mxq: str | os.PathLike, *, hidden_size: Optional[int] = None, require_npu: bool = True, verbose: bool = False) -> MxqFacts:
+def preflight(mxq: str | os.PathLike, *, hidden_size: Optional[int] = None, require_npu: bool = True, verbose: bool = False,
+              model_name: Optional[str] = None) -> MxqFacts:
     """Check ``mxq`` in the order a user fixes things: file there, qbruntime there, file loadable, shapes, an NPU.
 
     Each failure is one :class:`~bertnpu.errors.BertnpuError` sentence naming the fix.
@@ -205,7 +210,7 @@ def preflight(mxq: str | os.PathLike, *, hidden_size: Optional[int] = None, requ
     if not path.is_file():
         raise BertnpuError(f"Compiled model {str(path)!r} does not exist; compile one with `bertnpu compile` or pass the right path.")
     record = read_compile_record(path)
-    _check_record(path, record, hidden_size)
+    _check_record(path, record, hidden_size, model_name)
     qb = load_qbruntime()
     with native_log(qb, verbose) as log:
         try:

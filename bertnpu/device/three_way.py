@@ -67,7 +67,7 @@ def three_way_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs,
         raise BertnpuError(f"{str(record_path_for(mxq))!r} does not exist, so the recipe of {str(mxq)!r} is unknown; "
                            "compile with `bertnpu compile --recipe` (or the bundle script) to get one.")
     # before any encoding: a broken .mxq, wrong shapes or no NPU fail now, not after the FP32 and simulated passes
-    facts = facts or preflight(mxq, hidden_size=model.config.hidden_size)
+    facts = facts or preflight(mxq, hidden_size=model.config.hidden_size, model_name=model.name)
     profiles = list(profiles)
     recipe = record.recipe
     recipe.check_sites([s.name for s in stats.sites])
@@ -91,7 +91,7 @@ def three_way_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs,
 def plain_npu_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs, *, weights: Optional[str | os.PathLike] = None,
                     progress: bool = True) -> dict[str, Any]:
     """FP32 vs NPU only (a ``.mxq`` without its recipe file): Spearman of each and the NPU's mean cosine to FP32."""
-    facts = preflight(mxq, hidden_size=model.config.hidden_size)
+    facts = preflight(mxq, hidden_size=model.config.hidden_size, model_name=model.name)
     sentences, rows1, rows2 = unique_sentences(pairs)
     fp32 = np.asarray(SentenceEncoder(model, progress=progress)(sentences))
     with QbruntimeEncoder(model, mxq, weights=weights, progress=progress, facts=facts) as npu:
