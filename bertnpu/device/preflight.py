@@ -87,7 +87,12 @@ def native_log(qb: Any = None, verbose: bool = False) -> Iterator[NativeLog]:
 
 @dataclass(frozen=True)
 class MxqFacts:
-    """What the runtime says about one ``.mxq`` (shapes per variant; a negative dimension is variable)."""
+    """What the runtime says about one ``.mxq`` (shapes per variant; a negative dimension is variable).
+
+    The layout of a BERT ``.mxq``'s shapes is not published (qbruntime's own comment says model shapes are
+    4D with the batch): bertnpu reads the last dimension as the hidden size and the one before it as the
+    sequence length, which holds for ``(1, L, H)`` and ``(1, 1, L, H)`` alike, and ignores dimensions of 1.
+    """
 
     path: str
     devices: tuple
