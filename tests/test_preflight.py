@@ -125,6 +125,10 @@ def test_no_npu_and_wrong_model_one_sentence(runtime_double, compiled_double_mxq
     assert str(info.value).startswith("No Mobilint NPU was found (qbruntime.get_available_devices() is empty)")
     assert preflight(mxq, require_npu=False).devices == ()
     assert capfd.readouterr().err == ""
+    # the CLI with no NPU: one line, exit 2, before the model (which does not exist here) is loaded or anything encoded
+    assert main(["eval", "--model", str(tmp_path / "no-model"), "--stsb-dir", str(tmp_path), "--mxq", str(mxq)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bertnpu: error: No Mobilint NPU was found")
 
 
 def test_variant_lengths_and_padding():
