@@ -2,18 +2,41 @@
 
 from .version import __version__
 
-from .data.calibration import CalibrationSpec, build_calibration_set, load_calibration_set
-from .model.sentence_encoder import SentenceEncoder
 from .errors import BertnpuError
-from .tune.evaluate import evaluate_sts
-from .model.load import LoadedModel, load_model
-from .quant.config import QuantConfig
-from .quant.simulate import simulate_int8
-from .quant.sites import list_sites
-from .model.cpu_part import CpuEmbedding, export_weight_dict, load_weight_dict
-from .quant.stats import collect_activation_stats, load_stats
-from .data.stsb import StsPairs, load_stsb
-from .quant.thresholds import clip_thresholds
+
+# Imported on first use (PEP 562), so `import bertnpu` and commands that fail early (a broken .mxq, a bad argument)
+# do not pay for torch, transformers and scipy first.
+_LAZY = {
+    "CalibrationSpec": ".data.calibration",
+    "build_calibration_set": ".data.calibration",
+    "load_calibration_set": ".data.calibration",
+    "SentenceEncoder": ".model.sentence_encoder",
+    "evaluate_sts": ".tune.evaluate",
+    "LoadedModel": ".model.load",
+    "load_model": ".model.load",
+    "QuantConfig": ".quant.config",
+    "simulate_int8": ".quant.simulate",
+    "list_sites": ".quant.sites",
+    "CpuEmbedding": ".model.cpu_part",
+    "export_weight_dict": ".model.cpu_part",
+    "load_weight_dict": ".model.cpu_part",
+    "collect_activation_stats": ".quant.stats",
+    "load_stats": ".quant.stats",
+    "StsPairs": ".data.stsb",
+    "load_stsb": ".data.stsb",
+    "clip_thresholds": ".quant.thresholds",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bertnpu' has no attribute {name!r}")
+
 
 __all__ = [
     "__version__",

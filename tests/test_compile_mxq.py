@@ -91,3 +91,24 @@ def test_script_without_qbcompiler_says_so(tiny_model, calib, tmp_path):
     bundle = write_compile_bundle(tiny_model, calib, QuantConfig(), tmp_path / "b")
     run = subprocess.run([sys.executable, str(bundle / "compile_mxq.py")], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
     assert run.returncode != 0 and "qbcompiler is not installed" in run.stderr
+
+
+@pytest.mark.parametrize("qbcompiler_double", [3], indirect=True)
+def test_script_with_qbcompiler_1_3_needs_a_target_device(qbcompiler_double, tiny_model, calib, tmp_path):
+    bundle = write_compile_bundle(tiny_model, calib, RECIPE, tmp_path / "bundle")
+    assert "def resolve_target_device" in (bundle / "compile_mxq.py").read_text()  # generated from qb_calls.py, not a copy kept by hand
+    assert "add `--target-device DEVICE`" in (bundle / "README.md").read_text()
+    run = _run_script(bundle, tmp_path)
+    assert run.returncode != 0 and run.stderr.strip().splitlines()[-1].startswith("qbcompiler 1.3 needs a target_device")
+    run = _run_script(bundle, tmp_path, "--target-device", "regulus-ra")
+    assert run.returncode == 0, run.stderr
+    mblt, mxq = _calls(qbcompiler_double)
+    assert mblt["target_device"] == mxq["target_device"] == "regulus-ra"
+    assert mxq["activation_16bits"] == ["/encoder/layer.1/output/Add", "/encoder/layer.2/attention/self/MatMul"]
+    record = read_compile_record(bundle / f"{tiny_model.name.split('/')[-1]}.mxq")
+    assert record.qbcompiler_api == "1.3" and record.qbcompiler_version == "1.3.0"
+    old = write_compile_bundle(tiny_model, calib, RECIPE.with_(qbcompiler_version="1.2"), tmp_path / "old")
+    readme = (old / "README.md").read_text()
+    assert "mobilint/qbcompiler:1.2-cpu-ubuntu22.04" in readme and "mobilint/qbcompiler:1.2-cuda12.8.1-ubuntu22.04" in readme
+    run = _run_script(old, tmp_path, "--target-device", "aries-rb")
+    assert run.returncode != 0 and "made for qbcompiler 1.2, but the installed one is 1.3.0" in run.stderr

@@ -16,6 +16,7 @@ from bertnpu.device.npu_runtime import MISSING, QbruntimeEncoder
 from bertnpu.quant.config import QuantConfig
 from bertnpu.model.cpu_part import export_weight_dict
 from bertnpu.device.compile_record import record_path_for
+from bertnpu.device.preflight import preflight
 from conftest import REPO
 
 DOUBLES = REPO / "tests" / "doubles"
@@ -99,15 +100,22 @@ def test_without_qbruntime_one_sentence(tiny_model, tmp_path, monkeypatch):
 
 def test_returned_shape_checked_against_the_record(compiled, tiny_model):
     mxq, _ = compiled
+    facts = preflight(mxq, hidden_size=36)  # taken while the record was right
     path = record_path_for(mxq)
     data = json.loads(path.read_text())
     data["output"]["returns"] = "pooler_output"  # a stale record: the .mxq returns token states
     path.write_text(json.dumps(data))
     with pytest.raises(BertnpuError) as info:
-        with QbruntimeEncoder(tiny_model, mxq, progress=False) as npu:
+        with QbruntimeEncoder(tiny_model, mxq, progress=False, facts=facts) as npu:
             npu(["A man is playing a guitar."])
     msg = str(info.value)
     assert "The NPU returned shape(s) (1, 9, 36) for a 9-token sentence" in msg and "returns pooler_output [1, 36]" in msg
+    # the preflight catches the same stale record from the runtime's own shapes, before any sentence is encoded
+    with pytest.raises(BertnpuError) as info:
+        with QbruntimeEncoder(tiny_model, mxq, progress=False):
+            pass
+    msg = str(info.value)
+    assert "returns shape(s) [[1, -1, 36]] (variant 0, from the runtime)" in msg and "says it returns pooler_output [1, 36]" in msg
 
 
 def test_pooler_model_end_to_end(tiny_model_dir, tiny_calib, stsb_test, tmp_path, monkeypatch):
@@ -131,3 +139,37 @@ def test_pooler_model_end_to_end(tiny_model_dir, tiny_calib, stsb_test, tmp_path
             npu(["A man is playing a guitar."])
     for name in [m for m in sys.modules if m.split(".")[0] in ("qbcompiler", "qbruntime")]:
         del sys.modules[name]
+
+
+def _with_variants(mxq, lengths):
+    """The double's .mxq re-saved with fixed sequence lengths (one variant each, with a mask input)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(mxq), "pt") as fh:
+        meta, state = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    save_file(state, str(mxq), metadata={**meta, "seq_lengths": json.dumps(lengths)})
+
+
+def test_fixed_length_variants_pad_to_the_smallest_fitting_one(compiled, tiny_model, stsb_test):
+    import numpy as np
+
+    from bertnpu.model.sentence_encoder import tokenize
+
+    mxq, _ = compiled
+    _with_variants(mxq, [10, 16])
+    sentences = [s for s in stsb_test.sentence1[:80] if len(tokenize(tiny_model, [s])[0]) <= 16][:40]
+    lengths = [len(ids) for ids in tokenize(tiny_model, sentences)]
+    assert min(lengths) < 10 < max(lengths)  # both variants are used, most sentences padded
+    facts = preflight(mxq, hidden_size=36)
+    assert facts.seq_lengths() == (10, 16) and facts.has_mask_input()
+    with QbruntimeEncoder(tiny_model, mxq, progress=False, facts=facts) as npu:
+        got = npu(sentences)
+        calls = list(npu._npu.calls)
+    assert calls == [(0 if n <= 10 else 1, 10 if n <= 10 else 16) for n in lengths]  # (variant, padded length) per sentence
+    want = SentenceEncoder(tiny_model, progress=False)(sentences)  # FP32, each sentence unpadded
+    np.testing.assert_allclose(got, np.asarray(want), atol=2e-5)
+    with QbruntimeEncoder(tiny_model, mxq, progress=False, facts=facts) as npu:
+        long = "A man is playing a guitar while " * 6
+        with pytest.raises(BertnpuError, match=r"-token sentence is longer than every variant of tiny.mxq \(10, 16 tokens\)"):
+            npu([long])

@@ -207,3 +207,55 @@ def test_cli_compile_missing_knobs(qbcompiler_double, tiny_model_dir, calib, tmp
     assert "lacks bit_config" in capsys.readouterr().err
     assert main(base + ["--allow-missing-knobs"]) == 0 and out.is_file()
     assert "compiled WITHOUT bit_config, equivalent_transformation_config, target_device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("qbcompiler_double", [3], indirect=True)
+def test_qbcompiler_1_3_by_keyword_with_a_target_device(qbcompiler_double, tiny_model, calib, tmp_path):
+    recipe = RECIPE.with_(target_device="aries-rb")
+    out = tmp_path / "tiny.mxq"
+    compile_mxq(tiny_model, calib.files[0].parent, recipe, out)
+    mblt, mxq = _calls(qbcompiler_double)  # the 1.3 double takes positionals in its new order: keywords are what made this work
+    assert mblt["target_device"] == mxq["target_device"] == "aries-rb" and mxq["generation"] == 3
+    assert mxq["activation_16bits"] == OPERATORS and mxq["bit_config_not_found"] == []
+    for key, f in mxq["feed"].items():  # wrap_tensor/set_attention_mask found under model_dict_legacy
+        assert f["dynamic"] == [False, True] and f["mask"] == ("padding_mask" if key == "attention_mask" else None)
+    record = read_compile_record(out)
+    assert record.qbcompiler_api == "1.3" and record.qbcompiler_version == "1.3.0" and record.passed["target_device"] == "aries-rb"
+    compile_mxq(tiny_model, calib.files[0].parent, recipe, out, force=True, target_device="regulus-rb")  # the override wins
+    assert _calls(qbcompiler_double)[-1]["target_device"] == "regulus-rb"
+
+
+@pytest.mark.parametrize("qbcompiler_double", [3], indirect=True)
+def test_qbcompiler_1_3_refuses_a_missing_or_unknown_target_or_another_release(qbcompiler_double, tiny_model, calib, tmp_path):
+    out = tmp_path / "m.mxq"
+    allowed = "aries-rb, regulus-ra, regulus-rb, regulus-rb-usb"
+    with pytest.raises(BertnpuError) as info:
+        compile_mxq(tiny_model, calib.files[0].parent, CONFIG, out)  # an old recipe: no target_device
+    assert str(info.value) == f"qbcompiler 1.3 needs a target_device: set \"target_device\" in the recipe or pass --target-device, one of {allowed}."
+    with pytest.raises(BertnpuError, match=rf"target_device 'aries2' \(from the recipe\) is unknown to qbcompiler 1.3; use one of {allowed}\."):
+        compile_mxq(tiny_model, calib.files[0].parent, RECIPE, out)
+    with pytest.raises(BertnpuError, match=rf"^target_device 'aries9' is unknown; use one of {allowed}\.$"):
+        compile_mxq(tiny_model, calib.files[0].parent, RECIPE, out, target_device="aries9")
+    old = Recipe(calibration=CONFIG, target_device="aries-rb", qbcompiler_version="1.2")
+    with pytest.raises(BertnpuError, match=r"made for qbcompiler 1.2, but the installed one is 1.3.0; compile inside mobilint/qbcompiler:1.2-cpu-ubuntu22.04"):
+        compile_mxq(tiny_model, calib.files[0].parent, old, out)
+    assert _calls(qbcompiler_double) == [] and list(tmp_path.glob("m.mxq*")) == []
+
+
+@pytest.mark.parametrize("qbcompiler_double", [2], indirect=True)
+def test_cli_target_device_and_raw_operators(qbcompiler_double, tiny_model_dir, calib, tmp_path, capsys):
+    out = tmp_path / "m.mxq"
+    base = ["compile", "--model", str(tiny_model_dir), "--calib", str(calib.files[0].parent), "--out", str(out)]
+    assert main(base + ["--target-device", "aries9"]) == 2
+    assert capsys.readouterr().err.strip() == ("bertnpu: error: target_device 'aries9' is unknown; use one of aries-rb, regulus-ra, "
+                                               "regulus-rb, regulus-rb-usb.") and not out.exists()
+    raw = Recipe(activation_16bits=("layer.0.attention.scores",), activation_16bits_operators=("/encoder/layer.1/output/Add",))
+    assert main(base + ["--recipe", str(raw.save(tmp_path / "raw.json")), "--target-device", "regulus-ra"]) == 0
+    call = _calls(qbcompiler_double)[-1]
+    assert call["activation_16bits"] == ["/encoder/layer.0/attention/self/MatMul", "/encoder/layer.1/output/Add"]
+    assert call["target_device"] == "regulus-ra" and call["bit_config_not_found"] == []
+    wrong = Recipe(activation_16bits_operators=("/encoder/layer.1/output/Addd",))
+    assert main(base + ["--recipe", str(wrong.save(tmp_path / "wrong.json")), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "Operator(s) /encoder/layer.1/output/Addd in the recipe's activation_16bits_operators are not in the compiled MBLT graph" in err
+    assert "bertnpu mblt-ops FILE.mblt" in err

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from ..errors import BertnpuError
 from ..version import __version__
 # each module registers its commands; this order is the order of `bertnpu --help`
-from . import model, data, quant, device, pipeline, render  # noqa: F401,E402  isort: skip
+from . import model, data, quant, device, bench, doctor, mblt, pipeline, render  # noqa: F401,E402  isort: skip
 from .common import COMMANDS, OneLineParser
 
 __all__ = ["COMMANDS", "build_parser", "main"]

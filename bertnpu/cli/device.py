@@ -19,21 +19,30 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
     p.add_argument("--config", help="with --mxq and no <mxq>.recipe.json: recipe or QuantConfig JSON to simulate (default: the tutorial's)")
     p.add_argument("--report", help="with --mxq: JSON file for the three-way check (default: <mxq>.check.json)")
+    p.add_argument("--verbose", action="store_true", help="with --mxq: keep the runtime's native log lines")
 
 
 @command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
          limit_option, json_option, _eval_options, force_option("--report file"))
 def _eval(args) -> int:
-    from ..stages.simulate import fp32_scores
+    facts = None
+    if args.mxq:  # before anything is loaded or encoded: a missing/broken .mxq or no NPU fails in a second
+        from ..device.preflight import preflight
 
+        facts = preflight(args.mxq, verbose=args.verbose)
     pairs = pairs_arg(args, args.split)
     model = load_model_arg(args)
     if args.mxq:
+        from ..device.preflight import check_model
+
+        args.facts = check_model(facts, model.config.hidden_size, model.name)
         if args.weights:  # a bad weight dict is refused before any work or notice
             from ..model.cpu_part import load_weight_dict
 
             load_weight_dict(args.weights, hidden_size=model.config.hidden_size)
         return _eval_npu(args, model, pairs)
+    from ..stages.simulate import fp32_scores
+
     result = fp32_scores(model, pairs, progress=not args.json, batch_size=args.batch_size)
     result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
     if args.json:
@@ -66,7 +75,8 @@ def _eval_three_way(args, model, pairs) -> int:
     if report.exists() and not args.force:
         raise BertnpuError(f"The report {str(report)!r} already exists; pass --force to replace it, or --report another.json.")
     calib = calibration_arg(args, model) if args.calib else None
-    result = three_way_check(model, args.mxq, pairs, stats_arg(args, model), calib=calib, weights=args.weights, progress=not args.json)
+    result = three_way_check(model, args.mxq, pairs, stats_arg(args, model), calib=calib, weights=args.weights, progress=not args.json,
+                             facts=args.facts)
     result.update(model=model.name, split=args.split, spearman=result["npu_spearman"], pearson=result["npu_pearson"], report=str(report))
     atomic_write_json(report, result, force=True)
     if args.json:
@@ -90,7 +100,7 @@ def _eval_npu_plain(args, model, pairs) -> int:
         recipe = recipe_arg(cfg_file)
         result["int8_sim_spearman"] = simulated_scores(model, stats_arg(args, model), recipe, pairs, progress=not args.json)[0]["spearman"]
         result["config"] = recipe.calibration.to_dict()
-    with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json) as npu:
+    with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json, facts=args.facts, verbose=args.verbose) as npu:
         npu_result = evaluate_sts(npu, pairs)
     result["npu_spearman"], result["npu_pearson"] = npu_result["spearman"], npu_result["pearson"]
     result["spearman"], result["pearson"] = npu_result["spearman"], npu_result["pearson"]
@@ -107,6 +117,7 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
     p.add_argument("--recipe", help="recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)")
+    p.add_argument("--target-device", help="qbcompiler's target_device, overriding the recipe's (1.3 needs one: aries-rb, regulus-ra, regulus-rb, regulus-rb-usb)")
     p.add_argument("--allow-missing-knobs", action="store_true",
                    help="compile with a qbcompiler that lacks a knob the recipe uses (1.0.x: bit_config, equivalent_transformation_config)")
 
@@ -120,6 +131,10 @@ def _compile(args) -> int:
     if args.recipe and args.config:
         raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
     recipe = recipe_arg(args.recipe or args.config)
+    if args.target_device is not None:  # into the recipe, so the .mxq's record and a bundle's recipe.json carry it
+        from ..device.qb_calls import resolve_target_device
+
+        recipe = recipe.with_(target_device=resolve_target_device(0, None, args.target_device))
     warn_moot_overrides(recipe)
     if not args.bundle:
         load_qbcompiler()  # fail fast, before loading anything

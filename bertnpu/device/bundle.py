@@ -13,6 +13,7 @@ from ..artifacts import atomic_directory
 from ..data.calibration import CalibrationSet
 from ..model.load import LoadedModel
 from .qbcompiler_adapter import FEED_SENTENCE, needed_knobs
+from .qb_calls import CURRENT_VERSION, TARGET_DEVICES, docker_images
 from ..quant.config import QuantConfig
 from ..quant.precision import get_profile
 from ..quant.recipe import TRANSFORMATIONS, Recipe
@@ -20,9 +21,9 @@ from ..quant.sites import list_sites
 from .export_wrapper import CompiledOutput, compiled_output
 from ..model.cpu_part import export_weight_dict
 
-QB_VERSION = "1.0"
-CPU_IMAGE = f"mobilint/qbcompiler:{QB_VERSION}-cpu-ubuntu22.04"
-CUDA_IMAGE = f"mobilint/qbcompiler:{QB_VERSION}-cuda12.8.1-ubuntu22.04"
+QB_VERSION = CURRENT_VERSION  # the release a recipe without qbcompiler_version is compiled with
+CPU_IMAGE, CUDA_IMAGE = docker_images(QB_VERSION)
+SCRIPT_MARKER = "# --- bertnpu/device/qb_calls.py, inserted here by bertnpu's bundle writer (the one description of the calls) ---\n"
 _MODEL_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                 "modules.json", "sentence_bert_config.json")
 
@@ -54,7 +55,8 @@ def recipe_in_words(recipe: Recipe) -> str:
         "- Equivalent transformations:",
         transforms,
         f"- Precision profile the prediction assumes: `{profile.name}` ({profile.description})",
-        f"- Target device: {recipe.target_device or 'qbcompiler default'}",
+        f"- Target device: {recipe.target_device or 'none (qbcompiler 1.3 needs one: pass --target-device)'}",
+        f"- Compiler release: qbcompiler {recipe.qbcompiler_version or CURRENT_VERSION}",
     ]
     if prediction:
         lines.append(f"- Predicted by bertnpu's simulation (profile `{recipe.profile}` unless named):")
@@ -64,11 +66,26 @@ def recipe_in_words(recipe: Recipe) -> str:
     return "\n".join(lines)
 
 
+def compile_script() -> str:
+    """The bundle's ``compile_mxq.py``: the template with :mod:`bertnpu.device.qb_calls` inserted (one description of the calls)."""
+    template = resources.files("bertnpu.device").joinpath("bundle_template/compile_mxq.py").read_text()
+    calls = resources.files("bertnpu.device").joinpath("qb_calls.py").read_text()
+    assert template.count(SCRIPT_MARKER) == 1, "the template lost its insertion marker"
+    return template.replace(SCRIPT_MARKER, SCRIPT_MARKER + calls + "# --- end of qb_calls.py ---\n")
+
+
 def _readme(model_name: str, mxq_name: str, recipe: Recipe, samples: int, output: CompiledOutput) -> str:
     run = "pip install /bundle/qbcompiler-*.whl && python /bundle/compile_mxq.py"
+    version = recipe.qbcompiler_version or QB_VERSION
+    cpu_image, cuda_image = docker_images(version)
     knobs = needed_knobs(recipe)
-    knob_note = (f"This recipe needs {', '.join(f'`{k}`' for k in knobs)}, which only qbcompiler 1.1+ has: use the image tag of the 1.1+ "
-                 f"release Mobilint gives you instead of `{QB_VERSION}` above.\n\n" if knobs else "")
+    knob_note = (f"This recipe needs {', '.join(f'`{k}`' for k in knobs)}, which only qbcompiler 1.1+ has; the wheel's major.minor must "
+                 f"match the image's ({version} here).\n\n" if knobs else "")
+    target = recipe.target_device
+    target_note = (f"qbcompiler 1.3 needs a `target_device`: this recipe has none, so add `--target-device DEVICE` to the command "
+                   f"(one of {', '.join(f'`{d}`' for d in TARGET_DEVICES)})." if not target else
+                   f"Target device: `{target}` (from recipe.json; `--target-device` overrides it" +
+                   ("" if target in TARGET_DEVICES else f"; qbcompiler 1.3 accepts only {', '.join(TARGET_DEVICES)}") + ").")
     return f"""# Compile bundle for {model_name}
 
 Made by bertnpu {__version__}. Everything Mobilint's qbcompiler needs to build `{mxq_name}`:
@@ -81,7 +98,7 @@ Made by bertnpu {__version__}. Everything Mobilint's qbcompiler needs to build `
 | `quant_config.json` | its calibration config alone ({recipe.calibration.label()}) |
 | `sites.json` | bertnpu's site names of this model, for the site -> operator mapping |
 | `weight_dict.pth` | the CPU embedding part for qbruntime (keys of Mobilint's runtime) |
-| `compile_mxq.py`, `mblt_map.py` | standalone compile script (qbcompiler 1.0.x or 1.1+) and the site -> operator mapping it uses |
+| `compile_mxq.py`, `mblt_map.py` | standalone compile script (qbcompiler 1.0.x, 1.1/1.2 or 1.3; every argument by keyword) and the site -> operator mapping it uses |
 
 ## The recipe
 
@@ -96,18 +113,22 @@ checks the shape the NPU returns against it.
 
 ## Compile inside Mobilint's qbcompiler image
 
-Put the qbcompiler wheel from Mobilint's download center in this folder, then from this folder run
+This recipe is for qbcompiler {version} (`qbcompiler_version` in recipe.json; none means the current release,
+{QB_VERSION}): the image tags below are of the same major.minor, and the script stops if the installed
+wheel's release differs. {target_note}
+
+Put the qbcompiler wheel of that release from Mobilint's download center in this folder, then from this folder run
 
 CPU image:
 
 ```bash
-docker run --rm -v "$PWD":/bundle -w /bundle {CPU_IMAGE} bash -c "{run}"
+docker run --rm -v "$PWD":/bundle -w /bundle {cpu_image} bash -c "{run}"
 ```
 
 CUDA image (a GPU only speeds compilation up):
 
 ```bash
-docker run --rm --gpus=all -v "$PWD":/bundle -w /bundle {CUDA_IMAGE} bash -c "{run} --device gpu"
+docker run --rm --gpus=all -v "$PWD":/bundle -w /bundle {cuda_image} bash -c "{run} --device gpu"
 ```
 
 The script works from any working directory. It runs two passes: `mblt_compile` to a temp file,
@@ -161,8 +182,7 @@ def write_compile_bundle(model: LoadedModel, calib: CalibrationSet, recipe: Reci
                                                      "output": output.to_dict(), "tool": f"bertnpu {__version__}"},
                                                     indent=2, sort_keys=True) + "\n")
         export_weight_dict(model.bert, tmp / "weight_dict.pth")
-        for name in ("bundle_template/compile_mxq.py", "mblt_map.py"):
-            text = resources.files("bertnpu.device").joinpath(name).read_text()
-            (tmp / Path(name).name).write_text(text)
+        (tmp / "compile_mxq.py").write_text(compile_script())
+        (tmp / "mblt_map.py").write_text(resources.files("bertnpu.device").joinpath("mblt_map.py").read_text())
         (tmp / "README.md").write_text(_readme(model.name, mxq_name, recipe, len(calib), output))
     return Path(out)

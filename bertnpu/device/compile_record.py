@@ -17,7 +17,7 @@ from ..artifacts import atomic_write_json
 from ..errors import BertnpuError
 from ..quant.recipe import Recipe
 from ..version import __version__
-from .export_wrapper import CompiledOutput
+from .compiled_output import CompiledOutput
 
 SCHEMA_VERSION = 1
 
@@ -37,17 +37,19 @@ class CompileRecord:
     knobs_dropped: tuple = ()  # recipe knobs the installed qbcompiler lacks (compiled with --allow-missing-knobs)
     qbcompiler_api: str = ""
     model: str = ""
+    qbcompiler_version: str = ""  # the installed release's __version__ ("" where it has none)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "tool": f"bertnpu {__version__}", "model": self.model, "recipe": self.recipe.to_dict(),
                 "operators": dict(self.operators), "passed": self.passed, "knobs_dropped": list(self.knobs_dropped),
-                "qbcompiler_api": self.qbcompiler_api, "output": self.output.to_dict()}
+                "qbcompiler_api": self.qbcompiler_api, "qbcompiler_version": self.qbcompiler_version,
+                "output": self.output.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompileRecord":
         return cls(Recipe.from_dict(data["recipe"]), CompiledOutput.from_dict(data["output"]), dict(data.get("operators", {})),
                    dict(data.get("passed", {})), tuple(data.get("knobs_dropped", ())), str(data.get("qbcompiler_api", "")),
-                   str(data.get("model", "")))
+                   str(data.get("model", "")), str(data.get("qbcompiler_version", "")))
 
     def save(self, path: str | os.PathLike) -> Path:
         return atomic_write_json(path, self.to_dict(), force=True)  # a companion: replaced with its .mxq

@@ -263,3 +263,11 @@ def map_sites(ops: Sequence[Op], sites: Sequence[str]) -> SiteMap:
             result.unmapped[site] = "bertnpu knows no operator for this site"
     result.operators = {s: n for s, n in result.operators.items() if s in set(sites)}
     return result
+
+
+def operator_table(ops: Sequence[Op], site_map: SiteMap) -> list[dict]:
+    """One row per operator: name, type, the operators producing its inputs, and the bertnpu site it maps to (or "")."""
+    producer = {t: op.name for op in ops for t in op.outputs}
+    site_of = {name: site for site, name in site_map.operators.items()}
+    return [{"name": op.name, "type": op.kind, "producers": [producer[t] for t in op.inputs if t in producer],
+             "site": site_of.get(op.name, "")} for op in ops]

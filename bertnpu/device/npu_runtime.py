@@ -7,8 +7,8 @@ applies the model's own pooling to the output.
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -20,17 +20,7 @@ from ..model.sentence_encoder import tokenize
 from ..errors import BertnpuError
 from ..model.load import LoadedModel, Pooling
 from ..model.cpu_part import CpuEmbedding
-
-MISSING = ("qbruntime is not installed; install it with `pip install 'bertnpu[npu]'` (PyPI: mobilint-qb-runtime, CPython 3.11) "
-           "on a machine with a Mobilint NPU.")
-
-
-def load_qbruntime() -> Any:
-    try:
-        return importlib.import_module("qbruntime")
-    except ImportError:
-        raise BertnpuError(MISSING) from None
-
+from .preflight import CORE_MODES, MISSING, MxqFacts, load_qbruntime, native_log, preflight  # noqa: F401  (MISSING re-exported)
 
 class QbruntimeEncoder:
     """``encode(sentences) -> [n, hidden]`` through a compiled ``.mxq`` on the NPU; use it as a context manager.
@@ -41,7 +31,8 @@ class QbruntimeEncoder:
     """
 
     def __init__(self, model: LoadedModel, mxq: str | os.PathLike, *, weights: Optional[str | os.PathLike] = None,
-                 pooling: Optional[Pooling] = None, device: int = 0, progress: bool = True):
+                 pooling: Optional[Pooling] = None, device: int = 0, progress: bool = True, facts: Optional[MxqFacts] = None,
+                 core_mode: Optional[str] = None, verbose: bool = False):
         from .compile_record import read_compile_record
 
         self.mxq = Path(mxq)
@@ -56,18 +47,31 @@ class QbruntimeEncoder:
         self.pooling = pooling or model.pooling
         self.device = device
         self.progress = progress
+        self.facts = facts
+        self.core_mode = core_mode
+        self.verbose = verbose
         self._npu = None
+        self._warned_unmasked = False
 
     def __enter__(self) -> "QbruntimeEncoder":
         qb = load_qbruntime()
-        try:
-            acc = qb.Accelerator(self.device)
-            npu = qb.Model(str(self.mxq), qb.ModelConfig())
-            npu.launch(acc)
-        except BertnpuError:
-            raise
-        except Exception as exc:  # no device, driver, or a bad file: all reported as one sentence
-            raise BertnpuError(f"The NPU could not run {str(self.mxq)!r} ({exc.__class__.__name__}: {exc}); check that a Mobilint NPU (device {self.device}) and its driver are present.") from exc
+        if self.facts is None:
+            self.facts = preflight(self.mxq, hidden_size=self.model.config.hidden_size, verbose=self.verbose, model_name=self.model.name)
+        with native_log(qb, self.verbose) as log:
+            try:
+                acc = qb.Accelerator(dev_no=self.device)
+                npu = qb.Model(str(self.mxq), model_config(qb, self.core_mode))
+                npu.launch(acc)
+            except BertnpuError:
+                raise
+            except Exception as exc:  # no device, driver, or a bad file: all reported as one sentence
+                failure = exc
+            else:
+                failure = None
+        if failure is not None:
+            why = log.reason() or str(failure).splitlines()[0]
+            raise BertnpuError(f"The NPU could not run {str(self.mxq)!r} (qbruntime: {why}); check that a Mobilint NPU (device {self.device}) "
+                               "and its driver are present with `bertnpu doctor`.") from failure
         self._npu = npu
         return self
 
@@ -116,12 +120,56 @@ class QbruntimeEncoder:
 
         return pool(states, mask, None, "mean" if self.pooling.mode == "pooler" else self.pooling.mode)[0].numpy()
 
+    def _inputs(self, ids: list[int]) -> tuple[list[np.ndarray], int]:
+        """The NPU's inputs for one sentence: ``[1, L, hidden]`` embeddings, padded to the variant's length ``L``
+        with zeros and a ``[1, L]`` 0/1 mask when the ``.mxq`` takes one; returns them and ``L``."""
+        x = self.embedding(torch.tensor([ids])).numpy().astype(np.float32)
+        n = len(ids)
+        length = self.facts.padded_length(n) if self.facts is not None else n
+        if length == n and not (self.facts is not None and self.facts.seq_lengths() and self.facts.has_mask_input()):
+            return [x], n
+        padded = np.zeros((1, length, x.shape[2]), dtype=np.float32)
+        padded[:, :n] = x
+        if self.facts.has_mask_input():
+            mask = np.zeros((1, length), dtype=np.float32)
+            mask[:, :n] = 1.0
+            return [padded, mask], length
+        if not self._warned_unmasked:  # not published how the runtime masks pads; say so once rather than hide it
+            print(f"note: {self.mxq.name} has fixed lengths and no mask input, so the padded tokens are attended to; "
+                  "results may differ from the unpadded model.", file=sys.stderr)
+            self._warned_unmasked = True
+        return [padded], length
+
+    def encode_one(self, ids: list[int]) -> np.ndarray:
+        """The sentence vector of one tokenized sentence (one ``infer`` call)."""
+        inputs, length = self._inputs(ids)
+        outputs = [np.asarray(o) for o in self._npu.infer(inputs)]
+        n = len(ids)
+        if length != n:  # padded: the token states of the real tokens only
+            outputs = [o.reshape(-1, length, o.shape[-1])[:, :n] if o.size == length * o.shape[-1] and o.ndim >= 2 else o for o in outputs]
+        return self._pick(outputs, n)
+
+    def max_tokens(self) -> Optional[int]:
+        fixed = self.facts.seq_lengths() if self.facts is not None else ()
+        return max(fixed) if fixed else None
+
     def __call__(self, sentences: Sequence[str]) -> np.ndarray:
         if self._npu is None:
             raise BertnpuError("Use the NPU encoder inside `with QbruntimeEncoder(...) as encode:` so the device is launched and released.")
         out = np.zeros((len(sentences), self.model.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
             for i, ids in enumerate(tqdm(tokenize(self.model, sentences), desc="encode (NPU)", disable=not self.progress, leave=False)):
-                x = self.embedding(torch.tensor([ids])).numpy().astype(np.float32)
-                out[i] = self._pick(self._npu.infer([x]), len(ids))
+                out[i] = self.encode_one(ids)
         return out
+
+
+def model_config(qb: Any, core_mode: Optional[str] = None) -> Any:
+    """``ModelConfig()`` (auto core mode) or one set to ``core_mode``; one sentence when the runtime refuses the mode."""
+    config = qb.ModelConfig()
+    if core_mode is None:
+        return config
+    if core_mode not in CORE_MODES:
+        raise BertnpuError(f"Core mode {core_mode!r} is unknown; use one of {', '.join(CORE_MODES)}.")
+    if getattr(config, CORE_MODES[core_mode])() is False:
+        raise BertnpuError(f"qbruntime refused core mode {core_mode!r} on this device; use one the model supports (see `bertnpu doctor`).")
+    return config

@@ -21,6 +21,7 @@ from ..errors import BertnpuError
 from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
+from . import qb_calls
 
 MISSING = ("qbcompiler is not installed (Mobilint ships it as the Docker image mobilint/qbcompiler and a wheel from its download center); "
            "run `bertnpu compile --bundle DIR` to export a bundle that compiles inside that image.")
@@ -44,35 +45,19 @@ def qbcompiler_available() -> bool:
 
 
 def api_generation(qb: Any) -> int:
-    """2 for qbcompiler 1.1+ (``CalibrationConfig``), 1 for 1.0.x (``QuantizationConfig.from_kwargs``)."""
-    if hasattr(qb, "CalibrationConfig"):
-        return 2
-    if hasattr(qb, "QuantizationConfig"):
-        return 1
-    raise BertnpuError("The installed qbcompiler has neither CalibrationConfig nor QuantizationConfig; install qbcompiler 1.0 or newer.")
+    """3 for qbcompiler 1.3+, 2 for 1.1/1.2 (``CalibrationConfig``), 1 for 1.0.x (``QuantizationConfig.from_kwargs``)."""
+    return qb_calls.api_generation(qb)
 
 
 def quantization_kwargs(qb: Any, config: QuantConfig) -> dict[str, Any]:
     """The keyword argument of ``mxq_compile`` that carries ``config``, for the installed generation."""
-    if api_generation(qb) == 2:
-        cc = qb.CalibrationConfig
-        return {"calibration_config": cc(method=config.method, output=config.output, mode=config.mode,
-                                         max_percentile=cc.MaxPercentile(percentile=config.percentile, topk_ratio=config.topk_ratio))}
-    return {"quantization_config": qb.QuantizationConfig.from_kwargs(**config.legacy_kwargs())}
+    return qb_calls.calibration_kwargs(qb, config.to_dict())
 
 
 def build_feed_dict(model: LoadedModel) -> dict[str, Any]:
-    """Wrapped tensors of a sample sentence with a dynamic sequence dimension, the mask marked as padding mask."""
-    util = importlib.import_module("qbcompiler.model_dict.parser.backend.torch.util")
-    wrapper = importlib.import_module("qbcompiler.model_dict.parser.backend.torch.object_wrapper")
-    inputs = model.tokenizer(FEED_SENTENCE, return_tensors="pt")
-    feed = {}
-    for key, value in inputs.items():
-        wrapped = util.wrap_tensor(key, value)
-        wrapped.src_shape[1].set_dynamic()
-        feed[key] = wrapped
-    wrapper.set_attention_mask(feed["attention_mask"], "padding_mask")
-    return feed
+    """Wrapped tensors of a sample sentence with a dynamic sequence dimension, the mask marked as padding mask
+    (``wrap_tensor``/``set_attention_mask`` from the 1.0-1.2 layout or 1.3's ``model_dict_legacy``)."""
+    return qb_calls.build_feed(dict(model.tokenizer(FEED_SENTENCE, return_tensors="pt")))
 
 
 class _Tee:
@@ -98,61 +83,35 @@ def _streamed(log: Optional[Callable[[str], None]]):
         yield
 
 
-KNOB_WHAT = {
-    "bit_config": "16-bit activations per operator (BitConfig)",
-    "equivalent_transformation_config": "equivalent transformations (EquivalentTransformationConfig)",
-    "target_device": "target_device",
-}
+KNOB_WHAT = qb_calls.KNOB_WHAT
 
 
 def needed_knobs(recipe: Recipe) -> list[str]:
     """The ``mxq_compile`` keyword arguments beyond the calibration config that ``recipe`` needs."""
-    knobs = []
-    if recipe.activation_16bits:
-        knobs.append("bit_config")
-    if recipe.equivalent_transformation.enabled():
-        knobs.append("equivalent_transformation_config")
-    if recipe.target_device:
-        knobs.append("target_device")
-    return knobs
+    return qb_calls.needed_knobs(recipe.to_dict())
 
 
 def supported_knobs(qb: Any) -> set[str]:
     """Knobs the installed qbcompiler has: BitConfig needs the parsed-graph API too (to find operator names)."""
-    have = set()
-    if hasattr(qb, "BitConfig"):
-        try:
-            importlib.import_module("qbcompiler.model_dict.serialize").load_mblt_model
-            have.add("bit_config")
-        except (ImportError, AttributeError):
-            pass
-    if hasattr(qb, "EquivalentTransformationConfig"):
-        have.add("equivalent_transformation_config")
-    if api_generation(qb) == 2:  # documented for mblt_compile/mxq_compile of 1.1+ only
-        have.add("target_device")
-    return have
+    return qb_calls.supported_knobs(qb)
 
 
 def check_knobs(qb: Any, recipe: Recipe, allow_missing_knobs: bool) -> list[str]:
     """The recipe's knobs the installed qbcompiler lacks; one sentence stops the compile unless allowed."""
     missing = [k for k in needed_knobs(recipe) if k not in supported_knobs(qb)]
     if missing and not allow_missing_knobs:
-        api = "1.0.x" if api_generation(qb) == 1 else "1.1+"
-        raise BertnpuError(f"The installed qbcompiler ({api} API) lacks {', '.join(f'{k} ({KNOB_WHAT[k]})' for k in missing)}, which the recipe uses; "
-                           "install qbcompiler 1.1 or newer, or pass --allow-missing-knobs (allow_missing_knobs=True) to compile without them.")
+        raise BertnpuError(qb_calls.missing_knobs_sentence(qb, missing).replace("--allow-missing-knobs", "--allow-missing-knobs (allow_missing_knobs=True)"))
     return missing
 
 
 def transformation_kwargs(qb: Any, recipe: Recipe) -> dict[str, Any]:
     """``equivalent_transformation_config`` with every switch the recipe names, on or off explicitly."""
-    etc = qb.EquivalentTransformationConfig
     t = recipe.equivalent_transformation
-    return {"equivalent_transformation_config": etc(norm_conv=etc.NormConv(apply=t.norm_conv), qk=etc.Qk(apply=t.qk),
-                                                    vo=etc.Vo(apply=t.vo), ud=etc.Ud(apply=t.ud))}
+    return qb_calls.transformation_kwargs(qb, {k: getattr(t, k) for k in ("norm_conv", "qk", "vo", "ud")})[0]
 
 
 def bit_kwargs(qb: Any, operator_names: list[str]) -> dict[str, Any]:
-    return {"bit_config": qb.BitConfig(layer_overrides=qb.BitConfig.LayerOverrides(activation_16bits=list(operator_names)))}
+    return qb_calls.bit_kwargs(qb, operator_names)
 
 
 def map_recipe_sites(qb: Any, module: Any, model: LoadedModel, feed: dict, recipe: Recipe, workdir: Path,
@@ -162,12 +121,14 @@ def map_recipe_sites(qb: Any, module: Any, model: LoadedModel, feed: dict, recip
     from .mblt_map import graph_ops, map_sites
 
     mblt = workdir / "pass1.mblt"
-    qb.mblt_compile(model=module, mblt_save_path=str(mblt), backend="torch", feed_dict=feed, cpu_offload=True, **target)
-    load_mblt_model = importlib.import_module("qbcompiler.model_dict.serialize").load_mblt_model
-    parsed, _ = load_mblt_model(str(mblt))
-    site_map = map_sites(graph_ops(parsed), [s.name for s in list_sites(model)])
+    qb.mblt_compile(**qb_calls.mblt_compile_kwargs(module, mblt, feed, target.get("target_device")))
+    parsed, _ = qb_calls.mblt_reader()(str(mblt))
+    ops = graph_ops(parsed)
+    site_map = map_sites(ops, [s.name for s in list_sites(model)])
     names = site_map.resolve(recipe.activation_16bits)
-    return dict(zip(recipe.activation_16bits, names)), names
+    qb_calls.check_operator_names(recipe.activation_16bits_operators, [o.name for o in ops])
+    raw = [n for n in recipe.activation_16bits_operators if n not in names]
+    return dict(zip(recipe.activation_16bits, names)), names + raw
 
 
 def _calibration_path(calibration: Any, workdir: Path) -> str:
@@ -187,7 +148,7 @@ def _calibration_path(calibration: Any, workdir: Path) -> str:
 
 def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConfig, out: str | os.PathLike, *,
                 force: bool = False, device: Optional[str] = None, allow_missing_knobs: bool = False,
-                log: Optional[Callable[[str], None]] = None) -> Path:
+                log: Optional[Callable[[str], None]] = None, target_device: Optional[str] = None) -> Path:
     """Compile exactly ``recipe`` to an ``.mxq`` with qbcompiler, in two passes.
 
     Pass 1 writes the MBLT graph to a temp file and maps the recipe's 16-bit sites to the
@@ -202,6 +163,7 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
         calibration: a calibration folder, an ``npy_files.txt`` listing, or a ``CalibrationSet``.
         recipe: a :class:`~bertnpu.quant.recipe.Recipe` (a ``QuantConfig`` means no overrides).
         allow_missing_knobs: compile with an older qbcompiler that lacks a knob the recipe uses.
+        target_device: overrides the recipe's; qbcompiler 1.3 needs one of ``qb_calls.TARGET_DEVICES``.
 
     Example:
         >>> compile_mxq(model, "calib", Recipe.load("recipe.json"), "model.mxq")  # doctest: +SKIP
@@ -214,11 +176,13 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
     recipe.check_sites([s.name for s in list_sites(model)])
     out = check_writable(out, force, "compiled model")
     qb = load_qbcompiler()
-    dropped = check_knobs(qb, recipe, allow_missing_knobs)
+    generation = api_generation(qb)
+    qb_calls.check_version(recipe.qbcompiler_version, qb)
+    chosen = qb_calls.resolve_target_device(generation, recipe.target_device, target_device)
+    dropped = check_knobs(qb, recipe.with_(target_device=chosen), allow_missing_knobs)
     module = PoolingReadyBert(model).eval()
     feed = build_feed_dict(model)
-    extra: dict[str, Any] = {"device": device} if device else {}
-    target = {"target_device": recipe.target_device} if recipe.target_device and "target_device" not in dropped else {}
+    target = qb_calls.target_kwargs(chosen if "target_device" not in dropped else None)
     kwargs = quantization_kwargs(qb, recipe.calibration)
     operators: dict[str, str] = {}
     passed: dict[str, Any] = {"calibration": recipe.calibration.to_dict(), **target}
@@ -232,14 +196,14 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
         # named like every bertnpu temp, so the next write into this folder removes it after a kill
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-compile-", dir=out.parent) as work, _streamed(log):
             workdir = Path(work)
-            if recipe.activation_16bits and "bit_config" not in dropped:
+            if (recipe.activation_16bits or recipe.activation_16bits_operators) and "bit_config" not in dropped:
                 operators, names = map_recipe_sites(qb, module, model, feed, recipe, workdir, target)
                 kwargs.update(bit_kwargs(qb, names))
                 passed["activation_16bits"] = names
             calib_path = _calibration_path(calibration, workdir)
-            qb.mxq_compile(model=module, save_path=str(tmp), calib_data_path=calib_path, backend="torch", feed_dict=feed,
-                           **kwargs, **target, **extra)
-        record = CompileRecord(recipe, module.output, operators, passed, tuple(dropped), f"{'1.1+' if api_generation(qb) == 2 else '1.0.x'}", model.name)
+            qb.mxq_compile(**qb_calls.mxq_compile_kwargs(module, tmp, calib_path, feed, kwargs, target.get("target_device"), device))
+        record = CompileRecord(recipe, module.output, operators, passed, tuple(dropped), qb_calls.API_LABELS[generation], model.name,
+                               qb_calls.installed_version(qb))
         record.save(record_path)  # before the .mxq appears: an .mxq is never without its record
 
     try:
@@ -255,13 +219,14 @@ def config_path_for(mxq: str | os.PathLike) -> Path:
     return Path(f"{mxq}.config.json")
 
 
-def compile_mblt(model: LoadedModel, out: str | os.PathLike, *, force: bool = False) -> Path:
+def compile_mblt(model: LoadedModel, out: str | os.PathLike, *, force: bool = False, target_device: Optional[str] = None) -> Path:
     """Write the MBLT graph (``mblt_compile(..., cpu_offload=True)``) of the module ``compile_mxq`` compiles, for Netron."""
     from .export_wrapper import PoolingReadyBert
 
     out = check_writable(out, force, "MBLT file")
     qb = load_qbcompiler()
+    target_device = qb_calls.resolve_target_device(api_generation(qb), None, target_device)
     feed = build_feed_dict(model)
     module = PoolingReadyBert(model).eval()
-    atomic_write(out, lambda tmp: qb.mblt_compile(model=module, mblt_save_path=str(tmp), backend="torch", feed_dict=feed, cpu_offload=True), force=force)
+    atomic_write(out, lambda tmp: qb.mblt_compile(**qb_calls.mblt_compile_kwargs(module, tmp, feed, target_device)), force=force)
     return out

@@ -22,6 +22,7 @@ from ..quant.precision import PROFILE_NAMES
 from ..tune.evaluate import cosine_rows, sts_scores, unique_sentences
 from .compile_record import read_compile_record, record_path_for
 from .npu_runtime import QbruntimeEncoder
+from .preflight import MxqFacts, preflight
 
 
 def _spearman(emb: np.ndarray, rows1: np.ndarray, rows2: np.ndarray, pairs: StsPairs) -> float:
@@ -49,7 +50,7 @@ def simulated_embeddings(model: LoadedModel, stats, recipe, sentences: list[str]
 
 def three_way_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs, stats, *, calib=None,
                     weights: Optional[str | os.PathLike] = None, profiles: Iterable[str] = PROFILE_NAMES,
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, facts: Optional[MxqFacts] = None) -> dict[str, Any]:
     """FP32 vs simulated (each profile) vs NPU on ``pairs``, for the recipe in ``<mxq>.recipe.json``.
 
     Returns a flat dict: ``fp32_spearman``, ``npu_spearman``, ``simulated`` (profile -> Spearman),
@@ -65,13 +66,15 @@ def three_way_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs,
     if record is None:
         raise BertnpuError(f"{str(record_path_for(mxq))!r} does not exist, so the recipe of {str(mxq)!r} is unknown; "
                            "compile with `bertnpu compile --recipe` (or the bundle script) to get one.")
+    # before any encoding: a broken .mxq, wrong shapes or no NPU fail now, not after the FP32 and simulated passes
+    facts = facts or preflight(mxq, hidden_size=model.config.hidden_size, model_name=model.name)
     profiles = list(profiles)
     recipe = record.recipe
     recipe.check_sites([s.name for s in stats.sites])
     sentences, rows1, rows2 = unique_sentences(pairs)
     fp32 = np.asarray(SentenceEncoder(model, progress=progress)(sentences))
     simulated = simulated_embeddings(model, stats, recipe, sentences, profiles, calib=calib, progress=progress)
-    with QbruntimeEncoder(model, mxq, weights=weights, progress=progress) as npu:
+    with QbruntimeEncoder(model, mxq, weights=weights, progress=progress, facts=facts) as npu:
         device = np.asarray(npu(sentences))
     npu_cosine = {p: float(cosine_rows(device, emb).mean()) for p, emb in simulated.items()}
     npu_scores = sts_scores(device, rows1, rows2, pairs.scores)
@@ -88,9 +91,10 @@ def three_way_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs,
 def plain_npu_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs, *, weights: Optional[str | os.PathLike] = None,
                     progress: bool = True) -> dict[str, Any]:
     """FP32 vs NPU only (a ``.mxq`` without its recipe file): Spearman of each and the NPU's mean cosine to FP32."""
+    facts = preflight(mxq, hidden_size=model.config.hidden_size, model_name=model.name)
     sentences, rows1, rows2 = unique_sentences(pairs)
     fp32 = np.asarray(SentenceEncoder(model, progress=progress)(sentences))
-    with QbruntimeEncoder(model, mxq, weights=weights, progress=progress) as npu:
+    with QbruntimeEncoder(model, mxq, weights=weights, progress=progress, facts=facts) as npu:
         device = np.asarray(npu(sentences))
     npu_scores = sts_scores(device, rows1, rows2, pairs.scores)
     return {"mxq": str(mxq), "pairs": len(pairs), "sentences": len(sentences), "fp32_spearman": _spearman(fp32, rows1, rows2, pairs),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -75,6 +76,10 @@ class Recipe:
     profile: str = DEFAULT_PROFILE
     target_device: Optional[str] = None
     prediction: Mapping[str, Any] = field(default_factory=dict)
+    # the qbcompiler release (major.minor) the recipe is compiled with; None: the current one (bertnpu.device.qb_calls)
+    qbcompiler_version: Optional[str] = None
+    # qbcompiler's own operator names at 16 bits (`bertnpu mblt-ops`), for when the structural site mapping fails
+    activation_16bits_operators: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         sites = self.activation_16bits
@@ -85,6 +90,13 @@ class Recipe:
         if self.target_device is not None and not isinstance(self.target_device, str):
             raise BertnpuError(f"target_device={self.target_device!r} is invalid; give qbcompiler's device name such as \"aries2\", or null.")
         object.__setattr__(self, "prediction", dict(self.prediction))
+        ops = self.activation_16bits_operators
+        if isinstance(ops, str) or not all(isinstance(o, str) and o for o in ops):
+            raise BertnpuError(f"activation_16bits_operators={ops!r} is invalid; give a list of operator names from `bertnpu mblt-ops FILE.mblt`.")
+        object.__setattr__(self, "activation_16bits_operators", tuple(dict.fromkeys(ops)))
+        version = self.qbcompiler_version
+        if version is not None and not (isinstance(version, str) and re.fullmatch(r"\d+\.\d+(\.\d+)?", version)):
+            raise BertnpuError(f"qbcompiler_version={version!r} is invalid; give a release such as \"1.3\", or null for the current one.")
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_dict(), sort_keys=True))

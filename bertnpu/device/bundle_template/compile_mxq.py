@@ -7,6 +7,9 @@ Reads, from this folder:
   recipe.json       calibration config, 16-bit sites, equivalent transformations (bertnpu's names)
   sites.json        the model's site names; mblt_map.py maps them to qbcompiler's operator names
   bundle.json       model name, feed sentence, what the compiled model returns
+Every qbcompiler call is built by the qb_calls functions inserted below (the same text bertnpu's adapter uses): every
+argument by keyword (1.3 reordered mblt_compile's positional ones), target_device from recipe.json or --target-device
+(required by 1.3), wrap_tensor/set_attention_mask from the 1.0-1.2 layout or 1.3's model_dict_legacy.
 Two passes: mblt_compile to a temp file, map the 16-bit sites to operators by graph structure
 (stop if one has none), then mxq_compile with calibration_config, bit_config and
 equivalent_transformation_config. Writes <model name>.mxq and <model name>.mxq.recipe.json
@@ -21,40 +24,13 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KNOB_WHAT = {"bit_config": "16-bit activations per operator (BitConfig)",
-             "equivalent_transformation_config": "equivalent transformations (EquivalentTransformationConfig)",
-             "target_device": "target_device"}
+
+# --- bertnpu/device/qb_calls.py, inserted here by bertnpu's bundle writer (the one description of the calls) ---
 
 
 def read_json(name):
     with open(os.path.join(HERE, name), encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def needed_knobs(recipe):
-    knobs = []
-    if recipe.get("activation_16bits"):
-        knobs.append("bit_config")
-    if any(recipe.get("equivalent_transformation", {}).values()):
-        knobs.append("equivalent_transformation_config")
-    if recipe.get("target_device"):
-        knobs.append("target_device")
-    return knobs
-
-
-def supported_knobs(qbcompiler):
-    have = set()
-    if hasattr(qbcompiler, "BitConfig"):
-        try:
-            from qbcompiler.model_dict.serialize import load_mblt_model  # noqa: F401
-            have.add("bit_config")
-        except ImportError:
-            pass
-    if hasattr(qbcompiler, "EquivalentTransformationConfig"):
-        have.add("equivalent_transformation_config")
-    if hasattr(qbcompiler, "CalibrationConfig"):
-        have.add("target_device")
-    return have
 
 
 def calibration_listing(workdir):
@@ -87,47 +63,31 @@ def build_module(bundle):
     return PoolingReadyBert(bert, bundle["output"]["returns"]).eval()
 
 
-def build_feed(bundle):
-    from qbcompiler.model_dict.parser.backend.torch.object_wrapper import set_attention_mask
-    from qbcompiler.model_dict.parser.backend.torch.util import wrap_tensor
+def build_bundle_feed(bundle):
     from transformers import BertTokenizer
 
     tokenizer = BertTokenizer.from_pretrained(os.path.join(HERE, "model"))  # local folder: no remote code
-    feed = {}
-    for key, value in tokenizer(bundle["feed_sentence"], return_tensors="pt").items():
-        wrapped = wrap_tensor(key, value)
-        wrapped.src_shape[1].set_dynamic()
-        feed[key] = wrapped
-    set_attention_mask(feed["attention_mask"], "padding_mask")
-    return feed
+    return build_feed(dict(tokenizer(bundle["feed_sentence"], return_tensors="pt")))
 
 
-def calibration_kwargs(qbcompiler, cfg):
-    if hasattr(qbcompiler, "CalibrationConfig"):  # qbcompiler 1.1+
-        cc = qbcompiler.CalibrationConfig
-        return {"calibration_config": cc(method=cfg["method"], output=cfg["output"], mode=cfg["mode"],
-                                         max_percentile=cc.MaxPercentile(percentile=cfg["percentile"], topk_ratio=cfg["topk_ratio"]))}
-    return {"quantization_config": qbcompiler.QuantizationConfig.from_kwargs(  # qbcompiler 1.0.x
-        quantization_method=cfg["method"], quantization_output=cfg["output"], quantization_mode=cfg["mode"],
-        percentile=cfg["percentile"], topk_ratio=cfg["topk_ratio"])}
-
-
-def map_sites_to_operators(qbcompiler, module, feed, sites, wanted, workdir, target):
-    """Pass 1: the operator name of each wanted site, from the MBLT graph's structure."""
-    from qbcompiler.model_dict.serialize import load_mblt_model
-
+def map_sites_to_operators(qbcompiler, module, feed, sites, recipe, workdir, target_device):
+    """Pass 1: the operator name of each wanted site, from the MBLT graph's structure, plus the recipe's raw operator names."""
     sys.path.insert(0, HERE)
     import mblt_map
 
+    wanted = list(recipe.get("activation_16bits", []))
     mblt = os.path.join(workdir, "pass1.mblt")
-    qbcompiler.mblt_compile(model=module, mblt_save_path=mblt, backend="torch", feed_dict=feed, cpu_offload=True, **target)
-    parsed, _ = load_mblt_model(mblt)
-    site_map = mblt_map.map_sites(mblt_map.graph_ops(parsed), sites)
+    qbcompiler.mblt_compile(**mblt_compile_kwargs(module, mblt, feed, target_device))
+    parsed, _ = mblt_reader()(mblt)
+    ops = mblt_map.graph_ops(parsed)
+    site_map = mblt_map.map_sites(ops, sites)
     try:
         names = site_map.resolve(wanted)
+        check_operator_names(recipe.get("activation_16bits_operators", []), [o.name for o in ops])
     except ValueError as exc:
         sys.exit(str(exc))
-    return dict(zip(wanted, names)), names
+    raw = [n for n in recipe.get("activation_16bits_operators", []) if n not in names]
+    return dict(zip(wanted, names)), names + raw
 
 
 def main():
@@ -136,6 +96,7 @@ def main():
     parser.add_argument("--device", default=None, choices=["cpu", "gpu"], help="compile device (default: qbcompiler's choice)")
     parser.add_argument("--force", action="store_true", help="replace an existing .mxq")
     parser.add_argument("--allow-missing-knobs", action="store_true", help="compile with a qbcompiler that lacks a knob the recipe uses")
+    parser.add_argument("--target-device", default=None, help=f"qbcompiler's target_device (overrides recipe.json): one of {', '.join(TARGET_DEVICES)}")
     args = parser.parse_args()
 
     bundle, recipe, sites = read_json("bundle.json"), read_json("recipe.json"), read_json("sites.json")
@@ -148,38 +109,37 @@ def main():
         import qbcompiler
     except ImportError:
         sys.exit("qbcompiler is not installed: run this script inside Mobilint's qbcompiler Docker image (see README.md).")
-    api = "1.1+" if hasattr(qbcompiler, "CalibrationConfig") else "1.0.x"
-    missing = [k for k in needed_knobs(recipe) if k not in supported_knobs(qbcompiler)]
-    if missing and not args.allow_missing_knobs:
-        sys.exit(f"The installed qbcompiler ({api} API) lacks {', '.join(f'{k} ({KNOB_WHAT[k]})' for k in missing)}, which recipe.json uses; "
-                 "use a qbcompiler 1.1+ image, or pass --allow-missing-knobs to compile without them.")
-
-    module = build_module(bundle)
-    feed = build_feed(bundle)
+    try:
+        generation = api_generation(qbcompiler)
+        check_version(recipe.get("qbcompiler_version"), qbcompiler)
+        target_device = resolve_target_device(generation, recipe.get("target_device"), args.target_device)
+        missing = [k for k in needed_knobs(dict(recipe, target_device=target_device)) if k not in supported_knobs(qbcompiler)]
+        if missing and not args.allow_missing_knobs:
+            sys.exit(missing_knobs_sentence(qbcompiler, missing, "recipe.json"))
+        module = build_module(bundle)
+        feed = build_bundle_feed(bundle)
+    except ValueError as exc:
+        sys.exit(str(exc))
     kwargs = calibration_kwargs(qbcompiler, recipe["calibration"])
-    target = {"target_device": recipe["target_device"]} if recipe.get("target_device") and "target_device" not in missing else {}
-    passed = {"calibration": recipe["calibration"], **target}
+    target_device = target_device if "target_device" not in missing else None
+    passed = {"calibration": recipe["calibration"], **target_kwargs(target_device)}
     if "equivalent_transformation_config" in supported_knobs(qbcompiler):
-        etc = qbcompiler.EquivalentTransformationConfig
-        t = {k: bool(recipe.get("equivalent_transformation", {}).get(k, False)) for k in ("norm_conv", "qk", "vo", "ud")}
-        kwargs["equivalent_transformation_config"] = etc(norm_conv=etc.NormConv(apply=t["norm_conv"]), qk=etc.Qk(apply=t["qk"]),
-                                                         vo=etc.Vo(apply=t["vo"]), ud=etc.Ud(apply=t["ud"]))
-        passed["equivalent_transformation"] = t
-    extra = {"device": args.device} if args.device else {}
+        etc_kwargs, passed["equivalent_transformation"] = transformation_kwargs(qbcompiler, recipe.get("equivalent_transformation", {}))
+        kwargs.update(etc_kwargs)
+    api = API_LABELS[generation]
 
     workdir = tempfile.mkdtemp(prefix=".compile.", dir=os.path.dirname(out))
     tmp = os.path.join(workdir, "model.mxq")
     operators = {}
     try:
-        wanted = list(recipe.get("activation_16bits", []))
-        if wanted and "bit_config" not in missing:
-            operators, names = map_sites_to_operators(qbcompiler, module, feed, sites, wanted, workdir, target)
-            kwargs["bit_config"] = qbcompiler.BitConfig(layer_overrides=qbcompiler.BitConfig.LayerOverrides(activation_16bits=names))
+        if (recipe.get("activation_16bits") or recipe.get("activation_16bits_operators")) and "bit_config" not in missing:
+            operators, names = map_sites_to_operators(qbcompiler, module, feed, sites, recipe, workdir, target_device)
+            kwargs.update(bit_kwargs(qbcompiler, names))
             passed["activation_16bits"] = names
-        qbcompiler.mxq_compile(model=module, save_path=tmp, calib_data_path=calibration_listing(workdir), backend="torch",
-                               feed_dict=feed, **kwargs, **target, **extra)
+        qbcompiler.mxq_compile(**mxq_compile_kwargs(module, tmp, calibration_listing(workdir), feed, kwargs, target_device, args.device))
         record = {"schema_version": 1, "tool": f"{bundle['tool']} (bundle script)", "model": bundle["model"], "recipe": recipe,
-                  "operators": operators, "passed": passed, "knobs_dropped": missing, "qbcompiler_api": api, "output": bundle["output"]}
+                  "operators": operators, "passed": passed, "knobs_dropped": missing, "qbcompiler_api": api,
+                  "qbcompiler_version": installed_version(qbcompiler), "output": bundle["output"]}
         with open(os.path.join(workdir, "record.json"), "w") as fh:
             json.dump(record, fh, indent=2, sort_keys=True)
         os.replace(os.path.join(workdir, "record.json"), record_path)  # an .mxq never appears without its record

@@ -8,8 +8,12 @@ import numpy as np
 
 from ._double_graph import graph_of, inner_bert
 
+# 1: qbcompiler 1.0.x, 2: 1.1/1.2, 3: 1.3 (new parser; the tutorial's wrap_tensor/set_attention_mask under model_dict_legacy,
+# target_device required, mblt_compile's positional order changed)
 GENERATION = int(os.environ.get("QBCOMPILER_DOUBLE_GENERATION", "2"))
+__version__ = {1: "1.0.1", 2: "1.2.0", 3: "1.3.0"}[GENERATION]
 IS_TEST_DOUBLE = True
+TARGET_DEVICES = ("aries-rb", "regulus-ra", "regulus-rb", "regulus-rb-usb")
 
 
 def _record(entry):
@@ -94,7 +98,7 @@ def _config_entry(quantization_config, calibration_config):
 
 
 def _feed_entry(feed_dict):
-    from .model_dict.parser.backend.torch.util import WrappedTensor
+    from ._double_wrap import WrappedTensor
 
     for key, value in feed_dict.items():
         if not isinstance(value, WrappedTensor):
@@ -170,7 +174,7 @@ def _mxq_compile(model, save_path, calib_data_path, backend, feed_dict, quantiza
 def _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload, target_device=None):
     returns = _returns(model, feed_dict)
     _record({"call": "mblt_compile", "path": str(mblt_save_path), "backend": backend, "feed": _feed_entry(feed_dict), "cpu_offload": cpu_offload,
-             "model_class": type(model).__name__, "returns": returns, **({"target_device": target_device} if GENERATION == 2 else {})})
+             "model_class": type(model).__name__, "returns": returns, **({"target_device": target_device} if GENERATION >= 2 else {})})
     Path(mblt_save_path).write_text(json.dumps({"format": "mblt-test-double", "operators": graph_of(model, returns)}))
 
 
@@ -181,7 +185,7 @@ if GENERATION == 1:
 
     def mblt_compile(*, model, mblt_save_path, backend, feed_dict, cpu_offload=False):
         _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload)
-else:
+elif GENERATION == 2:
     def mxq_compile(*, model, save_path, calib_data_path, backend, feed_dict, quantization_config=None, calibration_config=None,
                     device=None, inference_scheme=None, save_subgraph_type=None, output_subgraph_path=None, bit_config=None,
                     equivalent_transformation_config=None, target_device=None):
@@ -190,3 +194,23 @@ else:
 
     def mblt_compile(*, model, mblt_save_path, backend, feed_dict, cpu_offload=False, target_device=None):
         _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload, target_device)
+else:
+    def _target(target_device):
+        if target_device not in TARGET_DEVICES:  # what 1.3 does with a missing or unknown device, in the double's words
+            raise ValueError(f"qbcompiler 1.3 double: target_device {target_device!r} is not one of {TARGET_DEVICES}")
+        return target_device
+
+    # positional order as 1.3 reordered it (the output path before target_device): a caller relying on the old
+    # positional order would hand backend to target_device and be refused
+    def mblt_compile(model, mblt_save_path, target_device, backend="torch", feed_dict=None, cpu_offload=False, dynamic_axes=None,
+                     input_shape_dict=None):
+        _mblt_compile(model, mblt_save_path, backend, feed_dict, cpu_offload, _target(target_device))
+
+    def mxq_compile(model, save_path, target_device, calib_data_path=None, backend="torch", feed_dict=None, calibration_config=None,
+                    device=None, inference_scheme="single", bit_config=None, equivalent_transformation_config=None, config_preset=None,
+                    compile_config=None, quantization_config=None):
+        _mxq_compile(model, save_path, calib_data_path, backend, feed_dict, quantization_config, calibration_config, device,
+                     bit_config, equivalent_transformation_config, _target(target_device))
+
+    def mxq_compile_from_mblt(mblt_path, save_path, target_device, **kwargs):
+        raise NotImplementedError("the qbcompiler double compiles from the torch module only")

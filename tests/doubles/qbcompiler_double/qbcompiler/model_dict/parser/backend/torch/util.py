@@ -1,20 +1,8 @@
-"""TEST DOUBLE of qbcompiler's wrap_tensor."""
+"""TEST DOUBLE of qbcompiler's wrap_tensor (the tutorial's layout, qbcompiler 1.0-1.2; moved to model_dict_legacy in 1.3)."""
 
+from qbcompiler import GENERATION
 
-class Dim:
-    def __init__(self, size):
-        self.size, self.dynamic = size, False
+if GENERATION >= 3:
+    raise ImportError("qbcompiler 1.3 double: the tutorial's parser moved to qbcompiler.model_dict_legacy")
 
-    def set_dynamic(self):
-        self.dynamic = True
-
-
-class WrappedTensor:
-    def __init__(self, name, tensor):
-        self.name, self.tensor = name, tensor
-        self.src_shape = [Dim(s) for s in tensor.shape]
-        self.mask_kind = None
-
-
-def wrap_tensor(name, tensor):
-    return WrappedTensor(name, tensor)
+from qbcompiler._double_wrap import Dim, WrappedTensor, wrap_tensor  # noqa: E402,F401
