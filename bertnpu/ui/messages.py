@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 LANGUAGES = ("en", "ko")
@@ -240,6 +241,25 @@ MESSAGES: dict[str, dict[str, str]] = {
     "footer.pairs": {"en": ", first {n:,} pairs of each split", "ko": ", 분할마다 처음 {n:,}쌍"},
     "footer.index": {"en": "All pages", "ko": "전체 페이지"},
     "footer.unknown": {"en": "unknown", "ko": "알 수 없음"},
+    # -- figure titles (Korean only where matplotlib has a CJK font: see figure_text) ------------------
+    "fig.channel_range": {"en": "Calibration embedding range per channel ({tokens} tokens)", "ko": "채널별 보정 임베딩 범위 (토큰 {tokens}개)"},
+    "fig.all_values": {"en": "All calibration embedding values (abs-max {absmax:.2f})", "ko": "모든 보정 임베딩 값 (abs-max {absmax:.2f})"},
+    "fig.lengths": {"en": "Sequence lengths (n={n}, median {median:.0f})", "ko": "시퀀스 길이 (n={n}, 중앙값 {median:.0f})"},
+    "fig.outside": {"en": "Eval values outside calibration range: {pct:.3f}% overall", "ko": "보정 범위를 벗어난 평가 값: 전체 {pct:.3f}%"},
+    "fig.coverage": {"en": "Coverage as the count grows", "ko": "개수가 늘 때의 범위 포함률"},
+    "fig.placement": {"en": "Where each block runs (Mobilint: embeddings and mask preparation on the CPU)",
+                      "ko": "블록별 실행 위치 (Mobilint: 임베딩과 마스크 준비는 CPU)"},
+    "fig.site_ranges": {"en": "Activation ranges of all quantization sites vs the clip thresholds applied",
+                        "ko": "모든 양자화 사이트의 활성값 범위와 적용된 클리핑 임계값"},
+    "fig.histogram": {"en": "{site}: {bound} {threshold:.4g}{shared}, clips {clipped:.4f}% of {count:,} values",
+                      "ko": "{site}: {bound} {threshold:.4g}{shared}, 값 {count:,}개 중 {clipped:.4f}% 잘림"},
+    "fig.shared": {"en": " (shared across layers)", "ko": " (층 사이 공유)"},
+    "fig.channel_absmax": {"en": "log10 per-channel abs-max of {role}", "ko": "{role}의 채널별 abs-max (log10)"},
+    "fig.stability": {"en": "Threshold stability: is the calibration set large enough?", "ko": "임계값 안정성: 보정 세트가 충분히 큰가?"},
+    "fig.sweep": {"en": "Simulated INT8 sweep [profile {profile}]: {what}\n{best}", "ko": "시뮬레이션 INT8 탐색 [프로파일 {profile}]: {what}\n{best}"},
+    "fig.plan": {"en": "Plan: cheapest recipe within tolerance [profile {profile}]", "ko": "계획: 허용 오차 안에서 가장 싼 레시피 [프로파일 {profile}]"},
+    "fig.site_map": {"en": "16-bit sites: red = added by the recipe, blue = the profile's default [{profile}]{note}",
+                     "ko": "16비트 사이트: 빨강 = 레시피가 추가, 파랑 = 프로파일 기본값 [{profile}]{note}"},
 }
 
 
@@ -250,6 +270,7 @@ def use_language(lang: str) -> str:
     if lang not in LANGUAGES:
         raise BertnpuError(f"Unknown page language {lang!r}; use one of {', '.join(LANGUAGES)}.")
     _current["lang"] = lang
+    _figure_fonts(lang)
     return lang
 
 
@@ -268,3 +289,40 @@ def label(key: str, lang: Optional[str] = None) -> str:
     if entry is None:
         return key.split(".", 1)[-1]
     return entry[lang or _current["lang"]]
+
+
+# Fonts with Hangul that Debian ships (fonts-noto-cjk, fonts-nanum), in order of preference.
+KOREAN_FONTS = ("Noto Sans CJK KR", "Noto Sans CJK JP", "NanumGothic")
+
+
+@lru_cache(maxsize=1)
+def korean_font() -> Optional[str]:
+    """A font with Hangul matplotlib can use (registered from /usr/share/fonts when the font cache predates
+    its install), or None: figure text then stays English rather than drawing empty boxes."""
+    import glob
+
+    from matplotlib import font_manager
+
+    def known() -> Optional[str]:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((n for n in KOREAN_FONTS if n in names), None)
+
+    if known() is None:
+        for path in glob.glob("/usr/share/fonts/**/NotoSansCJK-Regular.tt[cf]", recursive=True) + glob.glob(
+                "/usr/share/fonts/**/NanumGothic.ttf", recursive=True):
+            font_manager.fontManager.addfont(path)
+    return known()
+
+
+def _figure_fonts(lang: str) -> None:
+    """Korean pages draw with DejaVu Sans and fall back to a Hangul font for the glyphs it lacks."""
+    import matplotlib
+
+    font = korean_font() if lang == "ko" else None
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", font] if font else matplotlib.rcParamsDefault["font.family"]
+
+
+def figure_text(key: str, **fields) -> str:
+    """A figure's text in the page language, or in English where no Hangul font is installed."""
+    lang = current_language()
+    return message(key, lang if lang == "en" or korean_font() else "en", **fields)
