@@ -40,7 +40,7 @@ def test_redactor_rewrites_a_notebook_but_not_its_images(tmp_path):
     nb.metadata["widgets"] = {"state": {"m": {"state": {"value": f"cached in {secret}/plan", "outputs": [{"data": {"image/png": secret}}]}}}}
     PathRedactor().add(secret, "work").notebook(nb)
     assert cell.source == "WORKDIR = '<work folder>'"
-    assert cell.outputs[0]["text"] == "wrote <work folder>/x\n" and cell.outputs[1]["data"]["text/html"] == "<b><work folder></b>"
+    assert cell.outputs[0]["text"] == "wrote <work folder>/x\n" and cell.outputs[1]["data"]["text/html"] == "<b>&lt;work folder&gt;</b>"
     assert cell.outputs[1]["data"]["image/png"] == f"AAAA{secret}"  # binary payloads are never rewritten
     assert nb.metadata["widgets"]["state"]["m"]["state"]["value"] == "cached in <work folder>/plan"
 
@@ -52,3 +52,36 @@ def test_defaults_cover_home_and_current_folder(tmp_path, monkeypatch):
     assert r.text(f"{tmp_path}/rendered/work") == "./rendered/work"
     assert r.text(f"{tmp_path}/home-of-alice/models") == "~/models"
     assert os.sep.join(["", "usr", "lib"]) not in r.paths()
+
+
+def test_placeholders_in_html_are_escaped(tmp_path):
+    """In HTML a raw <work folder> would be an unknown tag, hidden by the browser: HTML outputs get it escaped."""
+    secret = str(tmp_path / "secret")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": f"<b>{secret}</b>", "text/plain": secret})]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {"state": {"h": {"model_name": "HTMLModel", "state": {"value": f"cached in {secret}", "description": secret}}}}
+    PathRedactor().add(secret, "work").notebook(nb)
+    assert cell.outputs[0]["data"]["text/html"] == "<b>&lt;work folder&gt;</b>" and cell.outputs[0]["data"]["text/plain"] == "<work folder>"
+    state = nb.metadata["widgets"]["state"]["h"]["state"]
+    assert state["value"] == "cached in &lt;work folder&gt;" and state["description"] == "<work folder>"
+
+
+def test_report_html_shows_no_private_path(tmp_path):
+    from bertnpu.ui.public_paths import report_redactor
+
+    model = tmp_path / "alice-models" / "tiny"
+    model.mkdir(parents=True)
+    summary = {"inputs": {"model": str(model), "stsb": str(tmp_path / "alice-data" / "sts-dev.csv")}}
+    page = f"<pre>{model}</pre><p>{tmp_path}/alice-data/sts-dev.csv, written to {tmp_path}/out/report.html</p>"
+    assert report_redactor(summary, tmp_path / "out").text(page, in_html=True) == (
+        "<pre>&lt;model folder&gt;</pre><p>&lt;STS-B folder&gt;/sts-dev.csv, written to &lt;output folder&gt;/report.html</p>")
+
+
+def test_a_path_cut_short_by_a_repr_goes_too(tmp_path):
+    secret = str(tmp_path / "alice" / "models" / "tiny")
+    r = PathRedactor().add(secret, "model")
+    cut = f"VBox(children=(Combobox(value='{secret[:-6]}\u2026"
+    assert r.text(cut) == "VBox(children=(Combobox(value='<model folder>\u2026"
+    assert r.text("HBox(children=(Label(value='/tmp\u2026") == "HBox(children=(Label(value='/tmp\u2026"  # too short to be private

@@ -21,6 +21,9 @@ PLACEHOLDERS = {"stsb": "<STS-B folder>", "work": "<work folder>", "model": "<mo
 
 # dict keys whose values are binary payloads (base64 images, widget buffers): never rewritten
 _OPAQUE_KEYS = ("image/", "buffers")
+_HTML_WIDGETS = ("HTMLModel", "HTMLMathModel")
+ELLIPSIS = "\u2026"
+_MIN_TRUNCATED = 8  # shorter cut-off starts ("/tmp/") name nothing private
 
 
 def is_absolute(path: str | os.PathLike) -> bool:
@@ -68,27 +71,49 @@ class PathRedactor:
             self.add(cwd, "out", shown=".")
         return self
 
-    def _ordered(self) -> list[tuple[str, str]]:
-        pairs = list(self._pairs.items())
-        pairs += [(html.escape(a), html.escape(b)) for a, b in pairs if html.escape(a) != a]
+    def _ordered(self, in_html: bool) -> list[tuple[str, str]]:
+        # in HTML a placeholder must be escaped too, or a browser would take <work folder> for a tag and hide it
+        shown = html.escape if in_html else str
+        pairs = [(a, shown(b)) for a, b in self._pairs.items()]
+        pairs += [(html.escape(a), html.escape(b)) for a, b in self._pairs.items() if html.escape(a) != a]
         return sorted(pairs, key=lambda p: -len(p[0]))  # the longest first: a work folder before the folder holding it
 
-    def text(self, value: str) -> str:
-        for path, shown in self._ordered():
+    def text(self, value: str, in_html: bool = False) -> str:
+        """``value`` with every spelling of the paths rewritten; ``in_html``: ``value`` is HTML (placeholders escaped)."""
+        for path, shown in self._ordered(in_html):
             if path in value:
                 value = value.replace(path, shown)
+        return self._truncated(value, in_html) if ELLIPSIS in value else value
+
+    def _truncated(self, value: str, in_html: bool) -> str:
+        """A path cut short by a repr (``Combobox(value='/home/alice/mod…``): its visible start goes too."""
+        for path, shown in self._ordered(in_html):
+            pos = value.find(ELLIPSIS)
+            while pos >= 0:
+                k = next((k for k in range(min(len(path) - 1, pos), _MIN_TRUNCATED - 1, -1) if value.endswith(path[:k], 0, pos)), 0)
+                if k:
+                    value = value[:pos - k] + shown + value[pos:]
+                    pos -= k - len(shown)
+                pos = value.find(ELLIPSIS, pos + 1)
         return value
 
-    def value(self, value: Any) -> Any:
-        """``value`` (str, list, dict, nested) with every string rewritten; binary payloads are left alone."""
+    def value(self, value: Any, in_html: bool = False) -> Any:
+        """``value`` (str, list, dict, nested notebook JSON) with every string rewritten; binary payloads are left alone.
+        HTML is recognised as notebooks store it: ``text/html`` outputs and the ``value`` of HTML widgets."""
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, in_html)
         if isinstance(value, list):
-            return [self.value(v) for v in value]
+            return [self.value(v, in_html) for v in value]
         if isinstance(value, dict):
+            widget_html = value.get("model_name") in _HTML_WIDGETS and isinstance(value.get("state"), dict)
             for key in list(value):
-                if not (isinstance(key, str) and key.startswith(_OPAQUE_KEYS)):
-                    value[key] = self.value(value[key])
+                if isinstance(key, str) and key.startswith(_OPAQUE_KEYS):
+                    continue
+                if widget_html and key == "state":
+                    state = value[key]
+                    value[key] = {k: self.value(v, in_html or k == "value") for k, v in state.items()}
+                else:
+                    value[key] = self.value(value[key], in_html or key == "text/html")
             return value
         return value
 
@@ -100,3 +125,15 @@ class PathRedactor:
     def paths(self) -> Iterable[str]:
         """The absolute spellings this redactor hides (for tests and checks)."""
         return list(self._pairs)
+
+
+def report_redactor(summary: dict, out: str | os.PathLike) -> PathRedactor:
+    """The redactor for a run's ``report.html``: the model folder, the STS-B folder and the output folder of ``summary``'s inputs."""
+    inputs = summary.get("inputs", {})
+    redactor = PathRedactor()
+    model, stsb = inputs.get("model"), inputs.get("stsb")
+    if model and Path(model).expanduser().exists():  # a folder (a hub id is no path)
+        redactor.add(model, "model")
+    if stsb and is_absolute(stsb):
+        redactor.add(Path(stsb).parent, "stsb")  # the source is one split's file: hide its folder
+    return redactor.add(out, "out").add_defaults()

@@ -192,5 +192,5 @@ def render_notebooks(out: str | os.PathLike, *, model: Optional[str] = None, sts
         atomic_write_text(out / f"{name}.ipynb", nbformat.writes(nb), force=True)
         written.append(atomic_write_text(out / f"{name}.html", to_html(nb, lang, footer=footer), force=True))
     titles = [(name, page_title(nb, lang)) for name, nb in executed]
-    written.append(atomic_write_text(out / "index.html", redactor.text(render_index(facts, titles)), force=True))
+    written.append(atomic_write_text(out / "index.html", redactor.text(render_index(facts, titles), in_html=True), force=True))
     return written

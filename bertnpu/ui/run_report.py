@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .comparison import COLUMNS as COMPARISON_COLUMNS, comparison_rows
+from .public_paths import report_redactor
 from .report import esc, fill, pre_json, render_report, table
 
 SWEEP_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "spearman", "pearson", "mean_sqnr_db", "proxy_cosine", "shares_with")
@@ -110,4 +111,5 @@ def run_report(summary: dict[str, Any], out: Path) -> str:
     def figs(entry: dict) -> dict[str, bytes]:
         return {p: (out / p).read_bytes() for p in figure_files(entry)}
 
-    return render_report(f"bertnpu report: {summary['analysis']['summary']['model']}", [section(summary, figs) for section in SECTIONS])
+    page = render_report(f"bertnpu report: {summary['analysis']['summary']['model']}", [section(summary, figs) for section in SECTIONS])
+    return report_redactor(summary, out).text(page, in_html=True)  # a published report shows no private path (issue 26)
