@@ -100,19 +100,21 @@ def notebook_title(nb) -> str:
     return _first_heading(nb.cells)
 
 
+def _cells_of(nb, lang: str) -> list:
+    drop = {f"lang-{other}" for other in LANGUAGES if other != lang}
+    return [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
+
+
 def page_title(nb, lang: str) -> str:
     """The title of ``nb``'s ``lang`` page (``nb`` is not changed)."""
-    drop = {f"lang-{other}" for other in LANGUAGES if other != lang}
-    kept = [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
-    return _first_heading(kept)
+    return _first_heading(_cells_of(nb, lang))
 
 
 def select_language(nb, lang: str):
     """Keep the Markdown cells of ``lang`` (cells tagged ``lang-en`` / ``lang-ko``; untagged cells stay)."""
     if lang not in LANGUAGES:
         raise BertnpuError(f"Unknown notebook language {lang!r}; use one of {', '.join(LANGUAGES)}.")
-    drop = {f"lang-{other}" for other in LANGUAGES if other != lang}
-    nb.cells = [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
+    nb.cells = _cells_of(nb, lang)
     return nb
 
 
