@@ -99,7 +99,7 @@ def recipe_in_words(recipe: dict, lang: str) -> str:
 def headline(facts: RunFacts) -> str:
     """HTML of the answer: FP32 vs the planned recipe on the test split, and the recipe in words."""
     ev = facts.evaluation or {}
-    planned = ev.get("planned") or ev.get("recommended")
+    planned = ev.get("planned")
     if not ev.get("fp32") or not planned:
         return f"<p>{esc(message('index.no_result', facts.lang))}</p>"
     fp32, got = ev["fp32"]["spearman"], planned["spearman"]
