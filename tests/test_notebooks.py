@@ -191,7 +191,52 @@ def test_markup_in_a_model_folder_name_stays_text_in_rendered_pages(params, tmp_
     evil = tmp_path / "<img src=x onerror=alert(1)>"
     shutil.copytree(params["MODEL"], evil)
     paths = render_notebooks(tmp_path / "site", model=str(evil), stsb_dir=params["STSB_DIR"], calib_count=16, eval_pairs=30,
-                             names=("01_analyze_model",))
+                             names=("01_analyze_model",), show_paths=True)  # --show-paths: the folder's name is on the page
     html = paths[0].read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in html  # the name is on the page, as text
     assert "<img src=x" not in html and "onerror=alert(1)>" not in html.replace("&gt;", "")
+
+
+def test_published_pages_show_no_private_path_and_korean_pages_are_korean(tiny_model_dir, stsb_dir, tmp_path_factory, monkeypatch):
+    """`bertnpu render --lang ko` run as a user would, from a folder with a recognisable absolute path: no output file
+    names that folder, the STS-B folder behind its symlink, the home folder or the host; every Korean page has no
+    English prose outside code; index.html links the five pages in order and every page links back, with its footer."""
+    import getpass
+    import socket
+
+    from bertnpu.ui.pages_index import INDEX
+    from test_messages import english_sentences
+
+    home = tmp_path_factory.mktemp("bertnpu-secret-home-XYZ")
+    model = home / "models" / "tiny"
+    shutil.copytree(tiny_model_dir, model)
+    (home / "data").mkdir()
+    (home / "data" / "stsb").symlink_to(Path(stsb_dir).resolve())  # given absolute, through a link: neither spelling may show
+    (home / "project").mkdir()
+    monkeypatch.chdir(home / "project")
+    paths = render_notebooks("rendered", model=str(model), stsb_dir=str(home / "data" / "stsb"), calib_count=16, eval_pairs=30, lang="ko")
+    site = home / "project" / "rendered"
+    assert [p.name for p in paths] == [f"{n}.html" for n in NOTEBOOKS] + [INDEX]
+    secrets = [str(home), "bertnpu-secret-home-XYZ", str(Path(stsb_dir).resolve()), str(Path.home()) + "/", f"/{getpass.getuser()}/"]
+    if len(socket.gethostname()) >= 6:  # a short host name ("vm") would match ordinary words
+        secrets.append(socket.gethostname())
+    files = [p for p in site.iterdir() if p.is_file()]
+    assert len(files) == 2 * len(NOTEBOOKS) + 1
+    for f in files:
+        text = re.sub(r"[A-Za-z0-9+/=]{200,}", "", f.read_text())  # base64 images can spell anything
+        assert [s for s in secrets if s in text] == [], f.name
+    nb = json.loads((site / "04_tune_quantization.ipynb").read_text())
+    injected = next("".join(c["source"]) for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    assert "MODEL = '<model folder>'" in injected and "STSB_DIR = '<STS-B folder>'" in injected and "WORKDIR = 'rendered/work'" in injected
+    assert "LANG = 'ko'" in injected
+    index = (site / INDEX).read_text()
+    assert re.findall(r"href='(\d\d_[a-z_]+\.html)'", index) == [f"{n}.html" for n in NOTEBOOKS]
+    evaluation = json.loads((site / "work" / "evaluation.json").read_text())
+    assert f"FP32의 Spearman은 {evaluation['fp32']['spearman']:.4f}" in index and f"{evaluation['planned']['spearman']:.4f}" in index
+    for name in NOTEBOOKS:
+        page = (site / f"{name}.html").read_text()
+        assert f"href='{INDEX}'" in page and "bertnpu-footer" in page and "언어: 한국어" in page, name
+        assert english_sentences(page) == [], name
+        if name != "05_compile_and_verify":
+            assert "의미:" in page, name  # the conclusions are Korean
+    assert english_sentences(index) == []

@@ -178,3 +178,16 @@ def test_stage_threads_follow_other_processes(monkeypatch):
         assert pipeline.stage_threads() is None and torch.get_num_threads() == 2  # an idle machine keeps torch's threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_report_shows_no_private_path(first_run, tiny_model_dir, stsb_dir):
+    """report.html names the model, STS-B and output folders by placeholders (they are absolute here, under pytest's
+    temporary folder, which carries the user name), never by their paths (issue 26)."""
+    import re
+    from pathlib import Path
+
+    out = first_run[0]
+    html = re.sub(r"[A-Za-z0-9+/=]{200,}", "", (out / "report.html").read_text())  # base64 images can spell anything
+    for secret in (str(tiny_model_dir), str(Path(stsb_dir).resolve()), str(out), str(Path.home()) + "/"):
+        assert secret not in html, secret
+    assert "&lt;model folder&gt;" in html and "&lt;STS-B folder&gt;" in html

@@ -49,3 +49,27 @@ def test_language_is_checked():
     with pytest.raises(BertnpuError, match="Unknown notebook language 'fr'"):
         select_language(_notebook(), "fr")
     assert notebook_title(nbformat.v4.new_notebook()) == "bertnpu notebook"
+
+
+def test_page_parameters_show_relative_paths_as_given_and_absolute_ones_as_placeholders(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from bertnpu.ui.render import page_parameters
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BERTNPU_STSB_DIR", str(tmp_path / "alice" / "stsb"))
+    run, shown, redactor = page_parameters(Path("rendered"), model=None, stsb_dir="../data/stsb", calib_count=16, eval_pairs=30, lang="ko")
+    assert run == shown == {"MODEL": None, "STSB_DIR": "../data/stsb", "WORKDIR": "rendered/work", "CALIB_COUNT": 16, "EVAL_PAIRS": 30, "LANG": "ko"}
+    assert redactor.text(f"read {tmp_path}/rendered/work/stats.npz") == "read rendered/work/stats.npz"  # as given
+
+    model = tmp_path / "alice" / "models" / "tiny"
+    model.mkdir(parents=True)
+    run, shown, redactor = page_parameters(tmp_path / "site", model=str(model), stsb_dir=None, calib_count=16, eval_pairs=0, lang="en")
+    assert run["MODEL"] == str(model) and run["WORKDIR"] == str(tmp_path / "site" / "work")  # the notebooks run on the real paths
+    assert (shown["MODEL"], shown["STSB_DIR"], shown["WORKDIR"]) == ("<model folder>", None, "<work folder>")
+    # the STS-B folder the notebooks fall back to ($BERTNPU_STSB_DIR) is hidden in their outputs too
+    assert redactor.text(f"{tmp_path}/alice/stsb/sts-dev.csv; {model}") == "<STS-B folder>/sts-dev.csv; <model folder>"
+
+    run, shown, redactor = page_parameters(tmp_path / "site", model=str(model), stsb_dir=None, calib_count=16, eval_pairs=0, lang="en",
+                                           show_paths=True)  # --show-paths
+    assert shown == run and redactor.text(str(model)) == str(model)

@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .messages import message
+
 #: bertnpu's rules of thumb for "close to FP32" (not published by Mobilint).
 GOOD = {
     "spearman_drop": 0.005,  # the planner's default tolerance below FP32
@@ -39,17 +41,16 @@ def _pct(x: float) -> str:
 def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float) -> str:
     """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?"""
     drop = fp32 - int8
-    share = f" ({drop / fp32 * 100:.1f}% of FP32)" if fp32 > 0.1 else ""  # a share of a near-zero score means nothing
-    rank = "keeps the STS-B ranking" if drop <= GOOD["spearman_drop"] else f"loses {drop:.4f} Spearman{share}"
+    share = message("sim.share", pct=drop / fp32 * 100) if fp32 > 0.1 else ""  # a share of a near-zero score means nothing
+    rank = message("sim.rank_kept") if drop <= GOOD["spearman_drop"] else message("sim.rank_lost", drop=drop, share=share)
     emb_close = cosine_mean >= GOOD["cosine"] and recall10 >= GOOD["recall@10"]
     if emb_close:
-        emb = "and its embeddings stay close to FP32, so stored FP32 vectors and search results remain valid"
+        emb = message("sim.emb_close")
     elif drop <= GOOD["spearman_drop"]:
-        emb = (f"but its embeddings move (cosine {cosine_mean:.3f}, recall@10 {recall10:.2f}): similarity scores rank pairs as before, "
-               "yet INT8 vectors must not be mixed with stored FP32 vectors")
+        emb = message("sim.emb_move_rank_kept", cosine=cosine_mean, recall=recall10)
     else:
-        emb = f"and its embeddings move (cosine {cosine_mean:.3f} < {GOOD['cosine']}, recall@10 {recall10:.2f} < {GOOD['recall@10']})"
-    return f"This config {rank} {emb}."
+        emb = message("sim.emb_move", cosine=cosine_mean, good_cosine=GOOD["cosine"], recall=recall10, good_recall=GOOD["recall@10"])
+    return message("sim.sentence", rank=rank, emb=emb)
 
 
 def _layer_and_role(site: str) -> tuple[int, str]:
@@ -62,22 +63,22 @@ def _layers_text(layers: Sequence[int]) -> str:
     if not layers:
         return ""
     if len(layers) > 1 and layers == list(range(layers[0], layers[-1] + 1)):
-        return f"layers {layers[0]}-{layers[-1]}"
-    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(map(str, layers))
+        return message("layers.range", first=layers[0], last=layers[-1])
+    return message("layers.one" if len(layers) == 1 else "layers.list", layers=", ".join(map(str, layers)))
 
 
 def sqnr_conclusion(sqnr_db: Mapping[str, float], worst: int = 5) -> str:
     """Name the sites with the lowest SQNR and the role/layers they share."""
     finite = {k: v for k, v in sqnr_db.items() if np.isfinite(v)}
     if not finite:
-        return "Every site is kept in FP32: no quantization noise."
+        return message("sqnr.all_fp32")
     low = sorted(finite, key=finite.get)[:worst]
     below = [k for k in finite if finite[k] < GOOD["sqnr_db"]]
     role, n = Counter(_layer_and_role(s)[1] for s in low).most_common(1)[0]
     layers = [_layer_and_role(s)[0] for s in low if _layer_and_role(s)[1] == role]
-    where = f"{role} of {_layers_text(layers)}" if n > 1 and min(layers) >= 0 else low[0]
-    return (f"{len(below)} of {len(finite)} quantized sites are below {GOOD['sqnr_db']:.0f} dB; the noisiest is {low[0]} "
-            f"({finite[low[0]]:.1f} dB), and the {worst} lowest are dominated by {where}.")
+    where = message("layers.role_of", role=role, layers=_layers_text(layers)) if n > 1 and min(layers) >= 0 else low[0]
+    return message("sqnr.summary", below=len(below), total=len(finite), limit=GOOD["sqnr_db"], site=low[0], db=finite[low[0]], worst=worst,
+                   where=where)
 
 
 def sensitivity_conclusion(rows: Sequence[Mapping]) -> str:
@@ -87,46 +88,43 @@ def sensitivity_conclusion(rows: Sequence[Mapping]) -> str:
     ``only_delta`` the change when that site alone is quantized.
     """
     if not rows:
-        return "No site was analysed."
+        return message("sens.none")
     full_loss = rows[0]["fp32"] - rows[0]["int8"]
     top = max(rows, key=lambda r: r["recovered"])
     worst_only = min(rows, key=lambda r: r["only_delta"])
     if full_loss <= GOOD["spearman_drop"] and top["recovered"] <= GOOD["spearman_drop"]:
-        lost = f"loses only {full_loss:.4f} Spearman" if full_loss >= 0 else f"scores {-full_loss:.4f} above FP32 (noise)"
-        return f"The full INT8 model {lost} and no single site recovers more than {top['recovered']:.4f}: none of these sites needs 16 bits."
+        lost = message("sens.lost_only", loss=full_loss) if full_loss >= 0 else message("sens.above", gain=-full_loss)
+        return message("sens.no_need", lost=lost, recovered=top["recovered"])
     share = top["recovered"] / full_loss if full_loss > 0 else 0.0
     if top["recovered"] <= GOOD["spearman_drop"] / 5:  # under 0.001: noise next to the loss, nothing to single out
-        return (f"The INT8 model loses {full_loss:.4f} Spearman, but no analysed site recovers more than {top['recovered']:.4f} when kept in FP32: "
-                "the loss is spread over other sites (the plan below searches all of them).")
-    alone = (f"; quantized alone, {worst_only['site']} costs the most ({worst_only['only_delta']:+.4f})"
-             if worst_only["only_delta"] <= -GOOD["spearman_drop"] / 5 else "; quantized alone, none of them costs more than 0.001")
-    return f"Keeping {top['site']} in FP32 recovers {top['recovered']:.4f} of the {full_loss:.4f} Spearman lost ({_pct(share)}){alone}."
+        return message("sens.spread", loss=full_loss, recovered=top["recovered"])
+    alone = (message("sens.alone_worst", site=worst_only["site"], delta=worst_only["only_delta"])
+             if worst_only["only_delta"] <= -GOOD["spearman_drop"] / 5 else message("sens.alone_none"))
+    return message("sens.keep", site=top["site"], recovered=top["recovered"], loss=full_loss, share=_pct(share), alone=alone)
 
 
 def outlier_conclusion(rows: Sequence[Mapping]) -> str:
     """From :func:`~bertnpu.ui.range_tables.outlier_table` rows: where extreme values sit."""
     if not rows:
-        return "No sites."
+        return message("outl.none")
     roles = Counter(_layer_and_role(r["site"])[1] for r in rows)
     role, n = roles.most_common(1)[0]
     layers = [_layer_and_role(r["site"])[0] for r in rows if _layer_and_role(r["site"])[1] == role]
     top = rows[0]
-    return (f"The most extreme site is {top['site']}: its max |x| is {top['max_over_p99']:,.0f}x its 99th percentile, "
-            f"concentrated in channel {top['worst_channel']} ({top['channel_ratio']:,.0f}x the median channel); "
-            f"{n} of the {len(rows)} worst sites are {role}" + (f" ({_layers_text(layers)})." if min(layers) >= 0 else "."))
+    return message("outl.sentence", site=top["site"], ratio=top["max_over_p99"], channel=top["worst_channel"], channel_ratio=top["channel_ratio"],
+                   n=n, rows=len(rows), role=role, layers=message("outl.layers", layers=_layers_text(layers)) if min(layers) >= 0 else "")
 
 
 def stability_conclusion(stability: Mapping[str, float], limit: float = 0.05) -> str:
     """From :func:`~bertnpu.quant.thresholds.threshold_stability`: is the calibration set large enough?"""
     values = {k: v for k, v in stability.items() if np.isfinite(v)}
     if not values:
-        return "No thresholds to compare."
+        return message("stab.none")
     unstable = sorted((k for k in values if values[k] > limit), key=lambda k: -values[k])
     worst = max(values, key=values.get)
     if not unstable:
-        return f"Every threshold moves less than {limit * 100:.0f}% over resamples (worst {worst}: {values[worst] * 100:.1f}%): enough samples."
-    return (f"{len(unstable)} of {len(values)} thresholds move more than {limit * 100:.0f}% over resamples (worst {worst}: "
-            f"{values[worst] * 100:.1f}%): add calibration samples, or accept that these sites' ranges depend on which sentences were drawn.")
+        return message("stab.stable", limit=limit * 100, site=worst, worst=values[worst] * 100)
+    return message("stab.unstable", n=len(unstable), total=len(values), limit=limit * 100, site=worst, worst=values[worst] * 100)
 
 
 def channel_conclusion(absmax: np.ndarray, factor: float = 4.0, show: int = 3) -> str:
@@ -134,11 +132,10 @@ def channel_conclusion(absmax: np.ndarray, factor: float = 4.0, show: int = 3) -
     absmax = np.asarray(absmax, dtype=np.float64)
     median = max(float(np.median(absmax)), 1e-12)
     order = np.argsort(-absmax)[:show]
-    largest = ", ".join(f"{int(i)} ({absmax[i] / median:.1f}x)" for i in order)
+    largest = ", ".join(message("chan.item", channel=int(i), ratio=absmax[i] / median) for i in order)
     n_out = int((absmax / median > factor).sum())
-    verdict = (f"{n_out} channel(s) exceed {factor:g}x the median abs-max: one per-tensor scale must stretch to cover them"
-               if n_out else f"no channel exceeds {factor:g}x the median abs-max, so one per-tensor scale fits all channels")
-    return f"Largest channels (abs-max / median channel): {largest}; {verdict}."
+    verdict = message("chan.outliers", n=n_out, factor=factor) if n_out else message("chan.none", factor=factor)
+    return message("chan.sentence", largest=largest, verdict=verdict)
 
 
 def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
@@ -146,7 +143,7 @@ def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
     full split, and how many other cells the fast sweep ranked by its proxy only."""
     values = [r["spearman"] for r in rows if r.get("spearman") is not None and np.isfinite(r["spearman"])]
     if not values:
-        return "The sweep has no results."
+        return message("sweep.none")
     best, worst = max(values), min(values)
     spread = best - worst
     mode = chosen.get("mode", 1)
@@ -154,14 +151,14 @@ def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
                else {0: "Max", 2: "Histogram"}.get(mode, f"mode {mode}"))
     label = f"method {chosen['method']}" + (f", output {chosen['output']}" if "output" in chosen else "") + f", {setting}"
     if len(values) == 1:
-        matter = "the only config scored on the full split"
+        matter = message("sweep.only")
     elif spread <= GOOD["spearman_drop"]:
-        matter = "the scored cells differ by less than the split's noise: any of them would do"
+        matter = message("sweep.noise")
     else:
-        matter = f"the choice matters: the scored cells span {spread:.4f}"
+        matter = message("sweep.matters", spread=spread)
     proxy_only = len(rows) - len(values)
-    ranked = f"; the other {proxy_only} cells were ranked by the proxy only" if proxy_only else ""
-    return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs scored, worst {worst:.4f}{ranked})."
+    ranked = message("sweep.proxy", n=proxy_only) if proxy_only else ""
+    return message("sweep.sentence", label=label, best=best, matter=matter, n=len(values), worst=worst, ranked=ranked)
 
 
 def comparison_conclusion(rows: Sequence[Mapping]) -> str:
@@ -172,17 +169,15 @@ def comparison_conclusion(rows: Sequence[Mapping]) -> str:
     fp32 = rows[0]
     others = list(rows[1:])
     if not others:
-        return "Only the FP32 model was evaluated."
+        return message("cmp.only_fp32")
     best = max(others, key=lambda r: r["spearman"])
     shown = lambda r: round(r["spearman"], 4)  # noqa: E731 (differences of the shown figures, so the sentence adds up)
-    parts = [f"On the test split, {best['name']} is the closest to FP32: {best['spearman']:.4f} vs {fp32['spearman']:.4f} "
-             f"(drop {shown(fp32) - shown(best):.4f})"]
+    parts = [message("cmp.best", name=best["name"], best=best["spearman"], fp32=fp32["spearman"], drop=shown(fp32) - shown(best))]
     tutorial = next((r for r in others if r["name"].startswith("tutorial")), None)
     if tutorial is not None and tutorial is not best:
-        parts.append(f"{shown(best) - shown(tutorial):+.4f} over the tutorial config")
+        parts.append(message("cmp.over_tutorial", gain=shown(best) - shown(tutorial)))
     close = best["cosine"] >= GOOD["cosine"] and best["recall@10"] >= GOOD["recall@10"]
-    parts.append("its embeddings stay interchangeable with FP32" if close else
-                 f"its embeddings still move (cosine {best['cosine']:.3f}, recall@10 {best['recall@10']:.2f}): re-embed stored vectors with the NPU model")
+    parts.append(message("cmp.interchangeable") if close else message("cmp.still_move", cosine=best["cosine"], recall=best["recall@10"]))
     return "; ".join(parts) + "."
 
 
@@ -194,16 +189,15 @@ def placement_conclusion(blocks: Sequence[Mapping]) -> str:
     cpu = [b for b in blocks if b["placement"] != "NPU"]
     npu_flops = sum(b["flops"] for b in npu)
     cpu_params = sum(b["parameters"] for b in cpu)
-    return (f"The NPU runs {len(npu)} of {len(blocks)} blocks and {npu_flops / total_flops * 100:.1f}% of the FLOPs; the CPU keeps "
-            f"{', '.join(b['block'] for b in cpu)}, which hold {cpu_params / total_params * 100:.1f}% of the parameters "
-            f"(the embedding tables) but almost no compute.")
+    return message("place.sentence", npu=len(npu), total=len(blocks), flops=npu_flops / total_flops * 100, cpu=", ".join(b["block"] for b in cpu),
+                   params=cpu_params / total_params * 100)
 
 
 def split_conclusion(max_abs_diff: float, tolerance: float = 1e-4) -> str:
     """From :func:`~bertnpu.model.analysis.verify_split`: is CPU part + NPU part the original model?"""
     if max_abs_diff <= tolerance:
-        return f"The split is exact: the largest difference, {max_abs_diff:.1e}, is float rounding (below {tolerance:g})."
-    return f"The split differs from the original model by up to {max_abs_diff:.3g} (above {tolerance:g}): check the CPU part."
+        return message("split.exact", diff=max_abs_diff, tol=tolerance)
+    return message("split.differs", diff=max_abs_diff, tol=tolerance)
 
 
 def ranges_conclusion(stats, ranges: Mapping) -> str:
@@ -217,8 +211,7 @@ def ranges_conclusion(stats, ranges: Mapping) -> str:
             widened.append(s.name)
             if widest is None or t / absmax > widest[1]:
                 widest = (s.name, t / absmax)
-    text = f"{len(clipped)} of {len(stats.sites)} sites clip their largest values"
+    text = message("ranges.clip", clipped=len(clipped), total=len(stats.sites))
     if widened:
-        text += (f"; {len(widened)} get a range over 1.5x their own max from sharing across layers (most: {widest[0]}, "
-                 f"{widest[1]:,.1f}x), which costs them resolution")
+        text += message("ranges.widened", n=len(widened), site=widest[0], ratio=widest[1])
     return text + "."

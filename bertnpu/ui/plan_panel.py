@@ -9,6 +9,7 @@ import ipywidgets as W
 from IPython.display import Image
 
 from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES
+from .messages import label, message
 from .report import esc, figure_png
 
 
@@ -28,14 +29,13 @@ class PlanPanel:
     def __init__(self, workspace, tolerance: float = 0.005, profile: str = DEFAULT_PROFILE, max_sites: int = 8, min_cosine: float = 0.99):
         self.ws = workspace
         self.tolerance = W.FloatSlider(value=tolerance, min=0.001, max=0.05, step=0.001, readout_format=".3f",
-                                       description="tolerance", continuous_update=False)
+                                       description=label("widget.tolerance"), continuous_update=False)
         self.min_cosine = W.FloatSlider(value=min_cosine, min=0.0, max=0.999, step=0.001, readout_format=".3f",
-                                        description="min cosine", continuous_update=False)
-        self.profile = W.Dropdown(options=list(PROFILE_NAMES), value=profile, description="profile")
-        self.max_sites = W.IntSlider(value=max_sites, min=0, max=16, description="max 16-bit")
-        self.button = W.Button(description="Plan", button_style="success")
-        self.status = W.HTML("press Plan to search the cheapest recipe within the tolerance (Spearman below FP32 on validation) "
-                             "whose embeddings keep the minimum mean cosine to FP32 (0: Spearman alone)")
+                                        description=label("widget.min_cosine"), continuous_update=False)
+        self.profile = W.Dropdown(options=list(PROFILE_NAMES), value=profile, description=label("widget.profile"))
+        self.max_sites = W.IntSlider(value=max_sites, min=0, max=16, description=label("widget.max_sites"))
+        self.button = W.Button(description=label("widget.plan"), button_style="success")
+        self.status = W.HTML(message("plan.idle"))
         self.pareto = W.Output()
         self.sites = W.Output()
         self.recipe = W.HTML()
@@ -48,8 +48,7 @@ class PlanPanel:
         from ..stages.plan import PlanInputs, plan
 
         out = self.ws.folder / "plan" / "recipe.json"
-        self.status.value = (f"planning under profile <b>{esc(self.profile.value)}</b>, tolerance {self.tolerance.value:g} "
-                             f"(progress below; results are cached in {esc(out)}.plan-cache.jsonl) ...")
+        self.status.value = message("plan.running", profile=esc(self.profile.value), tolerance=self.tolerance.value, cache=esc(f"{out}.plan-cache.jsonl"))
         result = plan(PlanInputs(self.ws.model, self.ws.calibration, self.ws.pairs("validation"), self.ws.pairs("test"), stats=self.ws.stats,
                                  profile=self.profile.value, tolerance=float(self.tolerance.value), max_sites=int(self.max_sites.value),
                                  min_cosine=float(self.min_cosine.value),
@@ -63,18 +62,16 @@ class PlanPanel:
         for output, name in ((self.pareto, "plan_pareto"), (self.sites, "plan_sites")):
             output.outputs = ()
             output.append_display_data(Image(data=figure_png(result.figures[name])))
-        verdict = "within" if result.within_tolerance else "<b>not</b> within"
-        cos_verdict = "reached" if result.cosine_met else "<b>not</b> reached within the site limit"
+        verdict = message("plan.within" if result.within_tolerance else "plan.not_within")
+        cos_verdict = message("plan.cos_reached" if result.cosine_met else "plan.cos_not_reached")
         best = result.best_int8_only
         self.status.value = (
-            f"[{esc(result.profile)}] {len(result.activation_16bits)} site(s) at 16 bits ({result.traffic_16bit:.1%} of activation traffic): "
-            f"validation Spearman {result.validation_spearman:.4f}, {verdict} {result.tolerance:g} of FP32 {result.fp32_validation_spearman:.4f}, "
-            f"validation cosine {result.validation_cosine:.4f} (minimum {result.min_cosine:g} {cos_verdict}); "
-            f"test {result.spearman:.4f} (FP32 {result.fp32_spearman:.4f}, cosine to FP32 {result.cosine_to_fp32:.4f}); "
-            f"best INT8-only: test {best['spearman']:.4f} ({esc(best['recipe'])})"
-            + (f"<br>not tried at 16 bits: the {len(result.not_tried)} LayerNorm outputs (an ARIES user saw a 16-bit override of "
-               "LayerNormalization leave the compiled model byte-identical, so it is no lever)" if result.not_tried else ""))
-        self.recipe.value = ("<b>recipe.json</b> (numbers rounded to 4 decimals here; the file keeps them whole)<pre>"
+            message("plan.status", profile=esc(result.profile), n=len(result.activation_16bits), traffic=result.traffic_16bit,
+                    val=result.validation_spearman, verdict=verdict, tolerance=result.tolerance, fp32_val=result.fp32_validation_spearman,
+                    cos=result.validation_cosine, min_cos=result.min_cosine, cos_verdict=cos_verdict, test=result.spearman,
+                    fp32_test=result.fp32_spearman, cos_test=result.cosine_to_fp32, best=best["spearman"], best_recipe=esc(best["recipe"]))
+            + ("<br>" + message("plan.not_tried", n=len(result.not_tried)) if result.not_tried else ""))
+        self.recipe.value = (message("plan.recipe") + "<pre>"
                              + esc(json.dumps(_rounded(result.recipe.to_dict()), indent=1)) + "</pre>")
 
 

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from ..quant.precision import site_role
 from ..quant.sites import LAYER_SITES
+from .messages import figure_text
 
 
 def plot_pareto(pareto: Sequence[Mapping], fp32: float, tolerance: float, profile: str, chosen: Optional[int] = None,
@@ -36,7 +37,7 @@ def plot_pareto(pareto: Sequence[Mapping], fp32: float, tolerance: float, profil
         ax.plot([n[i]], [s[i]], "o", ms=14, mfc="none", mec="tab:red", mew=2, label="chosen")
     ax.set_xlabel("sites at 16 bits, added greedily (below: share of activation traffic at 16 bits)")
     ax.set_ylabel("STS-B validation Spearman")
-    ax.set_title(f"Plan: cheapest recipe within tolerance [profile {profile}]")
+    ax.set_title(figure_text("fig.plan", profile=profile))
     ax.set_xticks(n, [f"{r['n_sites']}\n{r['traffic_16bit']:.0%}" for r in pareto])  # under the axis: never on a line
     handles, labels = ax.get_legend_handles_labels()
     if all("validation_cosine" in r for r in pareto):
@@ -81,5 +82,5 @@ def plot_site_map(site_bits: Mapping[str, int], activation_16bits: Sequence[str]
     ax.tick_params(which="minor", length=0)
     extra = [s for s in activation_16bits if not s.startswith("layer.")]
     note = f" (+ {', '.join(extra)})" if extra else ""
-    ax.set_title(f"16-bit sites: red = added by the recipe, blue = the profile's default [{profile}]{note}", fontsize=9)
+    ax.set_title(figure_text("fig.site_map", profile=profile, note=note), fontsize=9)
     return fig

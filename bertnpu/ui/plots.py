@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..data.embedding_ranges import ChannelRanges
+from .messages import figure_text
 
 
 def _axes(ax: Optional[Axes], size=(8, 3.5), fast: bool = False, right: float = 0.98) -> tuple[Figure, Axes]:
@@ -47,7 +48,7 @@ def plot_channel_ranges(ranges: ChannelRanges, outliers: Sequence[dict] = (), ax
                     xytext=(3, 0), textcoords="offset points")
     ax.set_xlabel("hidden channel")
     ax.set_ylabel("embedding value")
-    ax.set_title(f"Calibration embedding range per channel ({ranges.tokens} tokens)")
+    ax.set_title(figure_text("fig.channel_range", tokens=ranges.tokens))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
@@ -62,7 +63,7 @@ def plot_value_histogram(tokens: np.ndarray, bins: int = 200, ax: Optional[Axes]
         ax.axvline(x, color="tab:red", lw=1, ls="--")
     ax.set_xlabel("embedding value")
     ax.set_ylabel("count (log)")
-    ax.set_title(f"All calibration embedding values (abs-max {m:.2f})")
+    ax.set_title(figure_text("fig.all_values", absmax=m))
     return fig
 
 
@@ -73,7 +74,7 @@ def plot_sequence_lengths(lengths: Sequence[int], ax: Optional[Axes] = None) -> 
     ax.hist(lengths, bins=np.arange(lengths.min(), lengths.max() + 2) - 0.5, color="tab:green")
     ax.set_xlabel("tokens per sample")
     ax.set_ylabel("samples")
-    ax.set_title(f"Sequence lengths (n={len(lengths)}, median {np.median(lengths):.0f})")
+    ax.set_title(figure_text("fig.lengths", n=len(lengths), median=float(np.median(lengths))))
     return fig
 
 
@@ -88,13 +89,13 @@ def plot_coverage(per_channel: np.ndarray, curve: dict, ax: Optional[Axes] = Non
     left.bar(np.arange(len(per_channel)), per_channel * 100, color="tab:orange", width=1.0)
     left.set_xlabel("hidden channel")
     left.set_ylabel("% of eval values outside")
-    left.set_title(f"Eval values outside calibration range: {per_channel.mean() * 100:.3f}% overall")
+    left.set_title(figure_text("fig.outside", pct=per_channel.mean() * 100))
     if right is not None:
         right.plot(curve["counts"], np.asarray(curve["outside_fraction"]) * 100, "o-")
         right.set_xscale("log", base=2)
         right.set_xlabel("calibration samples")
         right.set_ylabel("% outside")
-        right.set_title("Coverage as the count grows")
+        right.set_title(figure_text("fig.coverage"))
     return fig
 
 
@@ -109,5 +110,5 @@ def plot_block_placement(blocks: list[dict], ax: Optional[Axes] = None) -> Figur
     ax.set_ylim(len(blocks) - 0.5, -0.5)
     ax.set_xlim(0, 1)
     ax.axis("off")
-    ax.set_title("Where each block runs (Mobilint: embeddings and mask preparation on the CPU)")
+    ax.set_title(figure_text("fig.placement"))
     return fig

@@ -13,6 +13,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..quant.observers import EDGES
+from .messages import figure_text
 from .plots import _axes
 from ..quant.thresholds import ClipRange
 
@@ -56,7 +57,7 @@ def plot_site_ranges(stats, ranges: dict[str, ClipRange], ax: Optional[Axes] = N
     ax.set_xticks(x, [short_site_label(s) for s in stats.sites], rotation=90, fontsize=6)
     ax.set_xlim(-0.7, len(names) - 0.3)
     ax.set_ylabel("magnitude (log)")
-    ax.set_title("Activation ranges of all quantization sites vs the clip thresholds applied")
+    ax.set_title(figure_text("fig.site_ranges"))
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=4, frameon=False)
     return fig
 
@@ -89,9 +90,10 @@ def plot_site_histogram(obs, view, references: Optional[dict[str, float]] = None
     if view.lo < 0 and abs(view.lo) != view.hi:  # zero-point range: both ends on the |x| axis
         ax.axvline(abs(view.lo), color="tab:red", lw=2.0, ls=":", label=f"{view.label} |lo|: {abs(view.lo):.4g}", gid="applied-lower")
     ax.axvline(view.hi, color="tab:red", lw=2.0, label=f"{view.label}: {view.hi:.4g}", gid="applied-threshold")
-    shared = " (shared across layers)" if view.shared else ""
-    bound = "upper clip" if view.lo < 0 and abs(view.lo) != view.hi else "threshold"
-    ax.set_title(f"{view.site}: {bound} {view.threshold:.4g}{shared}, clips {view.clipped_fraction * 100:.4f}% of {view.count:,} values", fontsize=9)
+    shared = figure_text("fig.shared") if view.shared else ""
+    bound = figure_text("explorer.upper_clip" if view.lo < 0 and abs(view.lo) != view.hi else "explorer.threshold")
+    ax.set_title(figure_text("fig.histogram", site=view.site, bound=bound, threshold=view.threshold, shared=shared,
+                             clipped=view.clipped_fraction * 100, count=view.count), fontsize=9)
     ax.set_xlabel("x on its unsigned range [0, hi] (log)" if view.unsigned else "|x| (log)")
     ax.set_ylabel("count (log)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
@@ -106,7 +108,7 @@ def plot_channel_heatmap(stats, role: str = "ffn.layernorm.out", ax: Optional[Ax
     im = ax.imshow(np.log10(np.maximum(data, 1e-6)), aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(range(len(rows)), [f"layer {s.layer}" for s in rows], fontsize=7)
     ax.set_xlabel("channel")
-    ax.set_title(f"log10 per-channel abs-max of {role}")
+    ax.set_title(figure_text("fig.channel_absmax", role=role))
     fig.colorbar(im, ax=ax)
     return fig
 
@@ -117,7 +119,7 @@ def plot_threshold_stability(stability: dict[str, float], ax: Optional[Axes] = N
     items = sorted(stability.items(), key=lambda kv: -kv[1])[:top]
     ax.barh([k for k, _ in items][::-1], [v * 100 for _, v in items][::-1], color="tab:purple")
     ax.set_xlabel("threshold spread over bootstrap resamples (% of mean)")
-    ax.set_title("Threshold stability: is the calibration set large enough?")
+    ax.set_title(figure_text("fig.stability"))
     ax.tick_params(axis="y", labelsize=7)
     return fig
 
@@ -242,5 +244,5 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
         best_text = f"proxy {worst:.{digits}f} .. {best:.{digits}f} (span {span:.{digits}f})" + (f"; best confirmed Spearman {max(confirmed):.4f}" if confirmed else "")
     else:
         best_text = f"best {best:.4f}, all cells within {span:.4f} of it"
-    fig.suptitle(f"Simulated INT8 sweep [profile {profile}]: {what}\n{best_text}", fontsize=9)
+    fig.suptitle(figure_text("fig.sweep", profile=profile, what=what, best=best_text), fontsize=9)
     return fig

@@ -127,8 +127,13 @@ def html_table(rows, columns=None, units=None, digits: int = 4, max_height: int 
 
     # a header sits over its column: left over text, right over numbers (judged by the first non-empty cell)
     firsts = {c: next((r.get(c) for r in rows if r.get(c) not in (None, "")), None) for c in columns}
-    head = "".join(f"<th style='text-align:{align(firsts[c])}'>{html.escape(c)}{f' ({html.escape(units[c])})' if c in units else ''}</th>"
-                   for c in columns)
+    from .messages import label
+
+    def header(c: str) -> str:  # in the page's language (catalogue), else the column's own name
+        unit = f" ({html.escape(label('unit.' + units[c]))})" if c in units else ""
+        return f"<th style='text-align:{align(firsts[c])}'>{html.escape(label('column.' + c))}{unit}</th>"
+
+    head = "".join(header(c) for c in columns)
 
     def cell(v) -> str:
         return f"<td style='text-align:{align(v)}'>{html.escape(format_value(v, digits))}</td>"

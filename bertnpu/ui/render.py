@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_text, check_writable
 from ..errors import BertnpuError
+from .public_paths import PathRedactor, public_path
 
 NOTEBOOKS = ("01_analyze_model", "02_calibration_data", "03_activation_ranges", "04_tune_quantization", "05_compile_and_verify")
 
@@ -22,6 +23,18 @@ def notebooks_dir() -> Path:
     return here
 
 
+def _parameters_source(parameters: dict[str, Any]) -> str:
+    return "# injected parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+
+
+def show_parameters(nb, parameters: dict[str, Any]):
+    """Rewrite the injected-parameters cell of an executed notebook to show ``parameters`` (the page's view of the paths)."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = _parameters_source(parameters)
+    return nb
+
+
 def inject_parameters(nb, parameters: dict[str, Any]):
     """Insert a cell assigning ``parameters`` right after the cell tagged ``parameters`` (as papermill does)."""
     import nbformat
@@ -29,8 +42,7 @@ def inject_parameters(nb, parameters: dict[str, Any]):
     index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if index is None:
         raise BertnpuError("The notebook has no cell tagged 'parameters'; add the tag to its parameters cell.")
-    source = "# injected parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-    cell = nbformat.v4.new_code_cell(source)
+    cell = nbformat.v4.new_code_cell(_parameters_source(parameters))
     cell.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(index + 1, cell)
     return nb
@@ -74,9 +86,8 @@ OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 LANGUAGES = ("en", "ko")
 
 
-def notebook_title(nb) -> str:
-    """The text of the notebook's first Markdown heading (``# 3. Activation ranges ...``)."""
-    for cell in nb.cells:
+def _first_heading(cells) -> str:
+    for cell in cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("# "):
@@ -84,16 +95,30 @@ def notebook_title(nb) -> str:
     return "bertnpu notebook"
 
 
+def notebook_title(nb) -> str:
+    """The text of the notebook's first Markdown heading (``# 3. Activation ranges ...``)."""
+    return _first_heading(nb.cells)
+
+
+def _cells_of(nb, lang: str) -> list:
+    drop = {f"lang-{other}" for other in LANGUAGES if other != lang}
+    return [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
+
+
+def page_title(nb, lang: str) -> str:
+    """The title of ``nb``'s ``lang`` page (``nb`` is not changed)."""
+    return _first_heading(_cells_of(nb, lang))
+
+
 def select_language(nb, lang: str):
     """Keep the Markdown cells of ``lang`` (cells tagged ``lang-en`` / ``lang-ko``; untagged cells stay)."""
     if lang not in LANGUAGES:
         raise BertnpuError(f"Unknown notebook language {lang!r}; use one of {', '.join(LANGUAGES)}.")
-    drop = {f"lang-{other}" for other in LANGUAGES if other != lang}
-    nb.cells = [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
+    nb.cells = _cells_of(nb, lang)
     return nb
 
 
-def to_html(nb, lang: str = "en") -> str:
+def to_html(nb, lang: str = "en", footer: str = "") -> str:
     """Self-contained HTML of an executed notebook: widgets become static snapshots of their saved
     state, and no script is fetched from the network (no require.js, widget manager, MathJax)."""
     import copy
@@ -109,26 +134,65 @@ def to_html(nb, lang: str = "en") -> str:
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"bertnpu_offline.html.j2": OFFLINE_TEMPLATE})],
                             template_file="bertnpu_offline.html.j2", language_code=lang)
     body, _ = exporter.from_notebook_node(nb, resources={"bertnpu_css": CSS})
+    if footer:  # after the notebook's cells, inside <body>
+        head, sep, tail = body.rpartition("</body>")
+        body = head + footer + sep + tail if sep else body + footer
     return body
 
 
+def page_parameters(out: Path, *, model: Optional[str], stsb_dir: Optional[str], calib_count: int, eval_pairs: int, lang: str,
+                    show_paths: bool = False) -> tuple[dict[str, Any], dict[str, Any], PathRedactor]:
+    """``(run, shown, redactor)``: the parameters the notebooks run with (paths as the user gave them; the kernel
+    runs in the current folder), the same as a page shows them, and the redactor for the executed notebooks."""
+    work = out / "work"
+    run = {"MODEL": model, "STSB_DIR": stsb_dir, "WORKDIR": str(work), "CALIB_COUNT": calib_count, "EVAL_PAIRS": eval_pairs, "LANG": lang}
+    redactor = PathRedactor()
+    if show_paths:
+        return run, dict(run), redactor
+    env_stsb = None if stsb_dir else os.environ.get("BERTNPU_STSB_DIR")  # what the notebooks fall back to
+    for path, kind in ((work, "work"), (out, "out"), (stsb_dir, "stsb"), (env_stsb, "stsb")):
+        redactor.add(path, kind)
+    if model and Path(model).expanduser().exists():  # a folder (a hub id is no path)
+        redactor.add(model, "model")
+    redactor.add_defaults()
+    shown = {**run, "MODEL": public_path(model, "model"),
+             "STSB_DIR": public_path(stsb_dir, "stsb"), "WORKDIR": public_path(work, "work")}
+    return run, shown, redactor
+
+
 def render_notebooks(out: str | os.PathLike, *, model: Optional[str] = None, stsb_dir: Optional[str] = None, calib_count: int = 256,
-                     eval_pairs: int = 0, force: bool = False, names=NOTEBOOKS, lang: str = "en") -> list[Path]:
-    """Execute every notebook into ``out`` (shared work folder ``out/work``) and write ``.ipynb`` + ``.html`` for each."""
+                     eval_pairs: int = 0, force: bool = False, names=NOTEBOOKS, lang: str = "en", show_paths: bool = False) -> list[Path]:
+    """Execute every notebook into ``out`` (shared work folder ``out/work``) and write ``.ipynb`` + ``.html`` for each,
+    and ``index.html`` beside them.
+
+    Unless ``show_paths``, the pages show paths as the user gave them when relative and as a placeholder
+    (``<STS-B folder>``, ``<work folder>``, ``<model folder>``) when absolute, in the parameters cell and in every output.
+    """
     import nbformat
+
+    from .pages_index import page_footer, render_index, run_facts
 
     out = Path(out)
     if lang not in LANGUAGES:
         raise BertnpuError(f"Unknown notebook language {lang!r}; use one of {', '.join(LANGUAGES)}.")
     for name in names:
         check_writable(out / f"{name}.html", force, "rendered notebook")
-    work = (out / "work").resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    params = {"MODEL": model, "STSB_DIR": str(Path(stsb_dir).resolve()) if stsb_dir else None, "WORKDIR": str(work),
-              "CALIB_COUNT": calib_count, "EVAL_PAIRS": eval_pairs}
-    written = []
+    check_writable(out / "index.html", force, "index page")
+    run, shown, redactor = page_parameters(out, model=model, stsb_dir=stsb_dir, calib_count=calib_count, eval_pairs=eval_pairs, lang=lang,
+                                           show_paths=show_paths)
+    Path(run["WORKDIR"]).mkdir(parents=True, exist_ok=True)
+    executed = []
     for name in tqdm(names, desc="render notebooks"):
-        nb = execute_notebook(notebooks_dir() / f"{name}.ipynb", params, cwd=work)
+        nb = execute_notebook(notebooks_dir() / f"{name}.ipynb", run, cwd=Path.cwd())
+        show_parameters(nb, shown)
+        executed.append((name, redactor.notebook(nb)))
+    facts = run_facts(Path(run["WORKDIR"]), model=model, stsb_dir=stsb_dir or os.environ.get("BERTNPU_STSB_DIR"), eval_pairs=eval_pairs,
+                      lang=lang, model_shown=redactor.text(model) if model else None)
+    footer = page_footer(facts)
+    written = []
+    for name, nb in executed:
         atomic_write_text(out / f"{name}.ipynb", nbformat.writes(nb), force=True)
-        written.append(atomic_write_text(out / f"{name}.html", to_html(nb, lang), force=True))
+        written.append(atomic_write_text(out / f"{name}.html", to_html(nb, lang, footer=footer), force=True))
+    titles = [(name, page_title(nb, lang)) for name, nb in executed]
+    written.append(atomic_write_text(out / "index.html", redactor.text(render_index(facts, titles), in_html=True), force=True))
     return written

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .comparison import COLUMNS as COMPARISON_COLUMNS, comparison_rows
+from .public_paths import report_redactor
 from .report import details, esc, fill, image, render_report, table
 from .run_headline import compiled_entry, headline
 
@@ -167,15 +168,18 @@ def run_report(summary: dict[str, Any], out: Path) -> str:
     def figs(entry: dict) -> dict[str, bytes]:
         return {p: (out / p).read_bytes() for p in figure_files(entry)}
 
-    return render_report(f"bertnpu report: {summary['analysis']['summary']['model']}", [section(summary, figs) for section in SECTIONS])
+    page = render_report(f"bertnpu report: {summary['analysis']['summary']['model']}", [section(summary, figs) for section in SECTIONS])
+    return report_redactor(summary, out).text(page, in_html=True)  # a published report shows no private path (issue 26)
 
 
 def write_run_report(summary: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``report_data.json`` and ``report.html`` into the run folder ``out`` (each atomically), the data first so the
-    page never links to a missing file; returns both paths."""
+    page never links to a missing file; returns both paths. Neither shows a private path (issue 26)."""
+    import copy
+
     from ..artifacts import atomic_write_json, atomic_write_text
 
     out = Path(out)
-    data = atomic_write_json(out / DATA_FILE, report_data(summary), force=True)
+    data = atomic_write_json(out / DATA_FILE, report_redactor(summary, out).value(copy.deepcopy(report_data(summary))), force=True)
     page = atomic_write_text(out / "report.html", run_report(summary, out), force=True)
     return data, page

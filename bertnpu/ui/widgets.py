@@ -11,6 +11,7 @@ from IPython.display import Image, display
 
 from ..data.calibration import STRATEGIES, CalibrationSpec
 from ..quant.config import MODES, QuantConfig
+from .messages import label, message
 from .report import esc, figure_png
 
 
@@ -30,7 +31,8 @@ def show_conclusion(text: str) -> None:
 
     from IPython.display import HTML
 
-    display(HTML(f"<p class='bertnpu-conclusion-block'><b>What it means:</b> <span class='bertnpu-conclusion'>{html.escape(text)}</span></p>"))
+    display(HTML(f"<p class='bertnpu-conclusion-block'><b>{html.escape(message('conclusion.label'))}</b> "
+                 f"<span class='bertnpu-conclusion'>{html.escape(text)}</span></p>"))
 
 
 def show_table(rows, columns=None, units=None, digits: int = 4, max_height: Optional[int] = None) -> None:
@@ -80,9 +82,9 @@ class ModelPicker:
     def __init__(self, initial: Optional[str] = None, on_load: Optional[Callable] = None):
         from ..model.load import DEFAULT_MODEL_NAME, TUTORIAL_MODEL
 
-        self.name = W.Combobox(value=initial or DEFAULT_MODEL_NAME, options=[DEFAULT_MODEL_NAME, TUTORIAL_MODEL], description="model", ensure_option=False,
+        self.name = W.Combobox(value=initial or DEFAULT_MODEL_NAME, options=[DEFAULT_MODEL_NAME, TUTORIAL_MODEL], description=label("widget.model"), ensure_option=False,
                                layout=W.Layout(width="520px"))
-        self.button = W.Button(description="Load", button_style="primary")
+        self.button = W.Button(description=label("widget.load"), button_style="primary")
         self.status = W.HTML()
         self.model = None
         self.on_load = on_load
@@ -102,7 +104,8 @@ class ModelPicker:
             self.status.value = f"<span style='color:#b00'>{esc(exc)}</span>"  # values may hold markup (a folder name)
             return None
         cfg = self.model.config
-        self.status.value = f"loaded <b>{esc(self.model.name)}</b>: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, pooling {esc(self.model.pooling.mode)}"
+        self.status.value = message("picker.loaded", name=esc(self.model.name), hidden=cfg.hidden_size, layers=cfg.num_hidden_layers,
+                                    pooling=esc(self.model.pooling.mode))
         if self.on_load:
             self.on_load(self.model)
         return self.model
@@ -113,11 +116,11 @@ class CalibrationBuilder:
 
     def __init__(self, workspace, count: int = 128, seed: int = 0):
         self.ws = workspace
-        self.count = W.IntSlider(value=count, min=8, max=1024, step=8, description="samples")
-        self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
-        self.strategy = W.Dropdown(options=STRATEGIES, value="random", description="strategy")
-        self.button = W.Button(description="Build", button_style="primary")
-        self.progress = W.IntProgress(value=0, min=0, max=3, description="progress")
+        self.count = W.IntSlider(value=count, min=8, max=1024, step=8, description=label("widget.samples"))
+        self.seed = W.IntText(value=seed, description=label("widget.seed"), layout=W.Layout(width="160px"))
+        self.strategy = W.Dropdown(options=STRATEGIES, value="random", description=label("widget.strategy"))
+        self.button = W.Button(description=label("widget.build"), button_style="primary")
+        self.progress = W.IntProgress(value=0, min=0, max=3, description=label("widget.progress"))
         self.status = W.HTML()
         self.figures = W.Output()
         self.button.on_click(lambda _: self.build())
@@ -143,9 +146,9 @@ class CalibrationBuilder:
         from .conclusions import channel_conclusion
 
         self.conclusion = channel_conclusion(channel_ranges(result.calibration.tokens()).absmax)
-        self.status.value = (f"built {result.samples:,} samples in {time.perf_counter() - start:.1f} s; "
-                             f"{result.evaluation_split} values outside the calibration range: {overall * 100:.4f}%<br>"
-                             f"<b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>")
+        self.status.value = (message("builder.status", samples=result.samples, seconds=time.perf_counter() - start, split=esc(result.evaluation_split),
+                                     outside=overall * 100) + "<br>"
+                             f"<b>{esc(message('conclusion.label'))}</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>")
         return result.calibration
 
 
@@ -156,7 +159,7 @@ class ThresholdExplorer:
         self.stats = stats
         self.base = config  # bits and output are kept from it; the controls set the rest
         names = [s.name for s in stats.sites]
-        self.site = W.Dropdown(options=names, value=site or next((n for n in names if n.endswith("ffn.output.out")), names[0]), description="site",
+        self.site = W.Dropdown(options=names, value=site or next((n for n in names if n.endswith("ffn.output.out")), names[0]), description=label("widget.site"),
                                layout=W.Layout(width="420px"))
         self.percentile = W.FloatSlider(value=config.percentile, min=0.99, max=1.0, step=0.0001, readout_format=".4f", description="percentile",
                                         continuous_update=False)
@@ -198,14 +201,14 @@ class ThresholdExplorer:
         refs = {f"{MODES[m]}{' (shared)' if view.shared else ''}": self._ranges(cfg.with_(mode=m))[name].threshold
                 for m in MODES if m != cfg.mode}
         tail = cfg.topk_ratio * (1 - cfg.percentile)
-        own = "" if not view.shared else f"; this layer's own threshold would be {view.own_threshold:.4g}"
+        own = "" if not view.shared else message("explorer.own_threshold", threshold=view.own_threshold)
+        applied = message("explorer.shared" if view.shared else "explorer.own") + (message("explorer.unsigned") if view.unsigned else "")
         self.readout.value = (
-            f"<b>{esc(name)}</b>: {'upper clip' if cfg.zero_point else 'threshold'} <span class='bertnpu-threshold'>{view.threshold:.6g}</span> "
-            f"({view.label}{own}); "
-            f"quantization range [{view.lo:.4g}, {view.hi:.4g}]; clipped <span class='bertnpu-clipped'>{view.clipped_fraction * 100:.5f}%</span> "
-            f"of {view.count:,} values"
-            + (f"<br><small>MaxPercentile clips the top r(1-p) = {cfg.topk_ratio:g} x (1 - {cfg.percentile:g}) = {tail:.3g} of the values "
-               f"({tail * 100:.4g}%)</small>" if cfg.mode == 1 else ""))
+            f"<b>{esc(name)}</b>: {message('explorer.upper_clip' if cfg.zero_point else 'explorer.threshold')} "
+            f"<span class='bertnpu-threshold'>{view.threshold:.6g}</span> ({applied}{own}); "
+            + message("explorer.range", lo=view.lo, hi=view.hi, clipped=view.clipped_fraction * 100, count=view.count)
+            + ("<br><small>" + message("explorer.tail", topk=cfg.topk_ratio, percentile=cfg.percentile, tail=tail, tail_pct=tail * 100)
+               + "</small>" if cfg.mode == 1 else ""))
         fig = plot_site_histogram(self.stats[name], view, refs)
         self.view = view
         self.drawn_threshold = next(line.get_xdata()[0] for line in fig.axes[0].lines if line.get_gid() == "applied-threshold")
@@ -256,14 +259,14 @@ class SimulatePanel:
     def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation", pairs: int = SIMULATE_PAIRS, seed: int = 0):
         self.ws, self.explorer, self.split = workspace, explorer, split
         self.sample_size, self.seed = pairs, seed
-        self.button = W.Button(description="Simulate INT8", button_style="success")
+        self.button = W.Button(description=label("widget.simulate"), button_style="success")
         names = [s.name for s in workspace.stats.sites]
-        self.a16 = W.SelectMultiple(options=names, rows=6, description="16-bit", layout=W.Layout(width="420px"))
-        self.keep_fp32 = W.SelectMultiple(options=names, rows=6, description="FP32 (diag.)", layout=W.Layout(width="420px"),
+        self.a16 = W.SelectMultiple(options=names, rows=6, description=label("widget.a16"), layout=W.Layout(width="420px"))
+        self.keep_fp32 = W.SelectMultiple(options=names, rows=6, description=label("widget.keep_fp32"), layout=W.Layout(width="420px"),
                                           tooltip="keep in FP32: a diagnostic with no device counterpart (the NPU has no FP32 activations)")
-        self.profile = W.Dropdown(options=["aries", "all-int8", "optimistic"], value="aries", description="profile")
-        self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description="progress")
-        self.result = W.HTML("press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)")
+        self.profile = W.Dropdown(options=["aries", "all-int8", "optimistic"], value="aries", description=label("widget.profile"))
+        self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description=label("widget.progress"))
+        self.result = W.HTML(message("simulate.idle"))
         self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
         self._sqnr_reference = None  # FP32 site values of the SQNR probe sentences, computed once
         self._embedding = None  # the FP32 CPU part, built (and checked) once
@@ -282,8 +285,8 @@ class SimulatePanel:
         """E.g. ``validation subset: 500 of 1,500 pairs (seeded sample, seed 0)``, or ``validation: all 1,500 pairs``."""
         total, used = len(self.ws.pairs(self.split)), len(self.pairs())
         if used == total:
-            return f"{self.split}: all {total:,} pairs"
-        return f"{self.split} subset: {used:,} of {total:,} pairs (seeded sample, seed {self.seed})"
+            return message("simulate.all", split=self.split, total=total)
+        return message("simulate.subset", split=self.split, used=used, total=total, seed=self.seed)
 
     def _fp32_embeddings(self):
         from ..model.sentence_encoder import SentenceEncoder
@@ -361,22 +364,21 @@ class SimulatePanel:
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
         fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
         self.progress.value = len(self.STEPS)
-        self.progress.description = "done"
+        self.progress.description = label("widget.done")
         self.progress.layout.display = "none"
-        kept = (f", {len(a16)} site(s) at 16 bits" if a16 else "") + (
-            f", {len(keep)} site(s) kept in FP32 (diagnostic only, no device counterpart)" if keep else "") + f", profile {self.profile.value}"
+        kept = (message("simulate.a16", n=len(a16)) if a16 else "") + (
+            message("simulate.kept", n=len(keep)) if keep else "") + message("simulate.profile", profile=self.profile.value)
         verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
         self.conclusion = verdict + " " + sqnr_conclusion(sqnr)
         self.result.value = (
-            f"<div class='bertnpu-simulate'>STS-B <span class='bertnpu-subset'>{subset}</span>: FP32 Spearman <b>{fp32:.4f}</b>, "
-            f"predicted INT8 ({cfg.label()}{kept}) <b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f})<br>"
-            f"embedding cosine(FP32, INT8): mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f} (good: mean &ge; 0.99); "
-            f"nearest-neighbour recall@10 {fid['recall@10']:.3f} (good: &ge; 0.9)<br>"
-            + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over {len(sqnr)} quantized sites, lowest {min(sqnr.values()):.1f} dB "
-               f"(good: &gt; 30 dB)" if sqnr else "SQNR: every site kept in FP32")
-            + f"<br><b>What it means:</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>"
-            + f"<br><small>answered in {time.perf_counter() - start:.1f} s on the {subset}; the sweep and <code>bertnpu run</code> "
-              f"score the whole split</small></div>")
+            "<div class='bertnpu-simulate'>"
+            + message("simulate.scores", subset=f"<span class='bertnpu-subset'>{esc(subset)}</span>", fp32=fp32, label=esc(cfg.label() + kept),
+                      int8=int8, delta=int8 - fp32) + "<br>"
+            + message("simulate.fidelity", mean=fid["cosine_mean"], min=fid["cosine_min"], recall=fid["recall@10"]) + "<br>"
+            + (message("simulate.sqnr", mean=float(np.mean(list(sqnr.values()))), n=len(sqnr), low=min(sqnr.values())) if sqnr
+               else message("simulate.sqnr_none"))
+            + f"<br><b>{esc(message('conclusion.label'))}</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>"
+            + "<br><small>" + message("simulate.timing", seconds=time.perf_counter() - start, subset=esc(subset)) + "</small></div>")
         self.last_seconds = time.perf_counter() - start
         return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "activation_16bits": a16, "profile": self.profile.value,
                 "pairs": len(pairs), "subset": subset,
@@ -395,8 +397,8 @@ class CompilePanel:
         self.recipe = config if isinstance(config, Recipe) else Recipe(calibration=config)  # a QuantConfig means no overrides
         self.config = self.recipe.calibration
         self.available = qbcompiler_available()
-        self.button = W.Button(description="Compile" if self.available else "Export bundle", button_style="warning")
-        self.force = W.Checkbox(value=False, description="replace existing")
+        self.button = W.Button(description=label("widget.compile" if self.available else "widget.export"), button_style="warning")
+        self.force = W.Checkbox(value=False, description=label("widget.replace"))
         self.log = W.Textarea(value="" if self.available else MISSING + "\n", layout=W.Layout(width="100%", height="140px"))
         self.button.on_click(lambda _: self.run())
         self.widget = W.VBox([W.HBox([self.button, self.force]), self.log])
