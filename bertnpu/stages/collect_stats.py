@@ -50,7 +50,7 @@ def collect_stats(inputs: StatsInputs) -> StatsResult:
     from ..quant.stats import collect_activation_stats
     from ..quant.thresholds import clip_thresholds, threshold_stability
     from ..ui.range_plots import plot_site_ranges, plot_threshold_stability
-    from ..ui.range_tables import outlier_table
+    from ..quant.outliers import outlier_table
 
     if inputs.out is not None:
         check_writable(inputs.out, inputs.force, "stats file")  # before the long part
