@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from _common import REPO, stsb_dir
-from bertnpu.pipeline import RunOptions, run_pipeline
+from bertnpu.pipeline import RunOptions
+from bertnpu.ui.run import run_pipeline
 
 
 @dataclass(frozen=True)

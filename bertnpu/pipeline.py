@@ -128,10 +128,19 @@ def _sha(data: Any) -> str:
 
 
 class Pipeline:
-    """Runs the stages in order; ``log`` receives one line per stage."""
+    """Runs the stages in order; ``log`` receives one line per stage.
 
-    def __init__(self, options: RunOptions, log: Callable[[str], None] = print):
+    The presentation is injected by the layer above (:func:`bertnpu.ui.run.run_pipeline`), so this store
+    layer draws nothing itself: ``present(result, folder)`` returns a fresh stage result with its figures
+    written into ``folder`` (and listed in its files); ``report(summary, out)`` returns report.html's text.
+    Without them the run writes the stages' data and summary.json only.
+    """
+
+    def __init__(self, options: RunOptions, log: Callable[[str], None] = print, *,
+                 present: Optional[Callable[[Any, Path], Any]] = None, report: Optional[Callable[[dict, Path], str]] = None):
         self.o = options
+        self.present = present
+        self.report = report
         self.out = Path(options.out)
         self.log = log
         self.summary: dict[str, Any] = {}
@@ -161,6 +170,8 @@ class Pipeline:
         self.log(f"{step} ...")
         with fewer_threads_when_busy(lambda line: self.log(f"{step}: {line}")):
             self.live[name] = work()
+            if self.present is not None:
+                self.live[name] = self.present(self.live[name], self.out / "figures")
         result = self.live[name].to_dict(relative_to=self.out)
         result["seconds"] = round(time.perf_counter() - start, 2)
         written = _written(result)
@@ -192,7 +203,6 @@ class Pipeline:
 
         start = time.perf_counter()
         out, o = self.out, self.o
-        figures = out / "figures"
         model = load_model(o.model, trust_remote_code=o.trust_remote_code)
         mhash = model_hash(model)[:16]
         validation = load_stsb("validation", o.stsb_dir)
@@ -208,16 +218,16 @@ class Pipeline:
         s["versions"] = {"bertnpu": __version__, "python": platform.python_version(), **_package_versions()}
 
         s["analysis"] = self._stage("analysis", {"model": mhash}, lambda: st.analyze(
-            st.AnalyzeInputs(model, out=out / "analysis", figures=figures, force=True)))
+            st.AnalyzeInputs(model, out=out / "analysis", force=True)))
         s["embeddings"] = self._stage("embeddings", {"model": mhash}, lambda: st.export_embeddings(
             st.ExportInputs(model, out / "weight_dict.pth", force=True)))
         calib_key = {"model": mhash, "data": data_hash, "count": o.calib_count}
         s["calibration"] = self._stage("calibration", calib_key, lambda: st.calibrate(st.CalibrateInputs(
-            model, out / "calib", CalibrationSpec(count=o.calib_count), source=validation, evaluation=validation, figures=figures, force=True)))
+            model, out / "calib", CalibrationSpec(count=o.calib_count), source=validation, evaluation=validation, force=True)))
         calib = load_calibration_set(out / "calib", model)
         stats_key = {**calib_key, "calib": s["calibration"]["sha256"]}
         s["stats"] = self._stage("stats", stats_key, lambda: st.collect_stats(
-            st.StatsInputs(model, calib, out=out / "stats.npz", figures=figures, force=True)))
+            st.StatsInputs(model, calib, out=out / "stats.npz", force=True)))
         stats = load_stats(out / "stats.npz", model)
         sweep_key = {**stats_key, "p": o.percentiles, "k": o.topk_ratios, "methods": o.methods, "outputs": o.outputs, "search": o.search,
                      "strategy": o.strategy, "confirm": o.confirm}
@@ -226,7 +236,7 @@ class Pipeline:
         s["sweep"] = self._stage("sweep", sweep_key, lambda: st.run_sweep(st.SweepInputs(
             model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods, outputs=o.outputs,
             search=o.search, strategy=o.strategy, confirm=o.confirm, proxy_sentences=o.proxy_sentences,
-            out=out / "sweep", figures=figures, recommended=out / "recommended_config.json")))
+            out=out / "sweep", recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
         plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "min_cosine": 0.99, "max_sites": o.plan_max_sites,
                     "try_layernorm": False}
@@ -235,7 +245,7 @@ class Pipeline:
         if o.plan:
             s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
                 model, calib, validation, test, stats=stats, max_sites=o.plan_max_sites, out=out / "recipe.json",
-                cache=out / "plan-cache.jsonl", figures=figures, force=True, bracket=o.plan_bracket, **o.plan_options)))
+                cache=out / "plan-cache.jsonl", force=True, bracket=o.plan_bracket, **o.plan_options)))
             planned = Recipe.from_dict(s["plan"]["recipe"])  # the planned recipe is what gets compiled
         else:
             s["plan"] = {"skipped": PLAN_SKIPPED}
@@ -252,15 +262,14 @@ class Pipeline:
         s["reused_stages"] = self.reused
         s["seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_json(out / "summary.json", s, force=True)
-        atomic_write_text(out / "report.html", self._report(), force=True)
+        if self.report is None:
+            self.folder.record("summary.json")
+            self.log(f"wrote {out}/summary.json in {s['seconds']:.0f} s")
+            return s
+        atomic_write_text(out / "report.html", self.report(s, out), force=True)
         self.folder.record("summary.json", "report.html")
         self.log(f"wrote {out}/summary.json and {out}/report.html in {s['seconds']:.0f} s")
         return s
-
-    def _report(self) -> str:
-        from .ui.run_report import run_report
-
-        return run_report(self.summary, self.out)
 
 
 def _read_marker(marker: Path) -> tuple[Optional[dict], Optional[str]]:
@@ -357,6 +366,11 @@ def fewer_threads_when_busy(log: Optional[Callable[[str], None]] = None):
             torch.set_num_threads(threads[0])
 
 
-def run_pipeline(options: RunOptions, log: Callable[[str], None] = print) -> dict:
-    """Run every stage into ``options.out`` and return the summary (also written as summary.json)."""
-    return Pipeline(options, log).run()
+def run_pipeline(options: RunOptions, log: Callable[[str], None] = print, *, present: Optional[Callable[[Any, Path], Any]] = None,
+                 report: Optional[Callable[[dict, Path], str]] = None) -> dict:
+    """Run every stage into ``options.out`` and return the summary (also written as summary.json).
+
+    With no ``present`` / ``report`` no figures and no report.html are written; :func:`bertnpu.ui.run.run_pipeline`
+    runs the same with the figures and the report (what ``bertnpu run`` does).
+    """
+    return Pipeline(options, log, present=present, report=report).run()

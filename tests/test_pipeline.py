@@ -6,7 +6,8 @@ import bertnpu.stages as stages_mod
 from bertnpu.cli import main
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import Recipe
-from bertnpu.pipeline import RunOptions, run_pipeline
+from bertnpu.pipeline import RunOptions
+from bertnpu.ui.run import run_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -198,7 +198,7 @@ class _TinyRun(RunOptions):
 
 
 def test_run_with_flipped_validation_scores_gives_fresh_results(tiny_model_dir, stsb_dir, tmp_path):
-    from bertnpu.pipeline import run_pipeline
+    from bertnpu.ui.run import run_pipeline
 
     out = tmp_path / "out"
     flipped = tmp_path / "flipped"

@@ -17,7 +17,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
          out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, force_option("stage result: recompute every stage, and replace files in --out that bertnpu did not write"),
          json_option)
 def _run(args) -> int:
-    from ..pipeline import RunOptions, run_pipeline
+    from ..pipeline import RunOptions
+    from ..ui.run import run_pipeline
 
     summary = run_pipeline(RunOptions(model=args.model, stsb_dir=args.stsb_dir, out=args.out, quick=args.quick, force=args.force,
                                       trust_remote_code=args.trust_remote_code, plan=args.plan))

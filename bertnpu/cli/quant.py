@@ -93,6 +93,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
 def _sweep(args) -> int:
     from ..output_folder import OutputFolder
     from ..stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
+    from ..ui.stage_figures import present
 
     out = Path(args.out)
     folder = OutputFolder(out, force=args.force)
@@ -107,6 +108,7 @@ def _sweep(args) -> int:
     with folder:  # lock, and a record of what the sweep wrote (its cache is claimed, so an interrupted sweep resumes)
         folder.claim(*SWEEP_OUTPUTS)
         result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
+        result = present(result, out, force=True)  # sweep_heatmap.png beside sweep.csv (redrawn as the table is)
         summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
                    "validation_spearman": result.validation_spearman}
         if args.test:
@@ -137,6 +139,7 @@ def _plan(args) -> int:
     from ..artifacts import check_writable
     from ..stages.plan import PlanInputs, plan
     from ..tune.plan import PlanSpec, format_pareto
+    from ..ui.stage_figures import present
 
     PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites, min_cosine=args.min_cosine,
              try_layernorm=args.try_layernorm)  # bad values: one sentence before any work
@@ -147,7 +150,8 @@ def _plan(args) -> int:
     stats = stats_arg(args, model)
     figures = Path(args.figures) if args.figures else out.parent
     r = plan(PlanInputs(model, calib, validation, test, stats=stats, profile=args.profile, tolerance=args.tolerance,
-                        min_cosine=args.min_cosine, max_sites=args.max_sites, try_layernorm=args.try_layernorm, out=out, figures=figures, force=args.force, progress=not args.json))
+                        min_cosine=args.min_cosine, max_sites=args.max_sites, try_layernorm=args.try_layernorm, out=out, force=args.force, progress=not args.json))
+    r = present(r, figures, force=args.force)
     print(format_pareto(r.plan))
     verdict = "within" if r.within_tolerance else "NOT within"
     cos_verdict = "reached" if r.cosine_met else "NOT reached within the site limit"

@@ -12,7 +12,7 @@ from ..quant.recipe import Recipe
 from ..errors import BertnpuError
 from ..tune.sweep import CONFIRM, PERCENTILES, PROXY_SENTENCES, STRATEGIES, TOPK_RATIOS
 from ..tune.sweep_rows import SweepRow
-from .result import StageResult, not_serialized, save_figures
+from .result import StageResult
 
 
 SEARCHES = ("grid", "wide")
@@ -22,7 +22,7 @@ SEARCHES = ("grid", "wide")
 class SweepInputs:
     """The grid varies ``base.calibration`` (percentile x topk_ratio x mode x method); the base recipe's
     other fields travel with every row. ``out``: folder for ``sweep.csv`` / ``sweep.json`` and the
-    resumable cache; ``figures``: folder for ``sweep_heatmap.png`` (default ``out``);
+    resumable cache (the heatmap is drawn from the result by :func:`bertnpu.ui.stage_figures.stage_figures`);
     ``recommended``: where the best recipe's calibration config is saved (default ``out/recommended_config.json``);
     a full recipe is saved beside it as ``recommended_recipe.json``."""
 
@@ -40,7 +40,6 @@ class SweepInputs:
     confirm: int = CONFIRM
     proxy_sentences: int = PROXY_SENTENCES  # validation sentences the fast strategy's proxy encodes per candidate
     out: Optional[Path] = None
-    figures: Optional[Path] = None
     recommended: Optional[Path] = None
     progress: bool = True
 
@@ -59,7 +58,6 @@ class SweepResult(StageResult):
     recommended_recipe: Recipe
     validation_spearman: float
     files: tuple[Path, ...]
-    figures: Mapping[str, Any] = not_serialized()
 
 
 def grid(inputs: SweepInputs) -> list[Recipe]:
@@ -83,7 +81,6 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
     """
     from ..tune.sweep import sweep, write_sweep_table
     from ..tune.sweep_rows import best_row
-    from ..ui.range_plots import plot_sweep_heatmap
 
     recipes = grid(inputs)
     out = Path(inputs.out) if inputs.out is not None else None
@@ -95,12 +92,10 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
     best = best_row(rows)
     chosen = best.recipe
     dict_rows = [r.to_dict() for r in rows]
-    figures = {"sweep_heatmap": plot_sweep_heatmap(dict_rows, chosen.calibration.to_dict())}
     files: tuple[Path, ...] = ()
     if out is not None:
         files += write_sweep_table(dict_rows, out, force=True)  # the table always reflects the cache
         config_path = Path(inputs.recommended) if inputs.recommended is not None else out / "recommended_config.json"
         files += (chosen.calibration.save(config_path, force=True), chosen.save(config_path.with_name("recommended_recipe.json"), force=True))
-        files += save_figures(figures, inputs.figures or out, force=True)
     return SweepResult(configs=len(rows), rows=rows, recommended=chosen.calibration.to_dict(), recommended_recipe=chosen,
-                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)), figures=figures)
+                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)))

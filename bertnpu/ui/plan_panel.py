@@ -53,16 +53,19 @@ class PlanPanel:
         result = plan(PlanInputs(self.ws.model, self.ws.calibration, self.ws.pairs("validation"), self.ws.pairs("test"), stats=self.ws.stats,
                                  profile=self.profile.value, tolerance=float(self.tolerance.value), max_sites=int(self.max_sites.value),
                                  min_cosine=float(self.min_cosine.value),
-                                 out=out, figures=None, force=True, progress=progress))
+                                 out=out, force=True, progress=progress))
         self.last = result
         self.show(result)
         return result
 
     def show(self, result) -> None:
         """Fill the figures, the verdict and the recipe from a PlanResult."""
+        from .stage_figures import stage_figures
+
+        figures = stage_figures(result)
         for output, name in ((self.pareto, "plan_pareto"), (self.sites, "plan_sites")):
             output.outputs = ()
-            output.append_display_data(Image(data=figure_png(result.figures[name])))
+            output.append_display_data(Image(data=figure_png(figures[name])))
         verdict = "within" if result.within_tolerance else "<b>not</b> within"
         cos_verdict = "reached" if result.cosine_met else "<b>not</b> reached within the site limit"
         best = result.best_int8_only

@@ -131,7 +131,9 @@ class CalibrationBuilder:
         result = self.ws.calibrate(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
         self.progress.value = 2
         self.figures.outputs = ()
-        self.pngs = [figure_png(fig) for fig in result.figures.values()]
+        from .stage_figures import stage_figures
+
+        self.pngs = [figure_png(fig) for fig in stage_figures(result).values()]
         for png in self.pngs:
             self.figures.append_display_data(Image(data=png))
         self.progress.value = 3
