@@ -99,8 +99,7 @@ def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_m
     with_ints = _site_outputs(sim, tiny_model, sentences)
     layers = tiny_model.config.num_hidden_layers
     assert calls["n"] == 6 * layers + 1  # every Linear of every layer, and the pooler
-    monkeypatch.setattr(int_gemm, "INTEGER_GEMM", False)
-    floats = _site_outputs(sim, tiny_model, sentences)
+    floats = _site_outputs(simulate(tiny_model, tiny_stats, Recipe(calibration=cfg), integer_gemm=False), tiny_model, sentences)
     assert calls["n"] == 6 * layers + 1  # the float path never calls it
     # the first Linear outputs (before any rounding decision could differ) agree to float precision
     for site in ("layer.0.attention.query.out", "layer.0.attention.value.out"):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -116,3 +116,23 @@ def int_linear(codes: torch.Tensor, spec: IntInput, weight: IntWeight, bias: Opt
     if bias is not None:
         out.add_(bias)
     return out.view(*lead, out.shape[-1])
+
+
+@dataclass(frozen=True)
+class IntGemm:
+    """The integer-GEMM kernel a simulated NPU encoder calls (``NpuEncoder.int_gemm``): int8 codes of an input, and the Linear."""
+
+    codes: Callable[[torch.Tensor, IntInput], torch.Tensor]
+    linear: Callable[[torch.Tensor, IntInput, IntWeight, Optional[torch.Tensor]], torch.Tensor]
+
+
+INT_GEMM = IntGemm(to_int8, int_linear)
+
+
+def kernel(integer_gemm: Optional[bool] = None) -> Optional[IntGemm]:
+    """The kernel for an encoder whose weights are quantized now: ``INT_GEMM``, or None (the float path).
+
+    ``integer_gemm``: True / False choose; None takes the process's choice (:func:`enabled`).
+    """
+    use = enabled() if integer_gemm is None else integer_gemm
+    return INT_GEMM if use else None
