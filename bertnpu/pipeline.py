@@ -10,7 +10,6 @@ only what feeds each stage, its cache key, and where its files go.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import platform
@@ -168,10 +167,9 @@ class Pipeline:
                 self.log(f"{step}: recomputing ({why})")
         start = time.perf_counter()
         self.log(f"{step} ...")
-        with fewer_threads_when_busy(lambda line: self.log(f"{step}: {line}")):
-            self.live[name] = work()
-            if self.present is not None:
-                self.live[name] = self.present(self.live[name], self.out / "figures")
+        self.live[name] = work()
+        if self.present is not None:
+            self.live[name] = self.present(self.live[name], self.out / "figures")
         result = self.live[name].to_dict(relative_to=self.out)
         result["seconds"] = round(time.perf_counter() - start, 2)
         written = _written(result)
@@ -184,6 +182,11 @@ class Pipeline:
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict:
         from .output_folder import OutputFolder
+        from .quant.kernel_policy import decide_once
+
+        policy = decide_once()  # the process's thread policy, unless its caller (the CLI) decided it already
+        if policy is not None and policy.why:
+            self.log(policy.why)
 
         # the lock keeps a second run out; the claim refuses (without --force) files bertnpu did not write
         with OutputFolder(self.out, force=self.o.force) as folder:
@@ -299,71 +302,6 @@ def _package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = None
     return out
-
-
-def _busy_elsewhere(samples: int = 2, pause: float = 0.02) -> Optional[int]:
-    """Processes other than this one running on a CPU now (the fewest over a few looks), or None where /proc is missing."""
-    import os
-
-    me, counts = os.getpid(), []
-    for i in range(samples):
-        try:
-            names = os.listdir("/proc")
-        except OSError:
-            return None
-        running = 0
-        for pid in names:
-            if not pid.isdigit() or int(pid) == me:
-                continue
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as fh:
-                    running += fh.read().rsplit(b")", 1)[1].split()[0] == b"R"
-            except (OSError, IndexError):
-                continue  # ended meanwhile
-        counts.append(running)
-        if i + 1 < samples:
-            time.sleep(pause)
-    return min(counts)
-
-
-def stage_threads() -> Optional[tuple[int, str]]:
-    """Lower torch's threads for one stage when other processes already run on the cores: returns (threads to restore,
-    a line saying why), or None when nothing changes.
-
-    Why: every torch op is an OpenMP region whose threads wait for each other; with a core taken by another
-    process, two threads on 2 cores measured a simulated encode at 13-23 s against 2.0 s on one thread, and a
-    quick run at 139 s against about 22 s. Results are the same on any thread count (GEMM splits its outputs, not
-    its sums; checked bit for bit on the default model).
-    """
-    import torch
-
-    from .quant.fake_quant import usable_cores
-
-    threads = torch.get_num_threads()
-    busy = _busy_elsewhere()
-    cores = usable_cores()
-    if busy is None or threads <= 1:
-        return None
-    use = max(1, min(threads, cores - busy))
-    if use >= threads:
-        return None
-    torch.set_num_threads(use)
-    return threads, f"{busy} other process(es) running on {cores} cores: {use} torch thread(s) for this stage (same results, less waiting)"
-
-
-@contextlib.contextmanager
-def fewer_threads_when_busy(log: Optional[Callable[[str], None]] = None):
-    """Run the block under :func:`stage_threads` (``log`` gets its line when it lowers the threads), restoring them after."""
-    threads = stage_threads()
-    if threads is not None and log is not None:
-        log(threads[1])
-    try:
-        yield
-    finally:
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads[0])
 
 
 def run_pipeline(options: RunOptions, log: Callable[[str], None] = print, *, present: Optional[Callable[[Any, Path], Any]] = None,

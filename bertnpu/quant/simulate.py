@@ -41,8 +41,9 @@ from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
 from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine_with, fake_quant_with_scale,
-                         qmax_symmetric, quantize_weight_per_channel, serial_passes, symmetric_scale, weight_codes_per_channel)
+                         qmax_symmetric, quantize_weight_per_channel, symmetric_scale, weight_codes_per_channel)
 from .int_gemm import IntInput, IntWeight, kernel
+from .kernel_policy import current_policy
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .recipe import Recipe
 from .sites import LAYER_LINEARS
@@ -183,7 +184,7 @@ class FakeQuantTap:
         op = self._prepared(site, x.dtype)
         if op is None:
             return x
-        if not serial_passes():
+        if not current_policy().serial_fake_quant:  # the process's choice (kernel_policy), made once by the caller
             return op[0](x, *op[1:])
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # elementwise passes: the same result on any number of threads
