@@ -14,11 +14,11 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .artifacts import atomic_write_json, atomic_write_text
+from .run_config import RunConfig, RunOptions  # noqa: F401  (RunOptions: the earlier name, kept importable)
 from .version import __version__
 
 STAGES = ("analysis", "embeddings", "calibration", "stats", "sweep", "plan", "evaluation", "compile")
@@ -31,95 +31,6 @@ PLAN_SKIPPED = ("not run (--no-plan): no 16-bit sites or transformations were pl
                 "was evaluated and compiled")
 # Result fields that name files a stage wrote (besides ``files``).
 _PATH_FIELDS = ("weight_dict", "mxq", "bundle")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What ``bertnpu run`` does; ``quick`` shrinks the calibration set, the sweep, the plan and the evaluation.
-
-    ``--quick`` is a smoke run (target: about 20 s on 2 cores for the default model): 32 calibration
-    samples, a 4-cell sweep ranked on 64 proxy sentences (128 earlier: the same two cells
-    confirmed, the same recommendation), 200 validation and 125 test pairs (250 before; the held-out
-    split changes neither the recommendation nor the plan), and a plan over 2 calibration configs,
-    no transformations, at most one 16-bit site tried among the residual sums, 16 proxy sentences (48 before: the same planned
-    recipe on the default model; the traffic share is measured on them) and no profile bracket.
-    Its summary says ``quick``; its numbers are not the full run's.
-    """
-
-    model: Optional[str] = None
-    stsb_dir: Optional[str] = None
-    out: str = "bertnpu-out"
-    quick: bool = False
-    force: bool = False
-    trust_remote_code: bool = False
-    plan: bool = True  # False (--no-plan): no 16-bit planning; the sweep's INT8-only recommendation is evaluated and compiled
-
-    @property
-    def calib_count(self) -> int:
-        return 32 if self.quick else 256
-
-    @property
-    def percentiles(self) -> tuple[float, ...]:
-        return (0.999, 1.0) if self.quick else (0.99, 0.999, 0.9999, 1.0)
-
-    @property
-    def topk_ratios(self) -> tuple[float, ...]:
-        return (0.01,) if self.quick else (0.001, 0.01, 0.1)
-
-    @property
-    def methods(self) -> tuple[int, ...]:
-        return (0, 1) if self.quick else (0, 1, 2, 3)
-
-    @property
-    def outputs(self) -> tuple[int, ...]:
-        return (0,) if self.quick else (0, 1)
-
-    @property
-    def search(self) -> str:
-        """The full run searches the wide space (methods 0-3, outputs 0/1, modes 0-2); quick the small grid."""
-        return "grid" if self.quick else "wide"
-
-    @property
-    def strategy(self) -> str:
-        return "fast"
-
-    @property
-    def confirm(self) -> int:
-        return 2 if self.quick else 4
-
-    @property
-    def proxy_sentences(self) -> int:
-        """Validation sentences the sweep's proxy encodes per candidate."""
-        from .tune.sweep import PROXY_SENTENCES
-
-        return 64 if self.quick else PROXY_SENTENCES
-
-    @property
-    def validation_pairs(self) -> int:
-        return 200 if self.quick else 0  # 0 = all
-
-    @property
-    def test_pairs(self) -> int:
-        return 125 if self.quick else 0
-
-    @property
-    def plan_max_sites(self) -> int:
-        return 1 if self.quick else 8
-
-    @property
-    def plan_options(self) -> dict:
-        """PlanInputs fields beyond the defaults: the quick plan's smaller search (empty for the full run)."""
-        if not self.quick:
-            return {}
-        from .quant.config import QuantConfig
-
-        configs = (QuantConfig(method=1, mode=1, percentile=0.999, topk_ratio=0.01), QuantConfig(method=0, mode=1, percentile=0.999, topk_ratio=0.01))
-        return {"proxy_sentences": 16, "configs": configs, "transforms": (), "candidate_roles": ("attention.residual", "ffn.residual")}
-
-    @property
-    def plan_bracket(self) -> bool:
-        """The profile bracket (every recipe under every profile on test): the full run only."""
-        return not self.quick
 
 
 def _sha(data: Any) -> str:
@@ -135,7 +46,7 @@ class Pipeline:
     Without them the run writes the stages' data and summary.json only.
     """
 
-    def __init__(self, options: RunOptions, log: Callable[[str], None] = print, *,
+    def __init__(self, options: RunConfig, log: Callable[[str], None] = print, *,
                  present: Optional[Callable[[Any, Path], Any]] = None, report: Optional[Callable[[dict, Path], str]] = None):
         self.o = options
         self.present = present
@@ -203,6 +114,7 @@ class Pipeline:
         from .model.load import load_model
         from .quant.recipe import Recipe
         from .quant.stats import load_stats, model_hash
+        from .tune.plan.spec import PlanSpec
 
         start = time.perf_counter()
         out, o = self.out, self.o
@@ -217,7 +129,7 @@ class Pipeline:
         data_hash = _sha([validation.sentence1, validation.sentence2, validation.scores.tolist(), test.sentence1, test.sentence2, test.scores.tolist()])
         s = self.summary
         s["inputs"] = {"model": model.name, "model_sha256": mhash, "stsb": validation.source, "stsb_sha256": data_hash,
-                       "validation_pairs": len(validation), "test_pairs": len(test), "quick": o.quick}
+                       "validation_pairs": len(validation), "test_pairs": len(test), "quick": o.is_quick}
         s["versions"] = {"bertnpu": __version__, "python": platform.python_version(), **_package_versions()}
 
         s["analysis"] = self._stage("analysis", {"model": mhash}, lambda: st.analyze(
@@ -232,18 +144,19 @@ class Pipeline:
         s["stats"] = self._stage("stats", stats_key, lambda: st.collect_stats(
             st.StatsInputs(model, calib, out=out / "stats.npz", force=True)))
         stats = load_stats(out / "stats.npz", model)
-        sweep_key = {**stats_key, "p": o.percentiles, "k": o.topk_ratios, "methods": o.methods, "outputs": o.outputs, "search": o.search,
-                     "strategy": o.strategy, "confirm": o.confirm}
-        if o.quick:
+        sweep_key = {**stats_key, "methods": o.methods, "outputs": o.outputs, "search": o.search, "strategy": o.strategy, "confirm": o.confirm}
+        if o.search == "grid":  # the wide search scores its own cells: percentiles and topk ratios never enter its key
+            sweep_key.update(p=o.percentiles, k=o.topk_ratios)
+        if o.is_quick:
             sweep_key["proxy_sentences"] = o.proxy_sentences
         s["sweep"] = self._stage("sweep", sweep_key, lambda: st.run_sweep(st.SweepInputs(
             model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods, outputs=o.outputs,
             search=o.search, strategy=o.strategy, confirm=o.confirm, proxy_sentences=o.proxy_sentences,
             out=out / "sweep", recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
-        plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "min_cosine": 0.99, "max_sites": o.plan_max_sites,
-                    "try_layernorm": False}
-        if o.quick:
+        plan_key = {**stats_key, "profile": PlanSpec.profile, "tolerance": PlanSpec.tolerance, "min_cosine": PlanSpec.min_cosine,
+                    "max_sites": o.plan_max_sites, "try_layernorm": PlanSpec.try_layernorm}
+        if o.is_quick:
             plan_key.update(bracket=o.plan_bracket, **o.plan_options)
         if o.plan:
             s["plan"] = self._stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
@@ -304,7 +217,7 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def run_pipeline(options: RunOptions, log: Callable[[str], None] = print, *, present: Optional[Callable[[Any, Path], Any]] = None,
+def run_pipeline(options: RunConfig, log: Callable[[str], None] = print, *, present: Optional[Callable[[Any, Path], Any]] = None,
                  report: Optional[Callable[[dict, Path], str]] = None) -> dict:
     """Run every stage into ``options.out`` and return the summary (also written as summary.json).
 

@@ -5,7 +5,7 @@ Layers, bottom to top (docs/architecture-layers.md draws them):
     base          errors, version, artifacts
     core          model < data < quant < tune < device   (ordered inside too, so no folder loop)
     stages        compute only: typed results, no figures
-    store         pipeline, output_folder
+    store         run_config < pipeline, output_folder
     presentation  ui
     entry         cli, __main__, the package's own __init__ (a facade of re-exports)
 
@@ -21,10 +21,10 @@ import bertnpu
 
 PACKAGE = Path(bertnpu.__file__).parent
 # bottom to top; a unit may import its own unit and any unit listed before it
-LAYERS = ("errors", "version", "artifacts", "model", "data", "quant", "tune", "device", "stages", "pipeline", "output_folder",
+LAYERS = ("errors", "version", "artifacts", "model", "data", "quant", "tune", "device", "stages", "run_config", "pipeline", "output_folder",
           "ui", "cli", "__main__", "__init__")
 KIND = {"errors": "base", "version": "base", "artifacts": "base", "model": "core", "data": "core", "quant": "core", "tune": "core",
-        "device": "core", "stages": "stages", "pipeline": "store", "output_folder": "store", "ui": "presentation", "cli": "entry",
+        "device": "core", "stages": "stages", "run_config": "store", "pipeline": "store", "output_folder": "store", "ui": "presentation", "cli": "entry",
         "__main__": "entry", "__init__": "entry"}
 # units of one layer kind that may not import each other in either direction when they are peers (the store's two modules)
 RANK = {unit: i for i, unit in enumerate(LAYERS)}

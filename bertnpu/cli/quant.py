@@ -5,24 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (BertnpuError, calibration_arg, command, config_option, emit_json, floats_arg, force_option, ints_arg, json_option,
+from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, config_option, emit_json, floats_arg, force_option, ints_arg, json_option,
                      limit_option, line_then_json, list_sites_of, load_model_arg, model_options, out_option, pairs_arg, recipe_arg,
                      stats_arg, stats_source_options, stsb_options, warn_moot_overrides, whole_number)
 
 
-def _batch_size_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=whole_number(1), default=32)
-
-
 @command("stats", "activation statistics of every site over a calibration set", model_options, stats_source_options(required=True),
-         out_option("stats file to write (.npz)"), _batch_size_option, force_option("stats file"))
+         out_option("stats file to write (.npz)"), batch_size_option, force_option("stats file"))
 def _stats(args) -> int:
     from ..artifacts import check_writable
     from ..stages import StatsInputs, collect_stats
 
     check_writable(args.out, args.force, "stats file")  # before loading anything
     model = load_model_arg(args)
-    result = collect_stats(StatsInputs(model, calibration_arg(args, model), out=Path(args.out), batch_size=args.batch_size, force=args.force))
+    result = collect_stats(StatsInputs(model, calibration_arg(args, model), out=Path(args.out), force=args.force, **batch_size_arg(args)))
     print(f"wrote statistics of {result.sites} sites over {result.samples} calibration samples to {args.out}")
     return 0
 
@@ -122,11 +118,14 @@ def _sweep(args) -> int:
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tolerance", type=float, default=0.005, help="accepted Spearman drop below FP32 on validation (default 0.005)")
-    p.add_argument("--profile", default="aries", help="precision profile: aries (default), all-int8 or optimistic")
-    p.add_argument("--min-cosine", type=float, default=0.99,
-                   help="also require this mean embedding cosine to FP32 on validation (default 0.99; 0: Spearman tolerance alone)")
-    p.add_argument("--max-sites", type=whole_number(0), default=8, help="most sites at 16 bits (default 8)")
+    from ..tune.plan.spec import PlanSpec  # the planner's defaults, written once there
+
+    p.add_argument("--tolerance", type=float, default=PlanSpec.tolerance,
+                   help=f"accepted Spearman drop below FP32 on validation (default {PlanSpec.tolerance:g})")
+    p.add_argument("--profile", default=PlanSpec.profile, help=f"precision profile: aries, all-int8 or optimistic (default {PlanSpec.profile})")
+    p.add_argument("--min-cosine", type=float, default=PlanSpec.min_cosine,
+                   help=f"also require this mean embedding cosine to FP32 on validation (default {PlanSpec.min_cosine:g}; 0: Spearman tolerance alone)")
+    p.add_argument("--max-sites", type=whole_number(0), default=PlanSpec.max_sites, help=f"most sites at 16 bits (default {PlanSpec.max_sites})")
     p.add_argument("--try-layernorm", action="store_true",
                    help="also try LayerNorm outputs at 16 bits (left out by default: their override was seen to change nothing on ARIES)")
     p.add_argument("--figures", help="folder for plan_pareto.png and plan_sites.png (default: beside --out)")

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Optional, Sequence
 from ..data.stsb import StsPairs
 from ..model.load import LoadedModel
 from ..quant.recipe import Recipe
+from ..tune.plan.spec import PlanSpec
 from .result import StageResult, not_serialized
 
 
@@ -24,16 +25,17 @@ class PlanInputs:
     validation: StsPairs
     test: StsPairs
     stats: Any = None
-    profile: str = "aries"
-    tolerance: float = 0.005
-    min_cosine: float = 0.99
-    max_sites: int = 8
+    # the planner's defaults, written once in PlanSpec
+    profile: str = PlanSpec.profile
+    tolerance: float = PlanSpec.tolerance
+    min_cosine: float = PlanSpec.min_cosine
+    max_sites: int = PlanSpec.max_sites
     out: Optional[Path] = None
     cache: Optional[Path] = None
     force: bool = False
     progress: bool = True
     bracket: bool = False
-    try_layernorm: bool = False  # also try LayerNorm outputs at 16 bits (their override was seen to change nothing on ARIES)
+    try_layernorm: bool = PlanSpec.try_layernorm  # also try LayerNorm outputs at 16 bits (their override was seen to change nothing on ARIES)
     # None: PlanSpec's defaults (``bertnpu run --quick`` passes smaller ones)
     proxy_sentences: Optional[int] = None
     configs: Optional[tuple] = None

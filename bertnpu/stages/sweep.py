@@ -30,9 +30,10 @@ class SweepInputs:
     stats: Any
     pairs: StsPairs
     base: Recipe = field(default_factory=Recipe)
-    percentiles: Sequence[float] = PERCENTILES
-    topk_ratios: Sequence[float] = TOPK_RATIOS
-    modes: Sequence[int] = (1,)
+    # the grid search's cells (None: PERCENTILES, TOPK_RATIOS, mode 1); the wide search scores its own (tune.sweep.wide_grid)
+    percentiles: Optional[Sequence[float]] = None
+    topk_ratios: Optional[Sequence[float]] = None
+    modes: Optional[Sequence[int]] = None
     methods: Optional[Sequence[int]] = None
     outputs: Optional[Sequence[int]] = None
     search: str = "grid"  # "grid": percentiles x topk_ratios x modes x methods x outputs; "wide": tune.sweep.wide_grid over methods x outputs
@@ -48,6 +49,10 @@ class SweepInputs:
             raise BertnpuError(f"SweepInputs.search={self.search!r} is invalid; use one of {', '.join(SEARCHES)}.")
         if self.strategy not in STRATEGIES:
             raise BertnpuError(f"SweepInputs.strategy={self.strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.")
+        if self.search == "grid":
+            for name, default in (("percentiles", PERCENTILES), ("topk_ratios", TOPK_RATIOS), ("modes", (1,))):
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, default)
 
 
 @dataclass(frozen=True)

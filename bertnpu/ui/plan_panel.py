@@ -8,7 +8,8 @@ from typing import Optional
 import ipywidgets as W
 from IPython.display import Image
 
-from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES
+from ..quant.precision import PROFILE_NAMES
+from ..tune.plan.spec import PlanSpec
 from .report import esc, figure_png
 
 
@@ -25,7 +26,8 @@ class PlanPanel:
         >>> panel.widget            # doctest: +SKIP
     """
 
-    def __init__(self, workspace, tolerance: float = 0.005, profile: str = DEFAULT_PROFILE, max_sites: int = 8, min_cosine: float = 0.99):
+    def __init__(self, workspace, tolerance: float = PlanSpec.tolerance, profile: str = PlanSpec.profile, max_sites: int = PlanSpec.max_sites,
+                 min_cosine: float = PlanSpec.min_cosine):
         self.ws = workspace
         self.tolerance = W.FloatSlider(value=tolerance, min=0.001, max=0.05, step=0.001, readout_format=".3f",
                                        description="tolerance", continuous_update=False)
@@ -93,5 +95,5 @@ def _rounded(value, digits: int = 4):
 
 
 def plan_panel(workspace, tolerance: Optional[float] = None) -> PlanPanel:
-    """A PlanPanel with the default tolerance (0.005) unless ``tolerance`` is given."""
-    return PlanPanel(workspace, tolerance=0.005 if tolerance is None else tolerance)
+    """A PlanPanel with the planner's default tolerance (PlanSpec's) unless ``tolerance`` is given."""
+    return PlanPanel(workspace, tolerance=PlanSpec.tolerance if tolerance is None else tolerance)
