@@ -72,9 +72,10 @@ SWEEP_OUTPUTS = ("sweep.csv", "sweep.json", "sweep_heatmap.png", "sweep_cache.js
 
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
-    p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
-    p.add_argument("--modes", default="1", help="e.g. 0,1,2")
+    # grid search only (unset: the grid's defaults, tune.sweep.PERCENTILES / TOPK_RATIOS, mode 1); --wide refuses them
+    p.add_argument("--percentiles", default=None, help="grid search: e.g. 0.99,0.999,0.9999,1.0 (the default)")
+    p.add_argument("--topk-ratios", default=None, help="grid search: e.g. 0.001,0.01,0.1 (the default)")
+    p.add_argument("--modes", default=None, help="grid search: e.g. 0,1,2 (default 1)")
     p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
     p.add_argument("--outputs", default="", help="e.g. 0,1 (default: the base config's)")
     p.add_argument("--wide", action="store_true", help="the wide search `bertnpu run` uses (methods 0-3 x outputs 0/1 x modes 0-2) instead of the grid")
@@ -94,8 +95,14 @@ def _sweep(args) -> int:
     out = Path(args.out)
     folder = OutputFolder(out, force=args.force)
     folder.preflight(SWEEP_OUTPUTS)  # before the long part; writes nothing
-    grid = dict(percentiles=floats_arg(args.percentiles, "--percentiles"), topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios"),
-                modes=ints_arg(args.modes, "--modes"), methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
+    cells = {"--percentiles": args.percentiles, "--topk-ratios": args.topk_ratios, "--modes": args.modes}
+    ignored = [name for name, value in cells.items() if value is not None]
+    if args.wide and ignored:
+        raise BertnpuError(f"{ignored[0]} applies to the grid search, but --wide scores its own percentile x topk_ratio x mode cells; "
+                           f"drop {ignored[0]} or drop --wide.")
+    grid = dict(percentiles=floats_arg(args.percentiles, "--percentiles") if args.percentiles is not None else None,
+                topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios") if args.topk_ratios is not None else None,
+                modes=ints_arg(args.modes, "--modes") if args.modes is not None else None, methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
                 outputs=ints_arg(args.outputs, "--outputs", allow_empty=True) or None, search="wide" if args.wide else "grid", strategy=args.strategy)
     base = recipe_arg(args.config)
     validation = pairs_arg(args, "validation")

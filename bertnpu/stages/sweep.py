@@ -49,7 +49,12 @@ class SweepInputs:
             raise BertnpuError(f"SweepInputs.search={self.search!r} is invalid; use one of {', '.join(SEARCHES)}.")
         if self.strategy not in STRATEGIES:
             raise BertnpuError(f"SweepInputs.strategy={self.strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.")
-        if self.search == "grid":
+        if self.search == "wide":
+            given = [name for name in ("percentiles", "topk_ratios", "modes") if getattr(self, name) is not None]
+            if given:
+                raise BertnpuError(f"SweepInputs.{given[0]} applies to the grid search, but search='wide' scores its own cells "
+                                   f"(tune.sweep.wide_grid); leave {given[0]} unset or use search='grid'.")
+        else:
             for name, default in (("percentiles", PERCENTILES), ("topk_ratios", TOPK_RATIOS), ("modes", (1,))):
                 if getattr(self, name) is None:
                     object.__setattr__(self, name, default)
