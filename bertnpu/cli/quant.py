@@ -36,12 +36,9 @@ def _recipe_with_overrides(args):
         raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
     recipe = recipe_arg(args.recipe or args.config)
     extra = tuple(s for s in (args.a16 or "").split(",") if s.strip())
-    changes = {}
     if args.profile:
-        changes["profile"] = args.profile
-    if extra:
-        changes["activation_16bits"] = recipe.activation_16bits + extra
-    return recipe.with_(**changes) if changes else recipe
+        recipe = recipe.with_(profile=args.profile)
+    return recipe.with_16bits(extra) if extra else recipe  # --a16 adds to the recipe's sites (Recipe.with_16bits)
 
 
 @command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"), config_option(),

@@ -233,7 +233,7 @@ Int8Simulation = Simulation  # the name before precision profiles
 
 def as_recipe(recipe_or_config: Recipe | QuantConfig | None, profile: Optional[str] = None,
               activation_16bits: Optional[Iterable[str]] = None) -> Recipe:
-    """A Recipe from a Recipe or a QuantConfig, with ``profile`` / ``activation_16bits`` overriding when given."""
+    """A Recipe from a Recipe or a QuantConfig, with ``profile`` / ``activation_16bits`` overriding (replacing) when given."""
     if recipe_or_config is None:
         recipe = Recipe()
     elif isinstance(recipe_or_config, QuantConfig):
@@ -245,9 +245,10 @@ def as_recipe(recipe_or_config: Recipe | QuantConfig | None, profile: Optional[s
     changes = {}
     if profile is not None:
         changes["profile"] = profile
-    if activation_16bits is not None:
-        changes["activation_16bits"] = tuple(activation_16bits)
-    return recipe.with_(**changes) if changes else recipe
+    if changes:
+        recipe = recipe.with_(**changes)
+    # replaces the recipe's sites (the CLI's --a16 adds): both through Recipe.with_16bits, the one rule
+    return recipe.with_16bits(activation_16bits, replace_sites=True) if activation_16bits is not None else recipe
 
 
 def check_stats_transforms(stats, recipe: Recipe) -> list[str]:
