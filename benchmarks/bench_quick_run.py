@@ -24,64 +24,20 @@ from pathlib import Path
 import torch
 
 from _common import REPO, stsb_dir
-from bertnpu.pipeline import RunOptions, run_pipeline
+from bertnpu.run_config import RunConfig
+from bertnpu.ui.run import run_pipeline
 
 
-@dataclass(frozen=True)
-class EarlierQuick(RunOptions):
-    """RunOptions(quick=True) as it was before issue 14."""
-
-    @property
-    def calib_count(self) -> int:
-        return 64
-
-    @property
-    def topk_ratios(self) -> tuple[float, ...]:
-        return (0.01, 0.1)
-
-    @property
-    def proxy_sentences(self) -> int:
-        return 256
-
-    @property
-    def validation_pairs(self) -> int:
-        return 300
-
-    @property
-    def test_pairs(self) -> int:
-        return 500
-
-    @property
-    def plan_max_sites(self) -> int:
-        return 2
-
-    @property
-    def plan_options(self) -> dict:
-        return {}
-
-    @property
-    def plan_bracket(self) -> bool:
-        return True
+def EarlierQuick(**changes) -> RunConfig:  # noqa: N802
+    """RunConfig.quick() as it was before issue 14."""
+    return RunConfig.quick(calib_count=64, topk_ratios=(0.01, 0.1), proxy_sentences=256, validation_pairs=300, test_pairs=500, plan_max_sites=2,
+                           plan_proxy_sentences=None, plan_configs=None, plan_transforms=None, plan_candidate_roles=None, plan_bracket=True, **changes)
 
 
-@dataclass(frozen=True)
-class PreviousQuick(RunOptions):
-    """RunOptions(quick=True) as it was before the last round of speed-ups: 250 test pairs, the sweep's
-    proxy on 128 sentences, the plan's on 48 (the stage code of this checkout: only the settings differ)."""
-
-    @property
-    def proxy_sentences(self) -> int:
-        return 128
-
-    @property
-    def test_pairs(self) -> int:
-        return 250
-
-    @property
-    def plan_options(self) -> dict:
-        options = {**super().plan_options, "proxy_sentences": 48}
-        options.pop("candidate_roles", None)  # the previous quick plan tried every site
-        return options
+def PreviousQuick(**changes) -> RunConfig:  # noqa: N802
+    """RunConfig.quick() as it was before the last round of speed-ups: 250 test pairs, the sweep's
+    proxy on 128 sentences, the plan's on 48 and every site tried (the stage code of this checkout: only the settings differ)."""
+    return RunConfig.quick(proxy_sentences=128, test_pairs=250, plan_proxy_sentences=48, plan_candidate_roles=None, **changes)
 
 
 def stage_seconds(summary: dict) -> str:
@@ -111,15 +67,15 @@ def main() -> None:
             floats["plan"]["recipe"]["activation_16bits"] == summary["plan"]["recipe"]["activation_16bits"]
         print(f"the same command with float Linears                  {flt:6.1f} s   ratio {cli / flt:.2f}; same recommendation and planned sites: {same}")
         print(f"  stages: {stage_seconds(floats)}")
-        new = run_pipeline(RunOptions(stsb_dir=stsb_dir(), out=f"{tmp}/new", quick=True), log=lambda line: None)
+        new = run_pipeline(RunConfig.quick(stsb_dir=stsb_dir(), out=f"{tmp}/new"), log=lambda line: None)
         print(f"quick run in this process                           {new['seconds']:6.1f} s")
-        prev = run_pipeline(PreviousQuick(stsb_dir=stsb_dir(), out=f"{tmp}/prev", quick=True), log=lambda line: None)
+        prev = run_pipeline(PreviousQuick(stsb_dir=stsb_dir(), out=f"{tmp}/prev"), log=lambda line: None)
         same = prev["sweep"]["recommended"] == new["sweep"]["recommended"] and prev["plan"]["recipe"]["activation_16bits"] == new["plan"]["recipe"]["activation_16bits"]
         print(f"quick run with the previous settings (same code)    {prev['seconds']:6.1f} s   ratio new / previous {new['seconds'] / prev['seconds']:.2f}; "
               f"same recommendation and planned 16-bit sites: {same}")
         print(f"  stages: {stage_seconds(prev)}")
         if not args.no_reference:
-            old = run_pipeline(EarlierQuick(stsb_dir=stsb_dir(), out=f"{tmp}/old", quick=True), log=lambda line: None)
+            old = run_pipeline(EarlierQuick(stsb_dir=stsb_dir(), out=f"{tmp}/old"), log=lambda line: None)
             print(f"quick run with the earlier settings (reference)     {old['seconds']:6.1f} s   ratio new / earlier {new['seconds'] / old['seconds']:.2f}")
             print(f"  stages: {stage_seconds(old)}")
     print(f"load {os.getloadavg()[0]:.2f} (1-min)")

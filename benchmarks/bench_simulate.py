@@ -2,7 +2,7 @@
 
 Targets (issue 14):
 * a simulated STS-B test evaluation costs <= 1.15x the FP32 one (reference: FP32, same run);
-  also shown: the same simulation with every Linear in float (``int_gemm.INTEGER_GEMM = False``,
+  also shown: the same simulation with every Linear in float (``KernelPolicy(integer_gemm=False)``,
   the simulator before the integer GEMM), and the fake quantization before issue 14 (scale
   recomputed per call, four out-of-place ops, the zero point as two extra passes, float Linears),
   patched in as "before";
@@ -23,13 +23,15 @@ import argparse
 import math
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from _common import default_model_and_stats, stsb_dir
 from bertnpu import SentenceEncoder, evaluate_sts, load_stsb
-from bertnpu.quant import fake_quant, int_gemm
+from bertnpu.quant import int_gemm
+from bertnpu.quant.kernel_policy import current_policy, using_policy
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.fake_quant import qmax_symmetric
 from bertnpu.quant.simulate import FakeQuantTap, simulate
@@ -100,19 +102,16 @@ class _Workspace:
 
 def eval_ratios(model, stats, test, config: QuantConfig, repeats: int) -> None:
     sim = simulate(model, stats, config)
+    floats = simulate(model, stats, config, integer_gemm=False)  # every Linear in float (BeforeTap has no int_input anyway)
     before = BeforeTap(sim.ranges, sim.config, stats, bits=sim.site_bits)
-    encoders = {"fp32": SentenceEncoder(model, progress=False), "simulated": sim.encoder_for(), "float GEMM": sim.encoder_for(),
-                "before": SentenceEncoder(model, tap=before, encoder=sim.encoder, progress=False),
+    encoders = {"fp32": SentenceEncoder(model, progress=False), "simulated": sim.encoder_for(), "float GEMM": floats.encoder_for(),
+                "before": SentenceEncoder(model, tap=before, encoder=floats.encoder, progress=False),
                 "two-thread": sim.encoder_for(), "serial": sim.encoder_for()}
-    policy = {"two-thread": False, "serial": True}  # fake_quant.SERIAL_FAKE_QUANT forced, for these two rows
-    floats = {"float GEMM", "before"}  # int_gemm.INTEGER_GEMM = False for these (BeforeTap has no int_input anyway)
+    policy = {"two-thread": False, "serial": True}  # KernelPolicy.serial_fake_quant forced, for these two rows
 
     def run(key, fn):
-        fake_quant.SERIAL_FAKE_QUANT, int_gemm.INTEGER_GEMM = policy.get(key), (False if key in floats else None)
-        try:
+        with using_policy(replace(current_policy(), serial_fake_quant=policy.get(key, current_policy().serial_fake_quant))):
             return fn()
-        finally:
-            fake_quant.SERIAL_FAKE_QUANT, int_gemm.INTEGER_GEMM = None, None
 
     results = {k: run(k, lambda e=e: evaluate_sts(e, test.subset(50))) for k, e in encoders.items()}  # warm-up
     probe = test.sentence1[:200]
@@ -130,7 +129,7 @@ def eval_ratios(model, stats, test, config: QuantConfig, repeats: int) -> None:
     print(f"  simulated, before issue 14         {old:6.2f} s   ratio to FP32 {old / fp32:.3f}")
     for k in ("two-thread", "serial"):
         print(f"  simulated, {k:10s} passes forced {min(times[k]):6.2f} s   ratio to FP32 {min(times[k]) / fp32:.3f}")
-    print(f"  (the default chose serial passes: {fake_quant.serial_passes()} at load {os.getloadavg()[0]:.2f})")
+    print(f"  (the process policy: {current_policy()} at load {os.getloadavg()[0]:.2f})")
     print(f"  float-GEMM embeddings identical to before issue 14: {same_old}; Spearman integer GEMM {results['simulated']['spearman']:.6f}, "
           f"float GEMM {results['float GEMM']['spearman']:.6f}, before {results['before']['spearman']:.6f}")
 
@@ -176,10 +175,11 @@ def button(model, stats, skip_old: bool = False) -> None:
     new_panel = SimulatePanel(ws, ThresholdExplorer(stats, QuantConfig()))
     old_panel = SimulatePanel(ws, ThresholdExplorer(stats, QuantConfig()), pairs=0)
     new, new_results = presses(new_panel, True)
-    int_gemm.INTEGER_GEMM = False  # the references: every Linear in float, as before the integer GEMM
-    before, before_results = before_presses(new_panel)
-    float_gemm, float_results = presses(new_panel, True)
-    int_gemm.INTEGER_GEMM = None
+    with using_policy(replace(current_policy(), integer_gemm=False)):  # the references: every Linear in float, as before the integer GEMM
+        new_panel._encoders.clear()  # the panel's weight-quantized encoders take the policy when built
+        before, before_results = before_presses(new_panel)
+        float_gemm, float_results = presses(new_panel, True)
+    new_panel._encoders.clear()
     new_again, _ = presses(new_panel, True)  # interleaved, so a burst of load hits all alike
     later_new, later_before, later_float = min(new[1:] + new_again), min(before), min(float_gemm)
     sqnr_same = all(r["sqnr_db"] == b["sqnr_db"] for r, b in zip(new_results, before_results))

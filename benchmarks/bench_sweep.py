@@ -5,7 +5,7 @@ exhaustive sweep's recommendation (249 s before); the wide search (methods 0-3, 
 modes 0-2) <= 90 s. Also prints the rank correlation of the proxies with the full Spearman.
 "before" is the exhaustive sweep's time per distinct range set times the 24 cells, since before
 issue 14 every cell was scored on the full split (each with its per-site SQNR).
-``--float-gemm`` also runs each fast sweep with every Linear in float (``int_gemm.INTEGER_GEMM = False``,
+``--float-gemm`` also runs each fast sweep with every Linear in float (``KernelPolicy(integer_gemm=False)``,
 the simulator before the integer GEMM) and prints the ratio.
 Run: .venv/bin/python benchmarks/bench_sweep.py [--skip-wide] [--wide-exhaustive] [--float-gemm]
 """
@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import torch
 from scipy.stats import spearmanr
 
 from _common import default_model_and_stats, stsb_dir
 from bertnpu import load_stsb
-from bertnpu.quant import int_gemm
+from bertnpu.quant.kernel_policy import current_policy, using_policy
 from bertnpu.quant.config import QuantConfig
 from bertnpu.tune.sweep import best_config, config_grid, evaluation_count, sweep, wide_grid
 
@@ -66,11 +67,8 @@ def main() -> None:
     def float_reference(name, cells, rows, seconds):
         if not args.float_gemm:
             return
-        int_gemm.INTEGER_GEMM = False
-        try:
+        with using_policy(replace(current_policy(), integer_gemm=False)):
             frows, fs = timed(lambda: sweep(model, stats, validation, cells, progress=False))
-        finally:
-            int_gemm.INTEGER_GEMM = None
         print(f"  {name} with float Linears {fs:7.1f} s  -> {best_config(frows).label()}; integer GEMM / float {seconds / fs:.2f}; "
               f"same recommendation {best_config(frows) == best_config(rows)}")
 

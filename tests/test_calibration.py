@@ -191,3 +191,20 @@ def test_values_beyond_the_layernorm_bound_are_refused(tiny_model, stsb_validati
     np.save(out / "calib_00002.npy", a)
     with pytest.raises(BertnpuError, match="calib_00002.npy.*beyond the .* a LayerNorm output"):
         load_calibration_set(out, tiny_model)
+
+
+def test_calib_sampling_option_and_its_deprecated_spelling(tiny_model_dir, stsb_dir, tmp_path, capsys):
+    """`calib --sampling` draws the samples; the old `--strategy` (also the sweep's search strategy) still works, with one warning line."""
+    import json
+
+    from bertnpu.cli import main
+
+    base = ["calib", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--count", "6"]
+    assert main(base + ["--out", str(tmp_path / "new"), "--sampling", "length-stratified"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "old"), "--strategy", "length-stratified"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bertnpu:")]
+    assert err == ["bertnpu: warning: calib --strategy is deprecated (sweep's --strategy is its search strategy); use --sampling."]
+    manifests = [json.loads((tmp_path / name / "manifest.json").read_text()) for name in ("new", "old")]
+    assert manifests[0] == manifests[1] and "length-stratified" in json.dumps(manifests[0])
+    assert main(base + ["--out", str(tmp_path / "both"), "--sampling", "random", "--strategy", "score-stratified"]) == 2

@@ -10,7 +10,6 @@ def test_default_is_the_tutorial_config():
     cfg = QuantConfig()
     assert (cfg.method, cfg.output, cfg.mode, cfg.percentile, cfg.topk_ratio, cfg.bits) == (1, 0, 1, 0.999, 0.01, 8)
     assert cfg.legacy_kwargs() == {"quantization_method": 1, "quantization_output": 0, "quantization_mode": 1, "percentile": 0.999, "topk_ratio": 0.01}
-    assert cfg.calibration_kwargs() == {"method": 1, "output": 0, "mode": 1, "max_percentile": {"percentile": 0.999, "topk_ratio": 0.01}}
 
 
 @pytest.mark.parametrize("kwargs,needle", [

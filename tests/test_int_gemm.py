@@ -99,8 +99,7 @@ def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_m
     with_ints = _site_outputs(sim, tiny_model, sentences)
     layers = tiny_model.config.num_hidden_layers
     assert calls["n"] == 6 * layers + 1  # every Linear of every layer, and the pooler
-    monkeypatch.setattr(int_gemm, "INTEGER_GEMM", False)
-    floats = _site_outputs(sim, tiny_model, sentences)
+    floats = _site_outputs(simulate(tiny_model, tiny_stats, Recipe(calibration=cfg), integer_gemm=False), tiny_model, sentences)
     assert calls["n"] == 6 * layers + 1  # the float path never calls it
     # the first Linear outputs (before any rounding decision could differ) agree to float precision
     for site in ("layer.0.attention.query.out", "layer.0.attention.value.out"):
@@ -126,16 +125,13 @@ def test_16_bit_and_fp32_inputs_and_folded_weights_keep_the_float_path(tiny_mode
     assert calls["n"] < 6 * layers + 1
 
 
-def test_environment_switches_the_float_path_on():
-    import os
-    import subprocess
-    import sys
+def test_the_process_policy_switches_the_float_path_on():
+    from bertnpu.quant.kernel_policy import KernelPolicy, integer_gemm_from_environment, using_policy
 
-    code = "from bertnpu.quant import int_gemm; print(int_gemm.INTEGER_GEMM, int_gemm.enabled())"
-    run = lambda value: subprocess.run([sys.executable, "-c", code], env={**os.environ, "BERTNPU_INTEGER_GEMM": value},  # noqa: E731
-                                       capture_output=True, text=True, check=True).stdout.split()
-    assert run("0") == ["False", "False"]
-    assert run("1") == ["None", "True"]
+    with using_policy(KernelPolicy(integer_gemm=integer_gemm_from_environment({"BERTNPU_INTEGER_GEMM": "0"}))):
+        assert int_gemm.enabled() is False and int_gemm.kernel() is None
+    with using_policy(KernelPolicy(integer_gemm=integer_gemm_from_environment({"BERTNPU_INTEGER_GEMM": "1"}))):
+        assert int_gemm.enabled() is True and int_gemm.kernel() is int_gemm.INT_GEMM
 
 
 def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny_model, tiny_stats, stsb_test, monkeypatch):

@@ -6,7 +6,8 @@ import bertnpu.stages as stages_mod
 from bertnpu.cli import main
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import Recipe
-from bertnpu.pipeline import RunOptions, run_pipeline
+from bertnpu.pipeline import RunOptions
+from bertnpu.ui.run import run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -145,39 +146,6 @@ def test_report_escapes_every_value_from_the_summary(first_run):
     assert not [t for t, _ in tags if t == "script"]
     assert not [a for t, a in tags if "onerror" in a]
     assert all(a["src"].startswith("data:image/png;base64,") for t, a in tags if t == "img")
-
-
-def test_stage_threads_follow_other_processes(monkeypatch):
-    """A process spinning on a core is seen; with one busy core of two, a stage gets one torch thread, and it is restored."""
-    import subprocess
-    import sys
-    import time
-
-    import torch
-
-    from bertnpu import pipeline
-
-    if pipeline._busy_elsewhere() is None:
-        pytest.skip("no /proc on this platform")
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        assert pipeline._busy_elsewhere(samples=3) >= 1
-    finally:
-        spinner.kill()
-        spinner.wait()
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)  # 2 cores
-        monkeypatch.setattr(pipeline, "_busy_elsewhere", lambda: 1)
-        restore, why = pipeline.stage_threads()
-        assert restore == 2 and torch.get_num_threads() == 1 and "1 other process" in why
-        monkeypatch.setattr(pipeline, "_busy_elsewhere", lambda: 0)
-        torch.set_num_threads(2)
-        assert pipeline.stage_threads() is None and torch.get_num_threads() == 2  # an idle machine keeps torch's threads
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_report_shows_no_private_path(first_run, tiny_model_dir, stsb_dir):

@@ -83,3 +83,16 @@ def test_sixteen_bit_sites_are_checked_and_deduplicated():
     with pytest.raises(BertnpuError, match="Unknown site\\(s\\) pooler.out"):
         r.check_sites(iter(["embeddings.out"]))
     assert "2 site(s) at 16 bits" in r.label() and r.label().endswith("[aries]")
+
+
+def test_with_16bits_is_the_one_merge_rule():
+    """Adding (the CLI's --a16) keeps the recipe's sites first and a repeat once; replacing (simulate's activation_16bits) drops them."""
+    from bertnpu.quant.simulate import as_recipe
+
+    base = Recipe(activation_16bits=("layer.0.ffn.residual", "layer.1.ffn.residual"))
+    added = base.with_16bits(("layer.2.ffn.residual", "layer.0.ffn.residual"))
+    assert added.activation_16bits == ("layer.0.ffn.residual", "layer.1.ffn.residual", "layer.2.ffn.residual")
+    assert base.with_16bits(["layer.2.ffn.residual"], replace_sites=True).activation_16bits == ("layer.2.ffn.residual",)
+    assert as_recipe(base, activation_16bits=["layer.2.ffn.residual"]) == base.with_16bits(("layer.2.ffn.residual",), replace_sites=True)
+    with pytest.raises(BertnpuError, match="activation_16bits='layer.0.ffn.residual' is invalid"):
+        base.with_16bits("layer.0.ffn.residual")

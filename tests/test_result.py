@@ -1,4 +1,4 @@
-"""StageResult.to_dict: JSON-ready, paths relative to the run folder, live objects left out; save_figures writes PNGs safely."""
+"""StageResult.to_dict: JSON-ready, paths relative to the run folder, live objects left out."""
 
 import json
 from dataclasses import dataclass
@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from matplotlib.figure import Figure
 
-from bertnpu.errors import BertnpuError
 from bertnpu.quant.recipe import Recipe
-from bertnpu.stages.result import StageResult, encode, not_serialized, save_figures
+from bertnpu.stages.result import StageResult, encode, not_serialized
 
 
 @dataclass(frozen=True)
@@ -38,14 +35,3 @@ def test_to_dict_is_json_with_relative_paths(tmp_path):
 
 def test_encode_leaves_plain_values():
     assert encode({"a": (1, 2.5, None, "s")}) == {"a": [1, 2.5, None, "s"]}
-
-
-def test_save_figures_writes_pngs_and_never_replaces_without_force(tmp_path):
-    fig = Figure()
-    fig.add_subplot().plot([0, 1], [1, 0])
-    (path,) = save_figures({"line": fig}, tmp_path / "figs")
-    assert path == tmp_path / "figs" / "line.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(BertnpuError, match="already exists"):
-        save_figures({"line": fig}, tmp_path / "figs")
-    assert save_figures({"line": fig}, tmp_path / "figs", force=True) == (path,)
-    assert save_figures({"line": fig}, None) == ()

@@ -12,6 +12,7 @@ import pytest
 from bertnpu.cli import main
 from bertnpu.output_folder import LOCK, MARKER, OutputFolder
 from bertnpu.pipeline import Pipeline, RunOptions
+from bertnpu.run_config import RunConfig
 
 
 @pytest.fixture
@@ -181,24 +182,14 @@ def test_interrupt_message_says_what_was_kept(command, says, monkeypatch, capsys
     assert len(err) == 1 and says in err[0] and "no partial output was kept" not in err[0]
 
 
-class _TinyRun(RunOptions):
+def _TinyRun(**changes) -> RunConfig:  # noqa: N802
     """`run --quick` shrunk further, so two runs fit in a test."""
-
-    @property
-    def calib_count(self) -> int:
-        return 16
-
-    @property
-    def validation_pairs(self) -> int:
-        return 80
-
-    @property
-    def test_pairs(self) -> int:
-        return 60
+    changes.pop("quick")
+    return RunConfig.quick(calib_count=16, validation_pairs=80, test_pairs=60, **changes)
 
 
 def test_run_with_flipped_validation_scores_gives_fresh_results(tiny_model_dir, stsb_dir, tmp_path):
-    from bertnpu.pipeline import run_pipeline
+    from bertnpu.ui.run import run_pipeline
 
     out = tmp_path / "out"
     flipped = tmp_path / "flipped"

@@ -212,14 +212,15 @@ def test_tap_equals_its_definition_on_every_site_and_bit_width(tiny_model, tiny_
 
 
 def test_serial_fake_quant_passes_give_the_same_embeddings_and_restore_the_threads(tiny_model, tiny_stats, stsb_test, monkeypatch):
-    """On a busy machine the tap runs its elementwise passes on one thread: the same numbers, bit for bit."""
-    import bertnpu.quant.fake_quant as fq
+    """With the serial policy the tap runs its elementwise passes on one thread: the same numbers, bit for bit."""
+    from bertnpu.quant.kernel_policy import KernelPolicy, current_policy, using_policy
 
     sentences = stsb_test.sentence1[:40]
     threads = torch.get_num_threads()
     out = {}
     for serial in (False, True):
-        monkeypatch.setattr(fq, "SERIAL_FAKE_QUANT", serial)
+        policy = using_policy(KernelPolicy(serial_fake_quant=serial))
+        policy.__enter__()
         seen = []
         sim = simulate(tiny_model, tiny_stats, QuantConfig(method=2, output=1))
         tap = sim.tap
@@ -231,7 +232,7 @@ def test_serial_fake_quant_passes_give_the_same_embeddings_and_restore_the_threa
 
         from bertnpu.model.sentence_encoder import SentenceEncoder as _SE
         out[serial] = _SE(tiny_model, tap=spy, encoder=sim.encoder, progress=False)(sentences)
+        policy.__exit__(None, None, None)
         assert set(seen) == {threads}  # restored after every site
     assert np.array_equal(out[False], out[True])
-    monkeypatch.setattr(fq, "SERIAL_FAKE_QUANT", None)
-    assert fq.serial_passes() in (True, False)
+    assert current_policy().serial_fake_quant is False  # the policy is restored after the block

@@ -9,11 +9,12 @@ from matplotlib.figure import Figure
 
 from bertnpu.errors import BertnpuError
 from bertnpu import stages as st
+from bertnpu.ui.stage_figures import present, stage_figures
 
 
 def test_result_json_has_numbers_and_relative_paths_not_figures(tiny_model, tmp_path):
-    r = st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "analysis", figures=tmp_path / "figures", mblt=False))
-    assert isinstance(r.figures["placement"], Figure)
+    r = present(st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "analysis", mblt=False)), tmp_path / "figures")
+    assert isinstance(stage_figures(r)["placement"], Figure)
     d = r.to_dict(relative_to=tmp_path)
     json.dumps(d)  # JSON-ready
     assert "figures" not in d and "rows" not in d

@@ -9,6 +9,7 @@ import torch
 from bertnpu.data.calibration import CalibrationSpec, load_calibration_set
 from bertnpu.errors import BertnpuError
 from bertnpu import stages as st
+from bertnpu.ui.stage_figures import present, stage_figures
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,11 @@ def _hf_embeddings(model, sentences):
 
 def test_calibrate_coverage_against_hf_embeddings(tiny_model, val40, tmp_path):
     spec = CalibrationSpec(count=12, seed=1)
-    r = st.calibrate(st.CalibrateInputs(tiny_model, tmp_path / "calib", spec, source=val40, evaluation=val40, figures=tmp_path / "figs"))
+    r = present(st.calibrate(st.CalibrateInputs(tiny_model, tmp_path / "calib", spec, source=val40, evaluation=val40)), tmp_path / "figs")
+    figures = stage_figures(r)
     assert r.samples == 12 and r.evaluation_split == "validation"
-    assert set(r.figures) == {"calibration_ranges", "calibration_lengths", "calibration_coverage"}
-    assert all((tmp_path / "figs" / f"{n}.png").is_file() for n in r.figures)
+    assert set(figures) == {"calibration_ranges", "calibration_lengths", "calibration_coverage"}
+    assert all((tmp_path / "figs" / f"{n}.png").is_file() for n in figures)
     calib_tokens = _hf_embeddings(tiny_model, [s["sentence"] for s in r.calibration.manifest["samples"]])
     lo, hi = calib_tokens.min(axis=0), calib_tokens.max(axis=0)
     sentences = list(dict.fromkeys(val40.sentence1 + val40.sentence2))
@@ -65,4 +67,4 @@ def test_widget_and_stage_give_the_same_calibration_figures(tiny_model_dir, stsb
     r = st.calibrate(st.CalibrateInputs(ws.model, tmp_path / "c", CalibrationSpec(count=16, seed=2), source=load_stsb("validation", stsb_dir),
                                         evaluation=validation, progress=False))
     assert builder.summary["validation_outside_fraction"] == pytest.approx(r.eval_outside_fraction, abs=0)
-    assert "validation values outside" in builder.status.value and len(builder.pngs) == len(r.figures)
+    assert "validation values outside" in builder.status.value and len(builder.pngs) == len(stage_figures(r))

@@ -14,7 +14,7 @@ def test_plan_stage_brackets_and_report_section(tiny_model, tiny_calib, tiny_sta
     from bertnpu.ui.run_report import _plan
 
     r = plan(PlanInputs(tiny_model, tiny_calib, stsb_validation.subset(30), stsb_test.subset(30), stats=tiny_stats, max_sites=1,
-                        out=tmp_path / "recipe.json", figures=tmp_path, force=True, progress=False, bracket=True))
+                        out=tmp_path / "recipe.json", force=True, progress=False, bracket=True))
     assert set(r.brackets) == {"tutorial", "best_int8_only", "planned"}
     assert r.brackets["planned"]["aries"] == pytest.approx(r.spearman, abs=1e-9)
     assert r.brackets["best_int8_only"]["aries"] == pytest.approx(r.best_int8_only["spearman"], abs=1e-9)

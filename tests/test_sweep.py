@@ -204,3 +204,19 @@ def test_sweep_stage_searches_the_wide_space_and_rejects_unknown_values(tiny_mod
         SweepInputs(tiny_model, tiny_stats, stsb_validation, search="huge")
     with pytest.raises(BertnpuError, match="strategy='slow'"):
         SweepInputs(tiny_model, tiny_stats, stsb_validation, strategy="slow")
+
+
+def test_wide_search_refuses_grid_cells_it_would_ignore(tiny_model, tiny_stats, stsb_validation, tiny_model_dir, tmp_path, capsys):
+    """--wide scores its own cells: --percentiles (or --topk-ratios, --modes) is refused in one sentence, not dropped silently."""
+    from bertnpu.cli import main
+    from bertnpu.stages.sweep import SweepInputs
+    from bertnpu.tune.sweep import PERCENTILES, TOPK_RATIOS
+
+    assert main(["sweep", "--model", str(tiny_model_dir), "--out", str(tmp_path / "s"), "--wide", "--percentiles", "0.99"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert err == ["bertnpu: error: --percentiles applies to the grid search, but --wide scores its own percentile x topk_ratio x mode cells; "
+                   "drop --percentiles or drop --wide."]
+    with pytest.raises(BertnpuError, match="SweepInputs.topk_ratios applies to the grid search"):
+        SweepInputs(tiny_model, tiny_stats, stsb_validation, search="wide", topk_ratios=(0.1,))
+    grid = SweepInputs(tiny_model, tiny_stats, stsb_validation)
+    assert (grid.percentiles, grid.topk_ratios, grid.modes) == (PERCENTILES, TOPK_RATIOS, (1,))  # the grid's defaults, unchanged

@@ -40,12 +40,22 @@ def _interrupted(args) -> str:
     return "bertnpu: interrupted; files finished before the interrupt were kept, and no partial file was written."
 
 
+def _decide_kernel_policy() -> None:
+    """The edge: the process's thread policy and the integer-GEMM choice (``BERTNPU_INTEGER_GEMM=0``: float), once."""
+    import os
+
+    from ..quant.kernel_policy import decide_once, integer_gemm_from_environment
+
+    decide_once(integer_gemm_from_environment(os.environ))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a bad argument (one line already printed)
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        _decide_kernel_policy()
         return COMMANDS[args.command].handler(args)
     except BertnpuError as exc:
         print(f"bertnpu: error: {exc}", file=sys.stderr)

@@ -54,6 +54,17 @@ def command(name: str, help: str, *options: Options):
 
 
 # -- option helpers (each option declared once) ------------------------------------------------
+def batch_size_option(p: argparse.ArgumentParser) -> None:
+    """``--batch-size``, declared once; unset, each stage keeps its own default (stats 32, evaluation 64), so no second copy lives here."""
+    p.add_argument("--batch-size", type=whole_number(1), default=None,
+                   help="samples per forward pass (default: the stage's own: 32 for stats, 64 for evaluation)")
+
+
+def batch_size_arg(args) -> dict:
+    """``{"batch_size": n}`` when ``--batch-size`` was given, else ``{}`` (the stage's default)."""
+    return {"batch_size": args.batch_size} if getattr(args, "batch_size", None) is not None else {}
+
+
 def model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="local folder or Hugging Face id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow code from the model repository (off by default)")

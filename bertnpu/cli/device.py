@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (BertnpuError, calibration_arg, command, config_option, emit_json, force_option, json_option, limit_option,
+from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, config_option, emit_json, force_option, json_option, limit_option,
                      load_model_arg, model_options, pairs_arg, path_text, pooling_option, recipe_arg, stats_arg, stats_source_options,
                      stsb_options, warn_moot_overrides, whole_number)
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=whole_number(1), default=64)
+    batch_size_option(p)
     p.add_argument("--mxq", help="also run this compiled model on the NPU (needs qbruntime: pip install 'bertnpu[npu]')")
     p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
     p.add_argument("--calib", help="with --mxq: calibration set, to simulate the recipe of <mxq>.recipe.json under each precision profile")
@@ -43,7 +43,7 @@ def _eval(args) -> int:
         return _eval_npu(args, model, pairs)
     from ..stages.simulate import fp32_scores
 
-    result = fp32_scores(model, pairs, progress=not args.json, batch_size=args.batch_size)
+    result = fp32_scores(model, pairs, progress=not args.json, **batch_size_arg(args))
     result.update(model=model.name, split=args.split, pooling=model.pooling.mode)
     if args.json:
         emit_json(result)

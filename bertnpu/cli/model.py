@@ -46,8 +46,10 @@ def _sites(args) -> int:
 def _analyze(args) -> int:
     from ..model.analysis import format_summary
     from ..stages import AnalyzeInputs, analyze
+    from ..ui.stage_figures import present
 
     r = analyze(AnalyzeInputs(load_model_arg(args), out=Path(args.out) if args.out else None, force=args.force))
+    r = present(r, args.out, force=args.force)  # placement.png beside ops.csv
     if args.json:
         emit_json({"summary": r.summary, "blocks": list(r.blocks), "ops": r.ops, "mblt": str(r.mblt) if r.mblt else None})
         return 0

@@ -17,10 +17,12 @@ def _run_options(p: argparse.ArgumentParser) -> None:
          out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, force_option("stage result: recompute every stage, and replace files in --out that bertnpu did not write"),
          json_option)
 def _run(args) -> int:
-    from ..pipeline import RunOptions, run_pipeline
+    from ..run_config import RunConfig
+    from ..ui.run import run_pipeline
 
-    summary = run_pipeline(RunOptions(model=args.model, stsb_dir=args.stsb_dir, out=args.out, quick=args.quick, force=args.force,
-                                      trust_remote_code=args.trust_remote_code, plan=args.plan))
+    preset = RunConfig.quick if args.quick else RunConfig.full
+    summary = run_pipeline(preset(model=args.model, stsb_dir=args.stsb_dir, out=args.out, force=args.force,
+                                  trust_remote_code=args.trust_remote_code, plan=args.plan))
     ev = summary["evaluation"]
     planned = f" | planned, compiled {ev['planned']['spearman']:.4f}" if ev.get("planned") else ""
     return line_then_json(args, f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {ev['tutorial_default']['spearman']:.4f} | "

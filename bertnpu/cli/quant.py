@@ -5,24 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (BertnpuError, calibration_arg, command, config_option, emit_json, floats_arg, force_option, ints_arg, json_option,
+from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, config_option, emit_json, floats_arg, force_option, ints_arg, json_option,
                      limit_option, line_then_json, list_sites_of, load_model_arg, model_options, out_option, pairs_arg, recipe_arg,
                      stats_arg, stats_source_options, stsb_options, warn_moot_overrides, whole_number)
 
 
-def _batch_size_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=whole_number(1), default=32)
-
-
 @command("stats", "activation statistics of every site over a calibration set", model_options, stats_source_options(required=True),
-         out_option("stats file to write (.npz)"), _batch_size_option, force_option("stats file"))
+         out_option("stats file to write (.npz)"), batch_size_option, force_option("stats file"))
 def _stats(args) -> int:
     from ..artifacts import check_writable
     from ..stages import StatsInputs, collect_stats
 
     check_writable(args.out, args.force, "stats file")  # before loading anything
     model = load_model_arg(args)
-    result = collect_stats(StatsInputs(model, calibration_arg(args, model), out=Path(args.out), batch_size=args.batch_size, force=args.force))
+    result = collect_stats(StatsInputs(model, calibration_arg(args, model), out=Path(args.out), force=args.force, **batch_size_arg(args)))
     print(f"wrote statistics of {result.sites} sites over {result.samples} calibration samples to {args.out}")
     return 0
 
@@ -40,12 +36,9 @@ def _recipe_with_overrides(args):
         raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
     recipe = recipe_arg(args.recipe or args.config)
     extra = tuple(s for s in (args.a16 or "").split(",") if s.strip())
-    changes = {}
     if args.profile:
-        changes["profile"] = args.profile
-    if extra:
-        changes["activation_16bits"] = recipe.activation_16bits + extra
-    return recipe.with_(**changes) if changes else recipe
+        recipe = recipe.with_(profile=args.profile)
+    return recipe.with_16bits(extra) if extra else recipe  # --a16 adds to the recipe's sites (Recipe.with_16bits)
 
 
 @command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"), config_option(),
@@ -76,9 +69,10 @@ SWEEP_OUTPUTS = ("sweep.csv", "sweep.json", "sweep_heatmap.png", "sweep_cache.js
 
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--percentiles", default="0.99,0.999,0.9999,1.0")
-    p.add_argument("--topk-ratios", default="0.001,0.01,0.1")
-    p.add_argument("--modes", default="1", help="e.g. 0,1,2")
+    # grid search only (unset: the grid's defaults, tune.sweep.PERCENTILES / TOPK_RATIOS, mode 1); --wide refuses them
+    p.add_argument("--percentiles", default=None, help="grid search: e.g. 0.99,0.999,0.9999,1.0 (the default)")
+    p.add_argument("--topk-ratios", default=None, help="grid search: e.g. 0.001,0.01,0.1 (the default)")
+    p.add_argument("--modes", default=None, help="grid search: e.g. 0,1,2 (default 1)")
     p.add_argument("--methods", default="", help="e.g. 0,1 (default: the base config's)")
     p.add_argument("--outputs", default="", help="e.g. 0,1 (default: the base config's)")
     p.add_argument("--wide", action="store_true", help="the wide search `bertnpu run` uses (methods 0-3 x outputs 0/1 x modes 0-2) instead of the grid")
@@ -93,12 +87,19 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
 def _sweep(args) -> int:
     from ..output_folder import OutputFolder
     from ..stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
+    from ..ui.stage_figures import present
 
     out = Path(args.out)
     folder = OutputFolder(out, force=args.force)
     folder.preflight(SWEEP_OUTPUTS)  # before the long part; writes nothing
-    grid = dict(percentiles=floats_arg(args.percentiles, "--percentiles"), topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios"),
-                modes=ints_arg(args.modes, "--modes"), methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
+    cells = {"--percentiles": args.percentiles, "--topk-ratios": args.topk_ratios, "--modes": args.modes}
+    ignored = [name for name, value in cells.items() if value is not None]
+    if args.wide and ignored:
+        raise BertnpuError(f"{ignored[0]} applies to the grid search, but --wide scores its own percentile x topk_ratio x mode cells; "
+                           f"drop {ignored[0]} or drop --wide.")
+    grid = dict(percentiles=floats_arg(args.percentiles, "--percentiles") if args.percentiles is not None else None,
+                topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios") if args.topk_ratios is not None else None,
+                modes=ints_arg(args.modes, "--modes") if args.modes is not None else None, methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
                 outputs=ints_arg(args.outputs, "--outputs", allow_empty=True) or None, search="wide" if args.wide else "grid", strategy=args.strategy)
     base = recipe_arg(args.config)
     validation = pairs_arg(args, "validation")
@@ -107,6 +108,7 @@ def _sweep(args) -> int:
     with folder:  # lock, and a record of what the sweep wrote (its cache is claimed, so an interrupted sweep resumes)
         folder.claim(*SWEEP_OUTPUTS)
         result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
+        result = present(result, out, force=True)  # sweep_heatmap.png beside sweep.csv (redrawn as the table is)
         summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
                    "validation_spearman": result.validation_spearman}
         if args.test:
@@ -120,11 +122,14 @@ def _sweep(args) -> int:
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tolerance", type=float, default=0.005, help="accepted Spearman drop below FP32 on validation (default 0.005)")
-    p.add_argument("--profile", default="aries", help="precision profile: aries (default), all-int8 or optimistic")
-    p.add_argument("--min-cosine", type=float, default=0.99,
-                   help="also require this mean embedding cosine to FP32 on validation (default 0.99; 0: Spearman tolerance alone)")
-    p.add_argument("--max-sites", type=whole_number(0), default=8, help="most sites at 16 bits (default 8)")
+    from ..tune.plan.spec import PlanSpec  # the planner's defaults, written once there
+
+    p.add_argument("--tolerance", type=float, default=PlanSpec.tolerance,
+                   help=f"accepted Spearman drop below FP32 on validation (default {PlanSpec.tolerance:g})")
+    p.add_argument("--profile", default=PlanSpec.profile, help=f"precision profile: aries, all-int8 or optimistic (default {PlanSpec.profile})")
+    p.add_argument("--min-cosine", type=float, default=PlanSpec.min_cosine,
+                   help=f"also require this mean embedding cosine to FP32 on validation (default {PlanSpec.min_cosine:g}; 0: Spearman tolerance alone)")
+    p.add_argument("--max-sites", type=whole_number(0), default=PlanSpec.max_sites, help=f"most sites at 16 bits (default {PlanSpec.max_sites})")
     p.add_argument("--try-layernorm", action="store_true",
                    help="also try LayerNorm outputs at 16 bits (left out by default: their override was seen to change nothing on ARIES)")
     p.add_argument("--figures", help="folder for plan_pareto.png and plan_sites.png (default: beside --out)")
@@ -137,6 +142,7 @@ def _plan(args) -> int:
     from ..artifacts import check_writable
     from ..stages.plan import PlanInputs, plan
     from ..tune.plan import PlanSpec, format_pareto
+    from ..ui.stage_figures import present
 
     PlanSpec(profile=args.profile, tolerance=args.tolerance, max_sites=args.max_sites, min_cosine=args.min_cosine,
              try_layernorm=args.try_layernorm)  # bad values: one sentence before any work
@@ -147,7 +153,8 @@ def _plan(args) -> int:
     stats = stats_arg(args, model)
     figures = Path(args.figures) if args.figures else out.parent
     r = plan(PlanInputs(model, calib, validation, test, stats=stats, profile=args.profile, tolerance=args.tolerance,
-                        min_cosine=args.min_cosine, max_sites=args.max_sites, try_layernorm=args.try_layernorm, out=out, figures=figures, force=args.force, progress=not args.json))
+                        min_cosine=args.min_cosine, max_sites=args.max_sites, try_layernorm=args.try_layernorm, out=out, force=args.force, progress=not args.json))
+    r = present(r, figures, force=args.force)
     print(format_pareto(r.plan))
     verdict = "within" if r.within_tolerance else "NOT within"
     cos_verdict = "reached" if r.cosine_met else "NOT reached within the site limit"

@@ -7,8 +7,9 @@ fake-quantize. With no tap the forward takes a fused attention path and equals
 Hugging Face's ``BertModel`` (tested to 1e-5).
 
 A Linear whose weight the simulator holds as integers (``int_weights``) and whose input site the
-tap quantizes to 8 bits (``tap.int_input``) runs as an integer GEMM
-(:mod:`bertnpu.quant.int_gemm`); every other Linear runs in float.
+tap quantizes to 8 bits (``tap.int_input``) runs as an integer GEMM through the kernel the caller
+put in ``int_gemm`` (the simulator in :mod:`bertnpu.quant` decides whether and which); every other
+Linear runs in float. This module imports nothing from ``quant``: the model layer sits below it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class NpuEncoder(torch.nn.Module):
         self.act = ACT2FN[cfg.hidden_act]
         # (layer, linear path) -> IntWeight, set by the simulator's weight quantization; (-1, "pooler.dense") for the pooler
         self.int_weights: dict = {}
+        # the integer-GEMM kernel (``codes(x, spec)``, ``linear(codes, spec, weight, bias)``) chosen by the caller that
+        # quantized the weights; None: every Linear in float
+        self.int_gemm = None
 
     @property
     def num_layers(self) -> int:
@@ -91,31 +95,24 @@ class NpuEncoder(torch.nn.Module):
     def int_inputs(self, tap) -> Optional[Callable]:
         """``site -> IntInput or None`` when Linears may run as integer GEMMs under ``tap``, else None."""
         ask = getattr(tap, "int_input", None)
-        if not self.int_weights or ask is None:
+        if not self.int_weights or self.int_gemm is None or ask is None:
             return None
-        from ..quant.int_gemm import enabled
+        return ask
 
-        return ask if enabled() else None
-
-    @staticmethod
-    def _codes(x: torch.Tensor, ints, site: str):
+    def _codes(self, x: torch.Tensor, ints, site: str):
         """``(int8 codes, IntInput)`` of ``x``, the tapped output of ``site``, or None (the float path)."""
         if ints is None or x.dtype != torch.float32 or x.device.type != "cpu":
             return None
         spec = ints(site)
         if spec is None:
             return None
-        from ..quant.int_gemm import to_int8
-
-        return to_int8(x, spec), spec
+        return self.int_gemm.codes(x, spec), spec
 
     def _linear(self, key: tuple, linear: torch.nn.Linear, x: torch.Tensor, codes) -> torch.Tensor:
         weight = self.int_weights.get(key) if codes is not None else None
         if weight is None:
             return linear(x)
-        from ..quant.int_gemm import int_linear
-
-        return int_linear(codes[0], codes[1], weight, linear.bias)
+        return self.int_gemm.linear(codes[0], codes[1], weight, linear.bias)
 
     def _layer(self, i: int, layer, x: torch.Tensor, additive: torch.Tensor, t, fused: bool, ints=None) -> torch.Tensor:
         p = f"layer.{i}."

@@ -86,11 +86,6 @@ class QuantConfig:
         return {"quantization_method": self.method, "quantization_output": self.output, "quantization_mode": self.mode,
                 "percentile": self.percentile, "topk_ratio": self.topk_ratio}
 
-    def calibration_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``CalibrationConfig`` (qbcompiler 1.1+), with ``max_percentile`` as a plain dict."""
-        return {"method": self.method, "output": self.output, "mode": self.mode,
-                "max_percentile": {"percentile": self.percentile, "topk_ratio": self.topk_ratio}}
-
     def label(self) -> str:
         return f"method {self.method}, output {self.output}, {MODES[self.mode]}" + (
             f" p={self.percentile:g} topk={self.topk_ratio:g}" if self.mode == 1 else "") + ("" if self.bits == 8 else f", {self.bits}-bit")

@@ -11,43 +11,7 @@ in the last bit at rounding ties) and, on CPU, measured slower here than this in
 
 from __future__ import annotations
 
-import os
-import time
-
 import torch
-
-# Thread policy of the fake-quant passes (results are the same either way: every op is elementwise).
-# None: one thread while other processes keep the machine busy (1-min load average above the cores
-# this process may use plus its own torch threads), torch's threads otherwise; True / False force one thread / torch's threads.
-# Why: each of the four passes is an OpenMP parallel region; on a busy machine every region waits
-# for a scheduler slice (measured on 2 shared cores: 4 ops of 0.08 ms took 28 ms with 2 threads),
-# so a simulated evaluation cost 3.95x the FP32 one with 2 threads and 1.37x with serial passes; with
-# only this process running (load about 2 on 2 cores) two-thread passes are faster: 0.99x vs 1.16x.
-SERIAL_FAKE_QUANT: bool | None = None
-_BUSY = {"checked": -1.0, "busy": False}
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def serial_passes() -> bool:
-    """Whether fake quantization runs on one thread now (see ``SERIAL_FAKE_QUANT``); the load is read at most once a second."""
-    if SERIAL_FAKE_QUANT is not None:
-        return SERIAL_FAKE_QUANT
-    now = time.monotonic()
-    if now - _BUSY["checked"] > 1.0:
-        try:
-            threads = torch.get_num_threads()  # this process's own threads count in the load: only others' work makes it busy
-            _BUSY["busy"] = threads > 1 and os.getloadavg()[0] > usable_cores() + threads
-        except OSError:  # no load average on this platform
-            _BUSY["busy"] = False
-        _BUSY["checked"] = now
-    return _BUSY["busy"]
 
 
 def qmax_symmetric(bits: int) -> int:

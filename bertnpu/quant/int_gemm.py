@@ -19,17 +19,13 @@ weights, non-CPU tensors and dtypes other than float32 keep the float path.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from .fake_quant import quantize_codes
 
-# None: use the integer GEMM where torch has it and a self-check on this machine passes; False: never (the float path).
-# The environment variable BERTNPU_INTEGER_GEMM=0 starts a process with False (e.g. to compare both paths from the CLI).
-INTEGER_GEMM: bool | None = False if os.environ.get("BERTNPU_INTEGER_GEMM") == "0" else None
 _CHECKED: dict[str, bool] = {}
 
 
@@ -72,9 +68,13 @@ class IntInput:
 
 
 def enabled() -> bool:
-    """Whether Linears may use the integer GEMM (``INTEGER_GEMM``; by default after a one-time exactness check)."""
-    if INTEGER_GEMM is not None:
-        return INTEGER_GEMM
+    """Whether Linears may use the integer GEMM: the process's choice (:class:`~bertnpu.quant.kernel_policy.KernelPolicy`
+    ``integer_gemm``, set by the caller; ``BERTNPU_INTEGER_GEMM=0`` is read by the CLI), by default after a one-time exactness check."""
+    from .kernel_policy import current_policy
+
+    chosen = current_policy().integer_gemm
+    if chosen is not None:
+        return chosen
     if "ok" not in _CHECKED:
         _CHECKED["ok"] = _self_check()
     return _CHECKED["ok"]
@@ -116,3 +116,23 @@ def int_linear(codes: torch.Tensor, spec: IntInput, weight: IntWeight, bias: Opt
     if bias is not None:
         out.add_(bias)
     return out.view(*lead, out.shape[-1])
+
+
+@dataclass(frozen=True)
+class IntGemm:
+    """The integer-GEMM kernel a simulated NPU encoder calls (``NpuEncoder.int_gemm``): int8 codes of an input, and the Linear."""
+
+    codes: Callable[[torch.Tensor, IntInput], torch.Tensor]
+    linear: Callable[[torch.Tensor, IntInput, IntWeight, Optional[torch.Tensor]], torch.Tensor]
+
+
+INT_GEMM = IntGemm(to_int8, int_linear)
+
+
+def kernel(integer_gemm: Optional[bool] = None) -> Optional[IntGemm]:
+    """The kernel for an encoder whose weights are quantized now: ``INT_GEMM``, or None (the float path).
+
+    ``integer_gemm``: True / False choose; None takes the process's choice (:func:`enabled`).
+    """
+    use = enabled() if integer_gemm is None else integer_gemm
+    return INT_GEMM if use else None

@@ -104,6 +104,20 @@ class Recipe:
     def with_(self, **changes: Any) -> "Recipe":
         return replace(self, **changes)
 
+    def with_16bits(self, sites: typing.Iterable[str], *, replace_sites: bool = False) -> "Recipe":
+        """The one rule for changing the 16-bit sites: ``sites`` are added after the recipe's own (in order, a repeat
+        kept once), or with ``replace_sites`` they replace them. The CLI's ``--a16`` adds; ``simulate(activation_16bits=...)``
+        replaces (it brackets one recipe over site lists). Validated by ``__post_init__``, like every recipe.
+
+        Example:
+            >>> Recipe(activation_16bits=("a",)).with_16bits(("b", "a")).activation_16bits
+            ('a', 'b')
+        """
+        if isinstance(sites, str):
+            raise BertnpuError(f"activation_16bits={sites!r} is invalid; give a list of site names such as [\"layer.0.ffn.residual\"].")
+        sites = tuple(sites)
+        return self.with_(activation_16bits=sites if replace_sites else self.activation_16bits + sites)
+
     def check_sites(self, known: typing.Iterable[str]) -> None:
         """One sentence naming every 16-bit site that ``known`` (the model's sites) lacks."""
         known = set(known)

@@ -41,8 +41,9 @@ from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
 from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine_with, fake_quant_with_scale,
-                         qmax_symmetric, quantize_weight_per_channel, serial_passes, symmetric_scale, weight_codes_per_channel)
-from .int_gemm import IntInput, IntWeight
+                         qmax_symmetric, quantize_weight_per_channel, symmetric_scale, weight_codes_per_channel)
+from .int_gemm import IntInput, IntWeight, kernel
+from .kernel_policy import current_policy
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .recipe import Recipe
 from .sites import LAYER_LINEARS
@@ -53,8 +54,11 @@ LINEAR_OUTPUT_ROLES = ("attention.query.out", "attention.key.out", "attention.va
 KEEP_FP32_NOTE = "keep in FP32 is a diagnostic with no device counterpart (the NPU has no FP32 activations); use activation_16bits for a compilable recipe"
 
 
-def quantize_weights_(encoder: NpuEncoder, bits: int = 8) -> NpuEncoder:
+def quantize_weights_(encoder: NpuEncoder, bits: int = 8, *, integer_gemm: Optional[bool] = None) -> NpuEncoder:
     """Replace every Linear weight of ``encoder`` by its per-output-channel fake-quantized copy (in place).
+
+    ``integer_gemm``: whether the 8-bit Linears run as integer GEMMs (:func:`bertnpu.quant.int_gemm.kernel`;
+    None: the process's choice); the choice is put into the encoder with its integer weights.
 
     A Linear with a folded input affine (NormConv, ``encoder.folded_inputs``) is quantized as the
     NPU holds it, ``Q(W diag(gamma))``, and unfolded again with a bias correction, so that on
@@ -86,6 +90,7 @@ def quantize_weights_(encoder: NpuEncoder, bits: int = 8) -> NpuEncoder:
         if encoder.pooler is not None:
             quantize((-1, "pooler.dense"), encoder.pooler.dense)
     encoder.int_weights = ints
+    encoder.int_gemm = kernel(integer_gemm)
     return encoder
 
 
@@ -179,7 +184,7 @@ class FakeQuantTap:
         op = self._prepared(site, x.dtype)
         if op is None:
             return x
-        if not serial_passes():
+        if not current_policy().serial_fake_quant:  # the process's choice (kernel_policy), made once by the caller
             return op[0](x, *op[1:])
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # elementwise passes: the same result on any number of threads
@@ -228,7 +233,7 @@ Int8Simulation = Simulation  # the name before precision profiles
 
 def as_recipe(recipe_or_config: Recipe | QuantConfig | None, profile: Optional[str] = None,
               activation_16bits: Optional[Iterable[str]] = None) -> Recipe:
-    """A Recipe from a Recipe or a QuantConfig, with ``profile`` / ``activation_16bits`` overriding when given."""
+    """A Recipe from a Recipe or a QuantConfig, with ``profile`` / ``activation_16bits`` overriding (replacing) when given."""
     if recipe_or_config is None:
         recipe = Recipe()
     elif isinstance(recipe_or_config, QuantConfig):
@@ -240,9 +245,10 @@ def as_recipe(recipe_or_config: Recipe | QuantConfig | None, profile: Optional[s
     changes = {}
     if profile is not None:
         changes["profile"] = profile
-    if activation_16bits is not None:
-        changes["activation_16bits"] = tuple(activation_16bits)
-    return recipe.with_(**changes) if changes else recipe
+    if changes:
+        recipe = recipe.with_(**changes)
+    # replaces the recipe's sites (the CLI's --a16 adds): both through Recipe.with_16bits, the one rule
+    return recipe.with_16bits(activation_16bits, replace_sites=True) if activation_16bits is not None else recipe
 
 
 def check_stats_transforms(stats, recipe: Recipe) -> list[str]:
@@ -261,7 +267,7 @@ def check_stats_transforms(stats, recipe: Recipe) -> list[str]:
 def simulate(
     model: LoadedModel, stats, recipe: Recipe | QuantConfig | None = None, *, profile: Optional[str] = None,
     activation_16bits: Optional[Iterable[str]] = None, keep_fp32: Iterable[str] = (), quantize_weights: bool = True,
-    quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None,
+    quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None, integer_gemm: Optional[bool] = None,
 ) -> Simulation:
     """Build the fake-quantized NPU part of ``model`` for ``recipe`` (a Recipe, or a QuantConfig).
 
@@ -271,6 +277,8 @@ def simulate(
         quantize_weights / quantize_activations: switch either part off (both off = FP32).
         encoder: a ready NPU part to use as is (e.g. one weight-quantized copy across a sweep);
             it must carry the recipe's transformations.
+        integer_gemm: 8-bit Linears as integer GEMMs (True), in float (False), or the process's choice (None);
+            a ready ``encoder`` keeps the choice made when its weights were quantized.
 
     Example:
         >>> sim = simulate(model, stats, Recipe(activation_16bits=("layer.0.ffn.residual",)))
@@ -295,7 +303,7 @@ def simulate(
         reference = transformed_encoder(model.bert, names) if names else NpuEncoder(model.bert)
         encoder = transformed_encoder(model.bert, names) if names else copy.deepcopy(NpuEncoder(model.bert))
         if quantize_weights:
-            quantize_weights_(encoder, config.bits)
+            quantize_weights_(encoder, config.bits, integer_gemm=integer_gemm)
     elif tuple(getattr(encoder, "transforms", ())) != tuple(names):
         raise BertnpuError(f"The encoder given carries transformation(s) {list(getattr(encoder, 'transforms', ()))}, not the recipe's {names}; build it with transformed_encoder.")
     ranges = clip_thresholds(stats, config)

@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ..model.load import LoadedModel
-from .result import StageResult, not_serialized, save_figures
+from .result import StageResult, not_serialized
 
 
 @dataclass(frozen=True)
 class AnalyzeInputs:
-    """``out``: folder for ``ops.csv`` / ``ops.json`` and the ``.mblt`` (None: write nothing but the MBLT in ``.``);
-    ``figures``: folder for ``placement.png`` (default: ``out``)."""
+    """``out``: folder for ``ops.csv`` / ``ops.json`` and the ``.mblt`` (None: write nothing but the MBLT in ``.``).
+    The placement figure is drawn from the result by :func:`bertnpu.ui.stage_figures.stage_figures`."""
 
     model: LoadedModel
     out: Optional[Path] = None
-    figures: Optional[Path] = None
     mblt: bool = True
     force: bool = False
 
@@ -33,7 +32,6 @@ class AnalyzeResult(StageResult):
     mblt: Optional[Path]
     files: tuple[Path, ...]
     rows: tuple[Mapping[str, Any], ...] = not_serialized()
-    figures: Mapping[str, Any] = not_serialized()
 
 
 def analyze(inputs: AnalyzeInputs) -> AnalyzeResult:
@@ -46,12 +44,10 @@ def analyze(inputs: AnalyzeInputs) -> AnalyzeResult:
     from ..artifacts import atomic_write_json, atomic_write_text
     from ..device.qbcompiler_adapter import compile_mblt, qbcompiler_available
     from ..model.analysis import block_summary, model_summary, op_inventory
-    from ..ui.plots import plot_block_placement
 
     model = inputs.model
     rows = op_inventory(model)
     blocks = block_summary(model, rows)
-    figures = {"placement": plot_block_placement(blocks)}
     files: tuple[Path, ...] = ()
     if inputs.out is not None:
         out = Path(inputs.out)
@@ -61,10 +57,9 @@ def analyze(inputs: AnalyzeInputs) -> AnalyzeResult:
         writer.writerows(rows)
         files = (atomic_write_text(out / "ops.csv", buf.getvalue(), force=inputs.force),
                  atomic_write_json(out / "ops.json", rows, force=inputs.force))
-        files += save_figures(figures, inputs.figures or out, force=inputs.force)
     mblt = None
     if inputs.mblt and qbcompiler_available():
         mblt = compile_mblt(model, Path(inputs.out or ".") / f"{Path(str(model.name)).name}.mblt", force=inputs.force)
         files += (mblt,)
     return AnalyzeResult(summary=model_summary(model), blocks=tuple(blocks), ops=len(rows), sentence_tokens=int(rows[0]["shape"][1]),
-                         mblt=mblt, files=files, rows=tuple(rows), figures=figures)
+                         mblt=mblt, files=files, rows=tuple(rows))

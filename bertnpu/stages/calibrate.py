@@ -15,7 +15,7 @@ from ..data.calibration import CalibrationSet, CalibrationSpec
 from ..data.stsb import StsPairs
 from ..errors import BertnpuError
 from ..model.load import LoadedModel
-from .result import StageResult, not_serialized, save_figures
+from .result import StageResult, not_serialized
 
 EVALUATION_SPLIT = "validation"
 
@@ -23,14 +23,14 @@ EVALUATION_SPLIT = "validation"
 @dataclass(frozen=True)
 class CalibrateInputs:
     """``source``: the pairs to sample from (split ``spec.split``); ``evaluation``: the pairs whose
-    tokens the coverage figures check (the validation split; None: no coverage); ``figures``: folder for the PNGs."""
+    tokens the coverage is measured on (the validation split; None: no coverage). The figures are drawn from the
+    result by :func:`bertnpu.ui.stage_figures.stage_figures`."""
 
     model: LoadedModel
     out: Path
     spec: CalibrationSpec
     source: StsPairs
     evaluation: Optional[StsPairs] = None
-    figures: Optional[Path] = None
     force: bool = False
     progress: bool = True
 
@@ -50,7 +50,8 @@ class CalibrationResult(StageResult):
     coverage_curve: Optional[Mapping[str, Any]]
     files: tuple[Path, ...]
     calibration: CalibrationSet = not_serialized()
-    figures: Mapping[str, Any] = not_serialized()
+    channel_ranges: Any = not_serialized(default=None)  # ChannelRanges of the calibration tokens
+    outside_per_channel: Any = not_serialized(default=None)  # per channel: fraction of validation values outside the calibration range
 
 
 def check_evaluation_split(pairs: StsPairs) -> None:
@@ -60,28 +61,26 @@ def check_evaluation_split(pairs: StsPairs) -> None:
 
 
 def describe_calibration(model: LoadedModel, calibration: CalibrationSet, evaluation: Optional[StsPairs]) -> dict[str, Any]:
-    """Numbers and figures of a calibration set; with ``evaluation`` (validation pairs) also its coverage of their tokens."""
+    """Numbers of a calibration set (and the arrays its figures draw); with ``evaluation`` (validation pairs) also its coverage of their tokens."""
     import numpy as np
 
     from ..data.calibration import embed_sentences
     from ..data.embedding_ranges import channel_ranges, coverage_curve, outlier_channels, outside_fraction
     from ..tune.evaluate import unique_sentences
-    from ..ui.plots import plot_channel_ranges, plot_coverage, plot_sequence_lengths
 
     tokens = calibration.tokens()
     ranges = channel_ranges(tokens)
     outliers = outlier_channels(ranges)
-    figures = {"calibration_ranges": plot_channel_ranges(ranges, outliers), "calibration_lengths": plot_sequence_lengths(calibration.lengths)}
     described = {"tokens": int(len(tokens)), "outlier_channels": tuple(outliers), "evaluation_split": None, "eval_outside_fraction": None,
-                 "coverage_curve": None, "figures": figures}
+                 "coverage_curve": None, "channel_ranges": ranges, "outside_per_channel": None}
     if evaluation is None:
         return described
     check_evaluation_split(evaluation)
     eval_tokens = np.concatenate([a[0] for a in embed_sentences(model, unique_sentences(evaluation)[0])])
     per_channel, overall = outside_fraction(tokens, eval_tokens)
     curve = coverage_curve(calibration.arrays, eval_tokens)
-    figures["calibration_coverage"] = plot_coverage(per_channel, curve)
-    return {**described, "evaluation_split": evaluation.split, "eval_outside_fraction": float(overall), "coverage_curve": curve}
+    return {**described, "evaluation_split": evaluation.split, "eval_outside_fraction": float(overall), "coverage_curve": curve,
+            "outside_per_channel": per_channel}
 
 
 def calibrate(inputs: CalibrateInputs) -> CalibrationResult:
@@ -96,7 +95,5 @@ def calibrate(inputs: CalibrateInputs) -> CalibrationResult:
 
     cs = build_calibration_set(inputs.model, inputs.out, inputs.spec, pairs=inputs.source, force=inputs.force, progress=inputs.progress)
     described = describe_calibration(inputs.model, cs, inputs.evaluation)
-    figures = described.pop("figures")
-    files = (Path(inputs.out),) + save_figures(figures, inputs.figures, force=inputs.force)
-    return CalibrationResult(samples=len(cs), sha256=calibration_hash(cs)[:16], files=files,
-                             calibration=cs, figures=figures, **described)
+    return CalibrationResult(samples=len(cs), sha256=calibration_hash(cs)[:16], files=(Path(inputs.out),),
+                             calibration=cs, **described)

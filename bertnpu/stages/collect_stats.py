@@ -9,18 +9,17 @@ from typing import Any, Mapping, Optional
 from ..data.calibration import CalibrationSet
 from ..model.load import LoadedModel
 from ..quant.recipe import Recipe
-from .result import StageResult, not_serialized, save_figures
+from .result import StageResult, not_serialized
 
 
 @dataclass(frozen=True)
 class StatsInputs:
-    """``out``: the ``.npz`` to write (None: keep in memory); ``recipe``: whose thresholds the range figures draw;
-    ``describe``: also make the outlier table and the range figures (off: the statistics alone)."""
+    """``out``: the ``.npz`` to write (None: keep in memory); ``recipe``: whose thresholds the result carries (for the range figures);
+    ``describe``: also compute the outlier table and the thresholds the figures draw (off: the statistics alone)."""
 
     model: LoadedModel
     calibration: CalibrationSet
     out: Optional[Path] = None
-    figures: Optional[Path] = None
     recipe: Recipe = field(default_factory=Recipe)
     batch_size: int = 32
     force: bool = False
@@ -35,7 +34,8 @@ class StatsResult(StageResult):
     outlier_sites: tuple[Mapping[str, Any], ...]
     files: tuple[Path, ...]
     stats: Any = not_serialized()
-    figures: Mapping[str, Any] = not_serialized()
+    thresholds: Any = not_serialized(default=None)  # clip_thresholds under the recipe (None without describe)
+    stability: Any = not_serialized(default=None)  # threshold_stability under the recipe
 
 
 def collect_stats(inputs: StatsInputs) -> StatsResult:
@@ -49,8 +49,7 @@ def collect_stats(inputs: StatsInputs) -> StatsResult:
     from ..artifacts import check_writable
     from ..quant.stats import collect_activation_stats
     from ..quant.thresholds import clip_thresholds, threshold_stability
-    from ..ui.range_plots import plot_site_ranges, plot_threshold_stability
-    from ..ui.range_tables import outlier_table
+    from ..quant.outliers import outlier_table
 
     if inputs.out is not None:
         check_writable(inputs.out, inputs.force, "stats file")  # before the long part
@@ -59,10 +58,7 @@ def collect_stats(inputs: StatsInputs) -> StatsResult:
     if inputs.out is not None:
         files = (Path(stats.save(inputs.out, force=inputs.force)),)
     if not inputs.describe:
-        return StatsResult(sites=len(stats.sites), samples=len(inputs.calibration), outlier_sites=(), files=files, stats=stats, figures={})
+        return StatsResult(sites=len(stats.sites), samples=len(inputs.calibration), outlier_sites=(), files=files, stats=stats)
     cfg = inputs.recipe.calibration
-    figures = {"site_ranges": plot_site_ranges(stats, clip_thresholds(stats, cfg)),
-               "threshold_stability": plot_threshold_stability(threshold_stability(stats, cfg))}
-    files += save_figures(figures, inputs.figures, force=inputs.force)
     return StatsResult(sites=len(stats.sites), samples=len(inputs.calibration), outlier_sites=tuple(outlier_table(stats, 8)),
-                       files=files, stats=stats, figures=figures)
+                       files=files, stats=stats, thresholds=clip_thresholds(stats, cfg), stability=threshold_stability(stats, cfg))

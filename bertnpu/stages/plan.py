@@ -9,32 +9,33 @@ from typing import Any, Mapping, Optional, Sequence
 from ..data.stsb import StsPairs
 from ..model.load import LoadedModel
 from ..quant.recipe import Recipe
-from .result import StageResult, not_serialized, save_figures
+from ..tune.plan.spec import PlanSpec
+from .result import StageResult, not_serialized
 
 
 @dataclass(frozen=True)
 class PlanInputs:
     """``calib``: the calibration set (transformed stats are collected from it); ``stats``: its stats on
     the plain encoder (collected when None). ``out``: where ``recipe.json`` goes; ``cache``: the
-    resumable JSON-lines cache (default ``<out>.plan-cache.jsonl``); ``figures``: folder for
-    ``plan_pareto.png`` and ``plan_sites.png``."""
+    resumable JSON-lines cache (default ``<out>.plan-cache.jsonl``). ``plan_pareto`` and ``plan_sites`` are
+    drawn from the result by :func:`bertnpu.ui.stage_figures.stage_figures`."""
 
     model: LoadedModel
     calib: Any
     validation: StsPairs
     test: StsPairs
     stats: Any = None
-    profile: str = "aries"
-    tolerance: float = 0.005
-    min_cosine: float = 0.99
-    max_sites: int = 8
+    # the planner's defaults, written once in PlanSpec
+    profile: str = PlanSpec.profile
+    tolerance: float = PlanSpec.tolerance
+    min_cosine: float = PlanSpec.min_cosine
+    max_sites: int = PlanSpec.max_sites
     out: Optional[Path] = None
     cache: Optional[Path] = None
-    figures: Optional[Path] = None
     force: bool = False
     progress: bool = True
     bracket: bool = False
-    try_layernorm: bool = False  # also try LayerNorm outputs at 16 bits (their override was seen to change nothing on ARIES)
+    try_layernorm: bool = PlanSpec.try_layernorm  # also try LayerNorm outputs at 16 bits (their override was seen to change nothing on ARIES)
     # None: PlanSpec's defaults (``bertnpu run --quick`` passes smaller ones)
     proxy_sentences: Optional[int] = None
     configs: Optional[tuple] = None
@@ -64,12 +65,13 @@ class PlanResult(StageResult):
     files: tuple[Path, ...] = ()
     not_tried: tuple[str, ...] = ()  # sites left out of the search (their 16-bit override changes nothing on the device)
     brackets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    figures: Mapping[str, Any] = not_serialized(default_factory=dict)
     plan: Any = not_serialized(default=None)
+    site_bits: Mapping[str, int] = not_serialized(default_factory=dict)  # every site's width under the planned recipe
+    layers: int = not_serialized(default=0)  # the model's layer count (the site map's rows)
 
 
 def plan(inputs: PlanInputs) -> PlanResult:
-    """Search recipes, confirm the chosen one on test, write ``recipe.json`` and the figures.
+    """Search recipes, confirm the chosen one on test, write ``recipe.json``.
 
     Example:
         >>> r = plan(PlanInputs(model, calib, load_stsb("validation"), load_stsb("test"), out=Path("recipe.json")))  # doctest: +SKIP
@@ -77,7 +79,6 @@ def plan(inputs: PlanInputs) -> PlanResult:
     """
     from ..artifacts import check_writable
     from ..tune.plan import PlanSpec, plan_recipe
-    from ..ui.plan_plots import plot_pareto, plot_site_map
 
     overrides = {k: getattr(inputs, k) for k in ("proxy_sentences", "configs", "transforms", "candidate_roles") if getattr(inputs, k) is not None}
     spec = PlanSpec(profile=inputs.profile, tolerance=inputs.tolerance, min_cosine=inputs.min_cosine, max_sites=inputs.max_sites,
@@ -94,8 +95,6 @@ def plan(inputs: PlanInputs) -> PlanResult:
     files: list[Path] = []
     if inputs.out is not None:
         files.append(result.recipe.save(inputs.out, force=inputs.force))
-    figures = {"plan_pareto": plot_pareto(result.pareto, result.fp32_validation, result.tolerance, result.profile,
-                                          len(result.recipe.activation_16bits), min_cosine=result.min_cosine)}
     if base_stats is not None:
         result_stats = stats_for_recipe(inputs.model, base_stats, result.recipe, inputs.calib)
         bits = simulate(inputs.model, result_stats, result.recipe, quantize_weights=False).site_bits
@@ -104,8 +103,6 @@ def plan(inputs: PlanInputs) -> PlanResult:
         from ..quant.sites import list_sites
 
         bits = site_bits([s.name for s in list_sites(inputs.model)], result.profile, result.recipe.activation_16bits)
-    figures["plan_sites"] = plot_site_map(bits, result.recipe.activation_16bits, inputs.model.config.num_hidden_layers, result.profile)
-    files.extend(save_figures(figures, inputs.figures, force=inputs.force))
     s = result.summary()
     brackets = {}
     if inputs.bracket and base_stats is not None:
@@ -122,4 +119,5 @@ def plan(inputs: PlanInputs) -> PlanResult:
         within_tolerance=result.within_tolerance, validation_cosine=result.validation_cosine, min_cosine=result.min_cosine,
         cosine_met=result.cosine_met, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
         pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
-        not_tried=tuple(result.not_tried), brackets=brackets, figures=figures, plan=result)
+        not_tried=tuple(result.not_tried), brackets=brackets, plan=result,
+        site_bits=dict(bits), layers=int(inputs.model.config.num_hidden_layers))

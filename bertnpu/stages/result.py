@@ -1,8 +1,9 @@
 """What every stage returns: a frozen dataclass whose ``to_dict()`` is the stage's entry in ``summary.json``.
 
-Figures are kept as objects (``figures``: name -> Figure) for widgets and the report and are
-not serialized; the files a stage wrote are listed in ``files`` and serialize as paths,
-relative to a run folder when ``to_dict(relative_to=...)`` gets one.
+Live objects (the model, stats, arrays the figures draw) are kept but not serialized; figures are
+drawn from a result on the presentation side (:mod:`bertnpu.ui.stage_figures`). The files a stage
+wrote are listed in ``files`` and serialize as paths, relative to a run folder when
+``to_dict(relative_to=...)`` gets one.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
-
-FIGURE_DPI = 100
-
 
 def not_serialized(**kwargs: Any) -> Any:
     """A dataclass field that ``to_dict`` leaves out (live objects: the model, stats, figures)."""
@@ -53,14 +51,3 @@ class StageResult:
     def to_dict(self, relative_to: Optional[str | os.PathLike] = None) -> dict[str, Any]:
         root = Path(relative_to) if relative_to is not None else None
         return {f.name: encode(getattr(self, f.name), root) for f in dataclasses.fields(self) if f.metadata.get("json", True)}
-
-
-def save_figures(figures: Mapping[str, Any], folder: Optional[str | os.PathLike], *, force: bool = False) -> tuple[Path, ...]:
-    """Write each figure as ``<folder>/<name>.png``, atomically; an existing file is replaced only with ``force``."""
-    from ..artifacts import atomic_write
-
-    if folder is None:
-        return ()
-    folder = Path(folder)
-    return tuple(atomic_write(folder / f"{name}.png", lambda p, fig=fig: fig.savefig(p, format="png", dpi=FIGURE_DPI), force=force)
-                 for name, fig in figures.items())

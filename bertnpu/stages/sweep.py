@@ -12,7 +12,7 @@ from ..quant.recipe import Recipe
 from ..errors import BertnpuError
 from ..tune.sweep import CONFIRM, PERCENTILES, PROXY_SENTENCES, STRATEGIES, TOPK_RATIOS
 from ..tune.sweep_rows import SweepRow
-from .result import StageResult, not_serialized, save_figures
+from .result import StageResult
 
 
 SEARCHES = ("grid", "wide")
@@ -22,7 +22,7 @@ SEARCHES = ("grid", "wide")
 class SweepInputs:
     """The grid varies ``base.calibration`` (percentile x topk_ratio x mode x method); the base recipe's
     other fields travel with every row. ``out``: folder for ``sweep.csv`` / ``sweep.json`` and the
-    resumable cache; ``figures``: folder for ``sweep_heatmap.png`` (default ``out``);
+    resumable cache (the heatmap is drawn from the result by :func:`bertnpu.ui.stage_figures.stage_figures`);
     ``recommended``: where the best recipe's calibration config is saved (default ``out/recommended_config.json``);
     a full recipe is saved beside it as ``recommended_recipe.json``."""
 
@@ -30,9 +30,10 @@ class SweepInputs:
     stats: Any
     pairs: StsPairs
     base: Recipe = field(default_factory=Recipe)
-    percentiles: Sequence[float] = PERCENTILES
-    topk_ratios: Sequence[float] = TOPK_RATIOS
-    modes: Sequence[int] = (1,)
+    # the grid search's cells (None: PERCENTILES, TOPK_RATIOS, mode 1); the wide search scores its own (tune.sweep.wide_grid)
+    percentiles: Optional[Sequence[float]] = None
+    topk_ratios: Optional[Sequence[float]] = None
+    modes: Optional[Sequence[int]] = None
     methods: Optional[Sequence[int]] = None
     outputs: Optional[Sequence[int]] = None
     search: str = "grid"  # "grid": percentiles x topk_ratios x modes x methods x outputs; "wide": tune.sweep.wide_grid over methods x outputs
@@ -40,7 +41,6 @@ class SweepInputs:
     confirm: int = CONFIRM
     proxy_sentences: int = PROXY_SENTENCES  # validation sentences the fast strategy's proxy encodes per candidate
     out: Optional[Path] = None
-    figures: Optional[Path] = None
     recommended: Optional[Path] = None
     progress: bool = True
 
@@ -49,6 +49,15 @@ class SweepInputs:
             raise BertnpuError(f"SweepInputs.search={self.search!r} is invalid; use one of {', '.join(SEARCHES)}.")
         if self.strategy not in STRATEGIES:
             raise BertnpuError(f"SweepInputs.strategy={self.strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.")
+        if self.search == "wide":
+            given = [name for name in ("percentiles", "topk_ratios", "modes") if getattr(self, name) is not None]
+            if given:
+                raise BertnpuError(f"SweepInputs.{given[0]} applies to the grid search, but search='wide' scores its own cells "
+                                   f"(tune.sweep.wide_grid); leave {given[0]} unset or use search='grid'.")
+        else:
+            for name, default in (("percentiles", PERCENTILES), ("topk_ratios", TOPK_RATIOS), ("modes", (1,))):
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, default)
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,6 @@ class SweepResult(StageResult):
     recommended_recipe: Recipe
     validation_spearman: float
     files: tuple[Path, ...]
-    figures: Mapping[str, Any] = not_serialized()
 
 
 def grid(inputs: SweepInputs) -> list[Recipe]:
@@ -83,7 +91,6 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
     """
     from ..tune.sweep import sweep, write_sweep_table
     from ..tune.sweep_rows import best_row
-    from ..ui.range_plots import plot_sweep_heatmap
 
     recipes = grid(inputs)
     out = Path(inputs.out) if inputs.out is not None else None
@@ -95,12 +102,10 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
     best = best_row(rows)
     chosen = best.recipe
     dict_rows = [r.to_dict() for r in rows]
-    figures = {"sweep_heatmap": plot_sweep_heatmap(dict_rows, chosen.calibration.to_dict())}
     files: tuple[Path, ...] = ()
     if out is not None:
         files += write_sweep_table(dict_rows, out, force=True)  # the table always reflects the cache
         config_path = Path(inputs.recommended) if inputs.recommended is not None else out / "recommended_config.json"
         files += (chosen.calibration.save(config_path, force=True), chosen.save(config_path.with_name("recommended_recipe.json"), force=True))
-        files += save_figures(figures, inputs.figures or out, force=True)
     return SweepResult(configs=len(rows), rows=rows, recommended=chosen.calibration.to_dict(), recommended_recipe=chosen,
-                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)), figures=figures)
+                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)))

@@ -8,7 +8,8 @@ from typing import Optional
 import ipywidgets as W
 from IPython.display import Image
 
-from ..quant.precision import DEFAULT_PROFILE, PROFILE_NAMES
+from ..quant.precision import PROFILE_NAMES
+from ..tune.plan.spec import PlanSpec
 from .messages import label, message
 from .report import esc, figure_png
 
@@ -26,7 +27,8 @@ class PlanPanel:
         >>> panel.widget            # doctest: +SKIP
     """
 
-    def __init__(self, workspace, tolerance: float = 0.005, profile: str = DEFAULT_PROFILE, max_sites: int = 8, min_cosine: float = 0.99):
+    def __init__(self, workspace, tolerance: float = PlanSpec.tolerance, profile: str = PlanSpec.profile, max_sites: int = PlanSpec.max_sites,
+                 min_cosine: float = PlanSpec.min_cosine):
         self.ws = workspace
         self.tolerance = W.FloatSlider(value=tolerance, min=0.001, max=0.05, step=0.001, readout_format=".3f",
                                        description=label("widget.tolerance"), continuous_update=False)
@@ -52,16 +54,19 @@ class PlanPanel:
         result = plan(PlanInputs(self.ws.model, self.ws.calibration, self.ws.pairs("validation"), self.ws.pairs("test"), stats=self.ws.stats,
                                  profile=self.profile.value, tolerance=float(self.tolerance.value), max_sites=int(self.max_sites.value),
                                  min_cosine=float(self.min_cosine.value),
-                                 out=out, figures=None, force=True, progress=progress))
+                                 out=out, force=True, progress=progress))
         self.last = result
         self.show(result)
         return result
 
     def show(self, result) -> None:
         """Fill the figures, the verdict and the recipe from a PlanResult."""
+        from .stage_figures import stage_figures
+
+        figures = stage_figures(result)
         for output, name in ((self.pareto, "plan_pareto"), (self.sites, "plan_sites")):
             output.outputs = ()
-            output.append_display_data(Image(data=figure_png(result.figures[name])))
+            output.append_display_data(Image(data=figure_png(figures[name])))
         verdict = message("plan.within" if result.within_tolerance else "plan.not_within")
         cos_verdict = message("plan.cos_reached" if result.cosine_met else "plan.cos_not_reached")
         best = result.best_int8_only
@@ -87,5 +92,5 @@ def _rounded(value, digits: int = 4):
 
 
 def plan_panel(workspace, tolerance: Optional[float] = None) -> PlanPanel:
-    """A PlanPanel with the default tolerance (0.005) unless ``tolerance`` is given."""
-    return PlanPanel(workspace, tolerance=0.005 if tolerance is None else tolerance)
+    """A PlanPanel with the planner's default tolerance (PlanSpec's) unless ``tolerance`` is given."""
+    return PlanPanel(workspace, tolerance=PlanSpec.tolerance if tolerance is None else tolerance)

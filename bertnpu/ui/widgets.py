@@ -134,7 +134,9 @@ class CalibrationBuilder:
         result = self.ws.calibrate(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
         self.progress.value = 2
         self.figures.outputs = ()
-        self.pngs = [figure_png(fig) for fig in result.figures.values()]
+        from .stage_figures import stage_figures
+
+        self.pngs = [figure_png(fig) for fig in stage_figures(result).values()]
         for png in self.pngs:
             self.figures.append_display_data(Image(data=png))
         self.progress.value = 3
@@ -326,11 +328,11 @@ class SimulatePanel:
         self.result.value = f"{text}: {self.STEPS[index] if index < len(self.STEPS) else 'done'} ..."
 
     def simulate(self) -> dict:
-        """One press; on fewer torch threads while other processes hold cores (see :func:`bertnpu.pipeline.stage_threads`)."""
-        from ..pipeline import fewer_threads_when_busy
+        """One press; the first one decides the process's thread policy (:func:`bertnpu.quant.kernel_policy.decide_once`)."""
+        from ..quant.kernel_policy import decide_once
 
-        with fewer_threads_when_busy():
-            return self._press()
+        decide_once()
+        return self._press()
 
     def _press(self) -> dict:
         import numpy as np
