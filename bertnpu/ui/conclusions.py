@@ -36,15 +36,46 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f}%"
 
 
-def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float) -> str:
-    """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?"""
+def interval_text(diff: float, ci: Sequence[float]) -> str:
+    """A difference with its paired 95 % interval, as the conclusions print it: ``-0.020 [-0.028, -0.013]``."""
+    return f"{diff:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def noise_verdict(diff: float, ci: Sequence[float], reference: str = "FP32") -> str:
+    """What a difference to ``reference`` means once its paired 95 % bootstrap interval ``ci`` is known.
+
+    The interval contains 0: "within FP32's noise" (the split cannot tell the two apart, whatever the
+    fourth decimal says); else "worse than FP32" or "better than FP32", with the numbers.
+
+    Example:
+        >>> noise_verdict(-0.020, [-0.028, -0.013])
+        'worse than FP32: -0.020 [-0.028, -0.013]'
+    """
+    lo, hi = ci
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{diff:+.4f} from {reference} (too few pairs for an interval)"
+    if lo <= 0.0 <= hi:
+        return f"within {reference}'s noise: {interval_text(diff, ci)}"
+    return f"{'worse' if hi < 0 else 'better'} than {reference}: {interval_text(diff, ci)}"
+
+
+def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float, diff_ci=None) -> str:
+    """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?
+
+    ``diff_ci``: the paired 95 % interval of ``int8 - fp32``; with it the ranking verdict is the noise's
+    (:func:`noise_verdict`), not the rule of thumb ``GOOD["spearman_drop"]``."""
     drop = fp32 - int8
     share = f" ({drop / fp32 * 100:.1f}% of FP32)" if fp32 > 0.1 else ""  # a share of a near-zero score means nothing
-    rank = "keeps the STS-B ranking" if drop <= GOOD["spearman_drop"] else f"loses {drop:.4f} Spearman{share}"
+    kept = drop <= GOOD["spearman_drop"] if diff_ci is None else diff_ci[1] >= 0.0  # the interval reaches FP32: no loss shown
+    if diff_ci is not None:
+        rank = (f"keeps the STS-B ranking ({noise_verdict(-drop, diff_ci)})" if kept
+                else f"loses Spearman ({noise_verdict(-drop, diff_ci)}{share})")
+    else:
+        rank = "keeps the STS-B ranking" if kept else f"loses {drop:.4f} Spearman{share}"
     emb_close = cosine_mean >= GOOD["cosine"] and recall10 >= GOOD["recall@10"]
     if emb_close:
         emb = "and its embeddings stay close to FP32, so stored FP32 vectors and search results remain valid"
-    elif drop <= GOOD["spearman_drop"]:
+    elif kept:
         emb = (f"but its embeddings move (cosine {cosine_mean:.3f}, recall@10 {recall10:.2f}): similarity scores rank pairs as before, "
                "yet INT8 vectors must not be mixed with stored FP32 vectors")
     else:
@@ -161,6 +192,17 @@ def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
         matter = f"the choice matters: the scored cells span {spread:.4f}"
     proxy_only = len(rows) - len(values)
     ranked = f"; the other {proxy_only} cells were ranked by the proxy only" if proxy_only else ""
+    tied = [r for r in rows if r.get("tied_with_best")]
+    pick = next((r for r in rows if r.get("recommended")), None)
+    if tied and pick is not None:
+        if len(values) > 1:
+            matter = (f"{len(tied)} of the {len(values)} scored cells are tied with the best (paired 95 % interval of the difference "
+                      "contains 0)" if len(tied) > 1 else "no other scored cell is tied with it (each paired 95 % interval of the difference excludes 0)")
+        same = pick.get("spearman") == best
+        label = label if same else f"{label} ({pick['spearman']:.4f})"
+        first = f"Best on validation {best:.4f}; recommended: {label}" + (
+            "" if same else f", the simplest of the tied cells ({pick.get('knobs_from_default', 0)} knob(s) from the tutorial's config)")
+        return f"{first}; {matter} ({len(values)} configs scored, worst {worst:.4f}{ranked})."
     return f"Best on validation: {label} ({best:.4f}); {matter} ({len(values)} configs scored, worst {worst:.4f}{ranked})."
 
 
@@ -175,8 +217,15 @@ def comparison_conclusion(rows: Sequence[Mapping]) -> str:
         return "Only the FP32 model was evaluated."
     best = max(others, key=lambda r: r["spearman"])
     shown = lambda r: round(r["spearman"], 4)  # noqa: E731 (differences of the shown figures, so the sentence adds up)
-    parts = [f"On the test split, {best['name']} is the closest to FP32: {best['spearman']:.4f} vs {fp32['spearman']:.4f} "
-             f"(drop {shown(fp32) - shown(best):.4f})"]
+    if best.get("diff_to_fp32_ci") is not None:
+        parts = [f"On the test split, {best['name']} is the closest to FP32: {best['spearman']:.4f} vs {fp32['spearman']:.4f}, "
+                 + noise_verdict(best["diff_to_fp32"], best["diff_to_fp32_ci"])]
+        tied = [r["name"] for r in others if r is not best and r.get("diff_to_fp32_ci") is not None and r["diff_to_fp32_ci"][1] >= 0.0]
+        if tied:
+            parts.append(f"{' and '.join(tied)} also within FP32's noise")
+    else:
+        parts = [f"On the test split, {best['name']} is the closest to FP32: {best['spearman']:.4f} vs {fp32['spearman']:.4f} "
+                 f"(drop {shown(fp32) - shown(best):.4f})"]
     tutorial = next((r for r in others if r["name"].startswith("tutorial")), None)
     if tutorial is not None and tutorial is not best:
         parts.append(f"{shown(best) - shown(tutorial):+.4f} over the tutorial config")
