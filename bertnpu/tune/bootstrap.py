@@ -92,12 +92,18 @@ class PairedBootstrap:
         self.counts = resample_counts(self.n, resamples, seed)
         self.gold_ranks = resampled_ranks(self.gold, self.counts)
         self.gold_norm = (self.counts * self.gold_ranks * self.gold_ranks).sum(1)
+        self._recent: dict[bytes, np.ndarray] = {}  # FP32's resamples are asked for once per compared model: computed once
 
     def samples(self, values: Sequence[float]) -> np.ndarray:
         """``[B]`` Spearman of ``values`` (one score per pair, e.g. its cosine) against gold, per resample."""
         values = np.asarray(values, dtype=np.float64)
         assert values.shape == (self.n,), f"one value per pair: expected {self.n}, got {values.shape}"
-        return weighted_corr(resampled_ranks(values, self.counts), self.gold_ranks, self.counts, self.gold_norm)
+        key = values.tobytes()
+        if key not in self._recent:
+            if len(self._recent) >= 4:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[key] = weighted_corr(resampled_ranks(values, self.counts), self.gold_ranks, self.counts, self.gold_norm)
+        return self._recent[key]
 
     def interval(self, samples: np.ndarray) -> list[float]:
         return percentile_interval(samples, self.level)
