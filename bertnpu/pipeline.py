@@ -220,7 +220,7 @@ class Pipeline:
             st.StatsInputs(model, calib, out=out / "stats.npz", figures=figures, force=True)))
         stats = load_stats(out / "stats.npz", model)
         sweep_key = {**stats_key, "p": o.percentiles, "k": o.topk_ratios, "methods": o.methods, "outputs": o.outputs, "search": o.search,
-                     "strategy": o.strategy, "confirm": o.confirm}
+                     "strategy": o.strategy, "confirm": o.confirm, "intervals": 1}  # intervals: results from before the bootstrap are recomputed
         if o.quick:
             sweep_key["proxy_sentences"] = o.proxy_sentences
         s["sweep"] = self._stage("sweep", sweep_key, lambda: st.run_sweep(st.SweepInputs(
@@ -229,7 +229,7 @@ class Pipeline:
             out=out / "sweep", figures=figures, recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
         plan_key = {**stats_key, "profile": "aries", "tolerance": 0.005, "min_cosine": 0.99, "max_sites": o.plan_max_sites,
-                    "try_layernorm": False}
+                    "try_layernorm": False, "intervals": 1}
         if o.quick:
             plan_key.update(bracket=o.plan_bracket, **o.plan_options)
         if o.plan:

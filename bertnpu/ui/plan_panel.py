@@ -63,6 +63,8 @@ class PlanPanel:
         for output, name in ((self.pareto, "plan_pareto"), (self.sites, "plan_sites")):
             output.outputs = ()
             output.append_display_data(Image(data=figure_png(result.figures[name])))
+        from .conclusions import noise_verdict
+
         verdict = "within" if result.within_tolerance else "<b>not</b> within"
         cos_verdict = "reached" if result.cosine_met else "<b>not</b> reached within the site limit"
         best = result.best_int8_only
@@ -70,7 +72,9 @@ class PlanPanel:
             f"[{esc(result.profile)}] {len(result.activation_16bits)} site(s) at 16 bits ({result.traffic_16bit:.1%} of activation traffic): "
             f"validation Spearman {result.validation_spearman:.4f}, {verdict} {result.tolerance:g} of FP32 {result.fp32_validation_spearman:.4f}, "
             f"validation cosine {result.validation_cosine:.4f} (minimum {result.min_cosine:g} {cos_verdict}); "
-            f"test {result.spearman:.4f} (FP32 {result.fp32_spearman:.4f}, cosine to FP32 {result.cosine_to_fp32:.4f}); "
+            f"test {result.spearman:.4f} (FP32 {result.fp32_spearman:.4f}, cosine to FP32 {result.cosine_to_fp32:.4f}"
+            + (f"; {esc(noise_verdict(result.diff_to_fp32, result.diff_to_fp32_ci))}" if result.diff_to_fp32_ci else "") + "); "
+            + (f"stopped by <code>{esc(result.stop_rule)}</code>: {esc(result.stop_reason)}; " if result.stop_rule else "") +
             f"best INT8-only: test {best['spearman']:.4f} ({esc(best['recipe'])})"
             + (f"<br>not tried at 16 bits: the {len(result.not_tried)} LayerNorm outputs (an ARIES user saw a 16-bit override of "
                "LayerNormalization leave the compiled model byte-identical, so it is no lever)" if result.not_tried else ""))

@@ -360,16 +360,21 @@ class SimulatePanel:
             int8_emb[len(probe):] = sim.encoder_for(embedding=self._embedding, batch_size=self.ENCODE_BATCH)(sentences[len(probe):])
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
         fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
+        from ..tune.bootstrap import interval_fields
+        from ..tune.evaluate import pair_cosines
+
+        noise = interval_fields(pair_cosines(int8_emb, rows1, rows2), pairs.scores, int8, pair_cosines(fp32_emb, rows1, rows2), fp32)
+        lo, hi = noise["diff_to_fp32_ci"]
         self.progress.value = len(self.STEPS)
         self.progress.description = "done"
         self.progress.layout.display = "none"
         kept = (f", {len(a16)} site(s) at 16 bits" if a16 else "") + (
             f", {len(keep)} site(s) kept in FP32 (diagnostic only, no device counterpart)" if keep else "") + f", profile {self.profile.value}"
-        verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
+        verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"], diff_ci=noise["diff_to_fp32_ci"])
         self.conclusion = verdict + " " + sqnr_conclusion(sqnr)
         self.result.value = (
             f"<div class='bertnpu-simulate'>STS-B <span class='bertnpu-subset'>{subset}</span>: FP32 Spearman <b>{fp32:.4f}</b>, "
-            f"predicted INT8 ({cfg.label()}{kept}) <b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f})<br>"
+            f"predicted INT8 ({cfg.label()}{kept}) <b class='bertnpu-int8'>{int8:.4f}</b> (delta {int8 - fp32:+.4f} [{lo:+.4f}, {hi:+.4f}], paired 95 % bootstrap interval)<br>"
             f"embedding cosine(FP32, INT8): mean {fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f} (good: mean &ge; 0.99); "
             f"nearest-neighbour recall@10 {fid['recall@10']:.3f} (good: &ge; 0.9)<br>"
             + (f"SQNR: mean {np.mean(list(sqnr.values())):.1f} dB over {len(sqnr)} quantized sites, lowest {min(sqnr.values()):.1f} dB "
@@ -381,7 +386,7 @@ class SimulatePanel:
         return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "activation_16bits": a16, "profile": self.profile.value,
                 "pairs": len(pairs), "subset": subset,
                 "cosine_mean": fid["cosine_mean"],
-                "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion}
+                "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion, **noise}
 
 
 class CompilePanel:

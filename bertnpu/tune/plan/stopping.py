@@ -44,8 +44,8 @@ def stop_rule(pareto: list[dict], min_cosine: float) -> Optional[str]:
 
 def pick_row(pareto: list[dict], target: float, min_cosine: float) -> tuple[dict, bool, bool]:
     """The row to compile, by the first stop rule that fires along the table (:func:`stop_rule`); no rule fired: the
-    row within FP32's noise whose embeddings are closest; else the row with the closest embeddings among those meeting
-    the cosine floor; else the best Spearman.
+    row within FP32's noise whose embeddings are closest; else the best Spearman among the rows meeting the cosine
+    floor; else the best Spearman.
 
     Returns ``(row, within_tolerance, cosine_met)``: whether any row reached ``target`` (FP32 minus the tolerance,
     reported beside the intervals), and whether the picked row meets the cosine floor.
