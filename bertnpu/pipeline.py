@@ -144,7 +144,8 @@ class Pipeline:
         s["stats"] = self._stage("stats", stats_key, lambda: st.collect_stats(
             st.StatsInputs(model, calib, out=out / "stats.npz", force=True)))
         stats = load_stats(out / "stats.npz", model)
-        sweep_key = {**stats_key, "methods": o.methods, "outputs": o.outputs, "search": o.search, "strategy": o.strategy, "confirm": o.confirm}
+        sweep_key = {**stats_key, "methods": o.methods, "outputs": o.outputs, "search": o.search, "strategy": o.strategy, "confirm": o.confirm,
+                     "intervals": 1}  # intervals: results from before the bootstrap are recomputed
         if o.search == "grid":  # the wide search scores its own cells: percentiles and topk ratios never enter its key
             sweep_key.update(p=o.percentiles, k=o.topk_ratios)
         if o.is_quick:
@@ -155,7 +156,7 @@ class Pipeline:
             out=out / "sweep", recommended=out / "recommended_config.json")))
         chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
         plan_key = {**stats_key, "profile": PlanSpec.profile, "tolerance": PlanSpec.tolerance, "min_cosine": PlanSpec.min_cosine,
-                    "max_sites": o.plan_max_sites, "try_layernorm": PlanSpec.try_layernorm}
+                    "max_sites": o.plan_max_sites, "try_layernorm": PlanSpec.try_layernorm, "intervals": 1}
         if o.is_quick:
             plan_key.update(bracket=o.plan_bracket, **o.plan_options)
         if o.plan:

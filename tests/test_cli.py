@@ -36,6 +36,8 @@ def test_eval_json_last_line(capsys, stsb_dir):
     assert rc == 0
     assert {"spearman", "pearson", "pairs", "seconds"} <= set(result)
     assert result["pairs"] == 64 and 0.5 < result["spearman"] <= 1
+    lo, hi = result["spearman_ci"]  # the 95 % bootstrap interval (bertnpu.tune.bootstrap) around the unchanged point estimate
+    assert lo < result["spearman"] < hi and "pair_cosines" not in result
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -35,9 +35,22 @@ def test_simulate_bracket_and_a16(capsys, tiny_model, tiny_model_dir, tiny_stats
         r = recipe.with_(profile=name, activation_16bits=("layer.0.ffn.residual", "layer.1.ffn.residual"))
         assert value == pytest.approx(evaluate_sts(simulate(tiny_model, tiny_stats, r).encoder_for(), pairs)["spearman"], abs=1e-6)
     assert result["spearman"] == pytest.approx(result["profiles"]["aries"])
+    # the bracket by what it measures: each profile's interval, paired difference to FP32 and mean embedding cosine to FP32
+    from bertnpu.model.sentence_encoder import SentenceEncoder
+    from bertnpu.tune.evaluate import cosine_rows, unique_sentences
+
+    sentences = unique_sentences(pairs)[0]
+    fp32_emb = SentenceEncoder(tiny_model, progress=False)(sentences)
+    for name, d in result["profile_details"].items():
+        r = recipe.with_(profile=name, activation_16bits=("layer.0.ffn.residual", "layer.1.ffn.residual"))
+        want = cosine_rows(simulate(tiny_model, tiny_stats, r).encoder_for()(sentences), fp32_emb).mean()
+        assert d["cosine_mean"] == pytest.approx(want, abs=1e-6) and d["spearman"] == result["profiles"][name]
+        assert d["diff_to_fp32"] == pytest.approx(d["spearman"] - result["fp32_spearman"], abs=1e-12) and len(d["diff_to_fp32_ci"]) == 2
+    assert result["diff_to_fp32_ci"] == result["profile_details"]["aries"]["diff_to_fp32_ci"] and len(result["spearman_ci"]) == 2
     rc, out, _ = _run(capsys, "simulate", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--calib", calib_dir, "--config", str(path),
                       "--profile", "optimistic", "--limit", "40")
-    assert rc == 0 and "[optimistic]" in out and "profile bracket: aries" in out
+    assert rc == 0 and "[optimistic]" in out and "profile bracket (Spearman [95 % CI], mean embedding cosine to FP32): aries" in out
+    assert "FP32's noise" in out or "than FP32: " in out  # the verdict of the paired interval
     assert "note:" not in _  # residual sums: no observation against their override
     rc, out, err = _run(capsys, "simulate", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--calib", calib_dir, "--config", str(path),
                         "--a16", "layer.1.attention.layernorm.out", "--limit", "20", "--json")
@@ -83,6 +96,8 @@ def test_plan_json_and_recipe(capsys, tiny_model_dir, calib_dir, stsb_dir, tmp_p
     assert rc == 0
     result = json.loads(text.strip().splitlines()[-1])
     assert {"fp32_spearman", "spearman", "validation_spearman", "activation_16bits", "profile", "seconds"} <= set(result)
+    assert {"spearman_ci", "diff_to_fp32", "diff_to_fp32_ci", "fp32_spearman_ci", "stop_rule", "stop_reason"} <= set(result)
+    assert result["stop_rule"] in ("fp32_noise", "no_gain", "max_sites", "no_candidates") and f"stopped by {result['stop_rule']}" in text
     recipe = Recipe.load(out)
     assert list(recipe.activation_16bits) == result["activation_16bits"] and recipe.profile == "aries"
     assert recipe.prediction["test_spearman"] == pytest.approx(result["spearman"])

@@ -16,11 +16,13 @@ PLANNED = Recipe(calibration=QuantConfig(method=0, percentile=0.99), equivalent_
 
 def _entry(recipe: Recipe, spearman: float, pearson: float, cosine: float, recall: float) -> dict:
     return {"config": recipe.calibration.to_dict(), "recipe": recipe.to_dict(), "spearman": spearman, "pearson": pearson,
-            "cosine_mean": cosine, "recall@10": recall}
+            "cosine_mean": cosine, "recall@10": recall, "spearman_ci": [spearman - 0.03, spearman + 0.02],
+            "diff_to_fp32": spearman - 0.81, "diff_to_fp32_ci": [spearman - 0.81 - 0.015, spearman - 0.81 + 0.012]}
 
 
 def _result(planned: bool = True) -> EvaluationResult:
-    return EvaluationResult(split="test", pairs=40, fp32={"spearman": 0.81, "pearson": 0.79, "cosine_mean": 1.0, "recall@10": 1.0},
+    return EvaluationResult(split="test", pairs=40, fp32={"spearman": 0.81, "pearson": 0.79, "cosine_mean": 1.0, "recall@10": 1.0,
+                                                          "spearman_ci": [0.78, 0.83]},
                             tutorial_default=_entry(Recipe(), 0.52, 0.50, 0.61, 0.25),
                             recommended=_entry(Recipe(calibration=QuantConfig(percentile=0.99)), 0.77, 0.75, 0.97, 0.81),
                             planned=_entry(PLANNED, 0.80, 0.78, 0.995, 0.93) if planned else None, fidelity=None)
@@ -29,7 +31,10 @@ def _result(planned: bool = True) -> EvaluationResult:
 def test_rows_are_the_stage_entries_in_order():
     rows = comparison_rows(_result())
     assert [r["name"] for r in rows] == ["FP32", "tutorial config", "recommended", "planned recipe"]
-    assert all(tuple(r) == COLUMNS for r in rows)
+    assert all(tuple(r)[: len(COLUMNS)] == COLUMNS for r in rows)
+    # the intervals: as text in the table, as numbers beside it
+    assert rows[0]["spearman 95% CI"] == "[0.7800, 0.8300]" and rows[0]["vs FP32 (paired 95% CI)"] == ""
+    assert rows[2]["vs FP32 (paired 95% CI)"] == "-0.0400 [-0.0550, -0.0280]" and rows[2]["diff_to_fp32_ci"] == pytest.approx([-0.055, -0.028])
     assert [(r["spearman"], r["pearson"], r["cosine"], r["recall@10"]) for r in rows] == [
         (0.81, 0.79, 1.0, 1.0), (0.52, 0.50, 0.61, 0.25), (0.77, 0.75, 0.97, 0.81), (0.80, 0.78, 0.995, 0.93)]
     # each config column is the recipe's own label, written out here from its parts
@@ -50,11 +55,12 @@ def test_entries_from_an_older_summary():
            "tutorial_default": {"config": QuantConfig(method=2).to_dict(), "spearman": 0.6, "pearson": 0.5}}
     rows = comparison_rows(old)
     assert rows[1]["config"] == QuantConfig(method=2).label() and rows[1]["cosine"] is None and rows[0]["recall@10"] is None
+    assert rows[1]["spearman 95% CI"] == "" and rows[1]["diff_to_fp32_ci"] is None
 
 
 def test_conclusion_reads_the_rows():
     text = comparison_conclusion(comparison_rows(_result()))
-    assert "planned recipe is the closest to FP32: 0.8000 vs 0.8100 (drop 0.0100)" in text
+    assert "planned recipe is the closest to FP32: 0.8000 vs 0.8100, within FP32's noise: -0.010 [-0.025, +0.002]" in text
     assert "+0.2800 over the tutorial config" in text and "interchangeable with FP32" in text
 
 

@@ -62,6 +62,24 @@ def test_outlier_and_stability_conclusions():
     assert text.startswith("2 of 3 thresholds move more than 5%") and "worst c: 20.0%" in text
 
 
+def test_noise_verdict_reads_the_interval():
+    assert C.noise_verdict(-0.020, [-0.028, -0.013]) == "worse than FP32: -0.020 [-0.028, -0.013]"
+    assert C.noise_verdict(-0.004, [-0.011, 0.002]) == "within FP32's noise: -0.004 [-0.011, +0.002]"
+    assert C.noise_verdict(0.006, [0.001, 0.012]).startswith("better than FP32: +0.006")
+    assert "too few pairs" in C.noise_verdict(0.1, [float("nan"), float("nan")])
+    # with an interval, the ranking verdict is the noise's, not the 0.005 rule of thumb
+    assert "keeps the STS-B ranking (within FP32's noise: -0.009" in C.simulate_conclusion(0.82, 0.811, 0.995, 0.95, diff_ci=[-0.02, 0.001])
+    assert "loses Spearman (worse than FP32: -0.004 [-0.006, -0.002]" in C.simulate_conclusion(0.82, 0.816, 0.995, 0.95, diff_ci=[-0.006, -0.002])
+
+
+def test_sweep_conclusion_names_the_ties_and_the_simpler_pick():
+    rows = [{"spearman": 0.7700, "tied_with_best": True, "recommended": True, "knobs_from_default": 1},
+            {"spearman": 0.7720, "tied_with_best": True, "knobs_from_default": 3}, {"spearman": 0.7400, "tied_with_best": False}]
+    text = C.sweep_conclusion(rows, {"method": 0, "mode": 1, "percentile": 0.999, "topk_ratio": 0.01})
+    assert text.startswith("Best on validation 0.7720; recommended: method 0, percentile 0.999, topk_ratio 0.01 (0.7700), the simplest of the tied")
+    assert "2 of the 3 scored cells are tied with the best" in text
+
+
 def test_sweep_and_comparison_conclusions():
     rows = [{"spearman": 0.7700}, {"spearman": 0.7720}, {"spearman": 0.7690}]
     chosen = {"method": 1, "mode": 1, "percentile": 0.99, "topk_ratio": 0.1}

@@ -91,7 +91,7 @@ def test_finished_progress_bars_leave_no_trace(executed):
 
 
 def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, stsb_dir):
-    """The FP32 test Spearman printed in 04 equals evaluate_sts; the recommendation equals the sweep stage's best row."""
+    """The FP32 test Spearman printed in 04 equals evaluate_sts; the recommendation equals the sweep stage's recommended row."""
     from bertnpu.data.stsb import load_stsb
     from bertnpu.model.sentence_encoder import SentenceEncoder
     from bertnpu.tune.evaluate import evaluate_sts
@@ -102,7 +102,9 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     assert printed == pytest.approx(want, abs=5e-5)
     rows = json.loads((notebooks_dir().parent / params["WORKDIR"] / "sweep" / "sweep.json").read_text())
     best = max((r for r in rows if r["spearman"] is not None), key=lambda r: r["spearman"])  # cells not confirmed on the full split have None
-    assert f"validation Spearman {best['spearman']:.4f}" in text
+    pick = next(r for r in rows if r["recommended"])  # the simplest cell tied with the best (tune.sweep.RECOMMENDATION_RULE)
+    assert pick["tied_with_best"] and f"validation Spearman {pick['spearman']:.4f} [{pick['spearman_ci'][0]:.4f}, " in text
+    assert f"tied with the best, {best['spearman']:.4f})" in text
     from bertnpu.pipeline import RunOptions
 
     run = RunOptions()
@@ -137,7 +139,7 @@ def test_notebook_04_table_is_the_evaluate_stage(executed, params):
     header = re.findall(r"<th[^>]*>(.*?)</th>", tables[0])
     assert [c[0] for c in cells] == [r["name"] for r in want] == ["FP32", "tutorial config", "recommended", "planned recipe"]
     for got, row in zip(cells, want):
-        for column in ("spearman", "pearson", "cosine", "recall@10"):
+        for column in ("spearman", "spearman 95% CI", "vs FP32 (paired 95% CI)", "pearson", "cosine", "recall@10"):
             assert got[header.index(column)] == format_value(row[column]), (row["name"], column)
 
 def test_notebooks_only_call_the_package():

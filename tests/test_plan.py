@@ -55,12 +55,11 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
     assert [row["n_sites"] for row in result.pareto] == list(range(len(result.pareto)))
     assert all(b["traffic_16bit"] > a["traffic_16bit"] for a, b in zip(result.pareto, result.pareto[1:]))
     assert result.pareto[0]["sites"] == [] and len(result.pareto) == 3  # full_table: up to max_sites
-    within = [r for r in result.pareto if r["validation_spearman"] >= result.fp32_validation - spec.tolerance]
-    both = [r for r in within if r["validation_cosine"] >= spec.min_cosine]
-    chosen = both[0] if both else (max(within, key=lambda r: r["validation_cosine"]) if within
-                                   else max(result.pareto, key=lambda r: r["validation_spearman"]))
-    assert list(result.recipe.activation_16bits) == chosen["sites"]  # the cheapest accepted (tolerance and cosine floor)
-    assert result.cosine_met == bool(both) and result.validation_cosine == chosen["validation_cosine"]
+    from bertnpu.tune.plan import pick_row
+
+    chosen = pick_row(result.pareto, result.fp32_validation - spec.tolerance, spec.min_cosine)[0]  # the noise rules (tests/test_stopping.py)
+    assert list(result.recipe.activation_16bits) == chosen["sites"]
+    assert result.cosine_met == (chosen["validation_cosine"] >= spec.min_cosine) and result.validation_cosine == chosen["validation_cosine"]
     # the chosen recipe's numbers are those of an independent simulation
     stats = tiny_stats if not result.recipe.equivalent_transformation.enabled() else collect_transformed_stats(
         tiny_model, tiny_calib, tiny_stats, result.recipe.equivalent_transformation.enabled(), batch_size=7)
@@ -123,15 +122,23 @@ def test_bad_spec(kwargs, message):
 
 
 def test_cosine_floor_keeps_adding_sites(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test):
-    """With the floor off the plan stops at the first row within tolerance; with an unreachable floor it goes on to max_sites."""
+    """With the floor off the plan stops by a noise rule at once or after one site; with an unreachable floor it goes on to max_sites."""
+    from bertnpu.tune.plan import pick_row
+
     common = dict(tolerance=0.5, max_sites=2, proxy_sentences=16, lazy_width=1, configs=(CFG,), transforms=(), top_configs=1)
     val, test = stsb_validation.subset(30), stsb_test.subset(30)
     off = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(min_cosine=0.0, **common), stats=tiny_stats, progress=False)
-    assert len(off.pareto) == 1 and off.recipe.activation_16bits == () and off.cosine_met  # within 0.5 at once
+    assert off.stop_rule in ("fp32_noise", "no_gain") and len(off.pareto) <= 2 and off.cosine_met
     assert off.pareto[0]["validation_cosine"] < 0.999  # 4-bit activations: the embeddings are off
     strict = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(min_cosine=0.999, **common), stats=tiny_stats, progress=False)
-    assert len(strict.pareto) == 3 and not strict.cosine_met
-    assert strict.recipe.activation_16bits == tuple(max(strict.pareto, key=lambda r: r["validation_cosine"])["sites"])
+    assert len(strict.pareto) == 3 and not strict.cosine_met and strict.stop_rule == "max_sites"
+    assert strict.recipe.activation_16bits == tuple(pick_row(strict.pareto, strict.fp32_validation - 0.5, 0.999)[0]["sites"])
+    assert "stopped (max_sites)" in format_pareto(strict)
+    # every row carries its paired intervals against FP32 (and against the previous row)
+    assert all(r["diff_to_fp32_ci"][0] <= r["diff_to_fp32"] <= r["diff_to_fp32_ci"][1] for r in strict.pareto)
+    assert strict.pareto[0]["gain_ci"] is None and all(len(r["gain_ci"]) == 2 for r in strict.pareto[1:])
+    s = strict.summary()
+    assert s["diff_to_fp32"] == pytest.approx(strict.test_spearman - strict.fp32_test, abs=1e-15) and len(s["diff_to_fp32_ci"]) == 2
 
 
 def test_layernorm_outputs_are_not_planned_by_default(tiny_model, tiny_calib, tiny_stats, stsb_validation, stsb_test):

@@ -38,6 +38,8 @@ def test_plan_panel_runs_and_shows(ws):
     assert saved.activation_16bits == result.recipe.activation_16bits and saved.profile == "aries"
     assert len(panel.pareto.outputs) == 1 and len(panel.sites.outputs) == 1
     assert f"{result.spearman:.4f}" in panel.status.value and "[aries]" in panel.status.value
+    assert f"stopped by <code>{result.stop_rule}</code>" in panel.status.value
+    assert "FP32&#x27;s noise" in panel.status.value or "than FP32: " in panel.status.value  # the verdict of the test split's paired interval
     layernorms = 2 * ws.model.config.num_hidden_layers
     assert len(result.not_tried) == layernorms and f"not tried at 16 bits: the {layernorms} LayerNorm outputs" in panel.status.value
     assert json.dumps(result.recipe.to_dict(), indent=1).splitlines()[1].strip()[:10] in panel.recipe.value.replace("&quot;", '"')

@@ -42,6 +42,20 @@ def test_evaluate_fp32_against_sentence_transformers(tiny_model, tiny_stats, tes
     assert r.fidelity["cosine_mean"] == pytest.approx(fid["cosine_mean"], abs=1e-12) and r.fidelity["recall@10"] == fid["recall@10"]
     assert r.recommended["cosine_mean"] == r.fidelity["cosine_mean"] and 0 < r.tutorial_default["cosine_mean"] <= 1
     assert r.fidelity["entry"] == "recommended"  # no planned recipe: the recommended one is what gets compiled
+    # the agreed interval keys: the same paired bootstrap as bertnpu.tune.bootstrap on the pair cosines, and the simulate stage's
+    from bertnpu.tune.bootstrap import PairedBootstrap
+    from bertnpu.tune.evaluate import pair_cosines, unique_sentences
+
+    sentences, r1, r2 = unique_sentences(test40)
+    boot = PairedBootstrap(test40.scores)
+    fp32_samples = boot.samples(pair_cosines(SentenceEncoder(tiny_model, progress=False)(sentences), r1, r2))
+    rec_samples = boot.samples(pair_cosines(rec.encoder_for()(sentences), r1, r2))
+    assert r.fp32["spearman_ci"] == pytest.approx(boot.interval(fp32_samples), abs=1e-6)
+    assert r.recommended["spearman_ci"] == pytest.approx(boot.interval(rec_samples), abs=1e-6)
+    assert r.recommended["diff_to_fp32"] == pytest.approx(r.recommended["spearman"] - r.fp32["spearman"], abs=1e-15)
+    assert r.recommended["diff_to_fp32_ci"] == pytest.approx(boot.interval(rec_samples - fp32_samples), abs=1e-6)
+    assert r.tutorial_default["diff_to_fp32_ci"] == pytest.approx(list(sim.diff_to_fp32_ci), abs=1e-12)
+    assert r.tutorial_default["spearman_ci"] == pytest.approx(list(sim.spearman_ci), abs=1e-12) and "diff_to_fp32" not in r.fp32
 
 
 def _knn(e: np.ndarray, k: int) -> list[set]:

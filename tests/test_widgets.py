@@ -95,7 +95,17 @@ def test_simulate_panel_keep_fp32_toggles(ws):
     assert "recall@10" in panel.result.value and "SQNR" in panel.result.value
     from bertnpu.ui.conclusions import simulate_conclusion
 
-    assert simulate_conclusion(result["fp32"], result["int8"], fid["cosine_mean"], fid["recall@10"]) in panel.result.value
+    from bertnpu.tune.bootstrap import paired_difference_ci
+    from bertnpu.tune.evaluate import pair_cosines, unique_sentences as _unique
+
+    sentences, r1, r2 = _unique(pairs)
+    want_ci = paired_difference_ci(pair_cosines(sim.encoder_for()(sentences), r1, r2), pair_cosines(SentenceEncoder(ws.model, progress=False)(sentences), r1, r2),
+                                   pairs.scores)
+    assert result["diff_to_fp32_ci"] == pytest.approx(want_ci, abs=1e-6)
+    from bertnpu.ui.report import esc
+
+    verdict = simulate_conclusion(result["fp32"], result["int8"], fid["cosine_mean"], fid["recall@10"], diff_ci=result["diff_to_fp32_ci"])
+    assert esc(verdict) in panel.result.value  # shown as HTML text ("FP32's" escaped)
     assert panel.progress.value == panel.progress.max and panel.progress.layout.display == "none"  # finished: hidden
 
 

@@ -49,7 +49,8 @@ def _eval(args) -> int:
         emit_json(result)
     else:
         print(f"{model.name} on STS-B {args.split} ({result['pairs']} pairs, {model.pooling.mode} pooling): "
-              f"Spearman {result['spearman']:.4f}, Pearson {result['pearson']:.4f} in {result['seconds']:.1f} s")
+              f"Spearman {result['spearman']:.4f} [{result['spearman_ci'][0]:.4f}, {result['spearman_ci'][1]:.4f}] (95 % paired bootstrap), "
+              f"Pearson {result['pearson']:.4f} in {result['seconds']:.1f} s")
     return 0
 
 
@@ -94,21 +95,25 @@ def _eval_npu_plain(args, model, pairs) -> int:
     from ..tune.evaluate import evaluate_sts
 
     result = {"model": model.name, "split": args.split, "pairs": len(pairs), "mxq": args.mxq}
-    result["fp32_spearman"] = fp32_scores(model, pairs, progress=not args.json)["spearman"]
+    fp32 = fp32_scores(model, pairs, progress=not args.json, keep_cosines=True)  # the NPU's difference is paired with it
+    result["fp32_spearman"], result["fp32_spearman_ci"] = fp32["spearman"], fp32["spearman_ci"]
     if args.calib or args.stats:
         cfg_file = args.config or (config_path_for(args.mxq) if config_path_for(args.mxq).is_file() else None)
         recipe = recipe_arg(cfg_file)
         result["int8_sim_spearman"] = simulated_scores(model, stats_arg(args, model), recipe, pairs, progress=not args.json)[0]["spearman"]
         result["config"] = recipe.calibration.to_dict()
     with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json, facts=args.facts, verbose=args.verbose) as npu:
-        npu_result = evaluate_sts(npu, pairs)
+        npu_result = evaluate_sts(npu, pairs, reference=fp32)
     result["npu_spearman"], result["npu_pearson"] = npu_result["spearman"], npu_result["pearson"]
+    result.update({k: npu_result[k] for k in ("spearman_ci", "diff_to_fp32", "diff_to_fp32_ci")})
     result["spearman"], result["pearson"] = npu_result["spearman"], npu_result["pearson"]
     if args.json:
         emit_json(result)
     else:
         sim_text = f"{result['int8_sim_spearman']:.4f}" if "int8_sim_spearman" in result else "n/a (pass --calib)"
-        print(f"STS-B {args.split} Spearman ({len(pairs)} pairs): FP32 {result['fp32_spearman']:.4f} | simulated INT8 {sim_text} | NPU {result['npu_spearman']:.4f}")
+        ci = result["diff_to_fp32_ci"]
+        print(f"STS-B {args.split} Spearman ({len(pairs)} pairs): FP32 {result['fp32_spearman']:.4f} | simulated INT8 {sim_text} | NPU {result['npu_spearman']:.4f} "
+              f"({result['diff_to_fp32']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}] to FP32, paired 95 % bootstrap)")
     return 0
 
 

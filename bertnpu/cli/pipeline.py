@@ -24,6 +24,12 @@ def _run(args) -> int:
     summary = run_pipeline(preset(model=args.model, stsb_dir=args.stsb_dir, out=args.out, force=args.force,
                                   trust_remote_code=args.trust_remote_code, plan=args.plan))
     ev = summary["evaluation"]
-    planned = f" | planned, compiled {ev['planned']['spearman']:.4f}" if ev.get("planned") else ""
-    return line_then_json(args, f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {ev['tutorial_default']['spearman']:.4f} | "
-                                 f"INT8 recommended {ev['recommended']['spearman']:.4f}{planned} ({ev['pairs']} pairs, simulated)", summary)
+
+    def shown(entry: dict) -> str:  # a Spearman with its paired difference to FP32 and that difference's 95 % interval
+        ci = entry.get("diff_to_fp32_ci")
+        return f"{entry['spearman']:.4f}" + (f" ({entry['diff_to_fp32']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}])" if ci else "")
+
+    planned = f" | planned, compiled {shown(ev['planned'])}" if ev.get("planned") else ""
+    return line_then_json(args, f"STS-B test Spearman: FP32 {ev['fp32']['spearman']:.4f} | INT8 tutorial config {shown(ev['tutorial_default'])} | "
+                                 f"INT8 recommended {shown(ev['recommended'])}{planned} ({ev['pairs']} pairs, simulated; "
+                                 "differences to FP32 with paired 95 % bootstrap intervals)", summary)

@@ -57,10 +57,15 @@ def _simulate(args) -> int:
     if args.json:
         emit_json(r.to_dict())
     else:
-        bracket = " | ".join(f"{name} {value:.4f}" for name, value in r.profiles.items())
+        from ..ui.conclusions import noise_verdict
+
+        bracket = " | ".join(f"{name} {d['spearman']:.4f} [{d['spearman_ci'][0]:.4f}, {d['spearman_ci'][1]:.4f}] cosine {d['cosine_mean']:.4f}"
+                             for name, d in r.profile_details.items())
         diag = f"; {len(keep)} site(s) kept in FP32, a diagnostic with no device counterpart" if keep else ""
-        print(f"{r.model} on STS-B {r.split}: FP32 Spearman {r.fp32_spearman:.4f}, simulated ({recipe.label()}{diag}) {r.spearman:.4f} "
-              f"(delta {r.spearman - r.fp32_spearman:+.4f}); profile bracket: {bracket}")
+        print(f"{r.model} on STS-B {r.split} ({r.pairs} pairs): FP32 Spearman {r.fp32_spearman:.4f} [{r.fp32_spearman_ci[0]:.4f}, "
+              f"{r.fp32_spearman_ci[1]:.4f}], simulated ({recipe.label()}{diag}) {r.spearman:.4f} [{r.spearman_ci[0]:.4f}, {r.spearman_ci[1]:.4f}] "
+              f"({noise_verdict(r.diff_to_fp32, r.diff_to_fp32_ci)}; 95 % paired bootstrap); embedding cosine to FP32 {r.cosine_mean:.4f}")
+        print(f"profile bracket (Spearman [95 % CI], mean embedding cosine to FP32): {bracket}")
     return 0
 
 
@@ -110,15 +115,27 @@ def _sweep(args) -> int:
         result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
         result = present(result, out, force=True)  # sweep_heatmap.png beside sweep.csv (redrawn as the table is)
         summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
-                   "validation_spearman": result.validation_spearman}
+                   "validation_spearman": result.validation_spearman, "validation_spearman_ci": result.validation_spearman_ci,
+                   "tied_with_best": result.tied_with_best, "best_validation_spearman": result.best_validation_spearman, "rule": result.rule}
         if args.test:
             test = evaluate(EvaluateInputs(model, stats, pairs_arg(args, "test"), recommended=result.recommended_recipe, fidelity=False,
                                            out=out / "recommendation.json", progress=False))
             summary["test"] = test.to_dict()
         folder.settle()
-    return line_then_json(args, f"swept {result.configs} configs on validation; best: {result.recommended_recipe.calibration.label()} "
-                                 f"(Spearman {result.validation_spearman:.4f}); wrote {out}/sweep.csv, sweep.json, sweep_heatmap.png, "
-                                 "recommended_config.json, recommended_recipe.json", summary)
+    ci = result.validation_spearman_ci
+    ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+    ties = (f"; {result.tied_with_best} cell(s) statistically tied with the best ({result.best_validation_spearman:.4f}): the one with the "
+            "fewest knobs changed from the tutorial's config is recommended" if result.tied_with_best > 1 else "")
+    test_text = ""
+    if args.test:
+        rec = summary["test"]["recommended"]
+        from ..ui.conclusions import noise_verdict
+
+        test_text = (f"; test Spearman {rec['spearman']:.4f} [{rec['spearman_ci'][0]:.4f}, {rec['spearman_ci'][1]:.4f}], "
+                     f"{noise_verdict(rec['diff_to_fp32'], rec['diff_to_fp32_ci'])}")
+    return line_then_json(args, f"swept {result.configs} configs on validation; recommended: {result.recommended_recipe.calibration.label()} "
+                                 f"(Spearman {result.validation_spearman:.4f}{ci_text}, 95 % paired bootstrap{ties}){test_text}; wrote {out}/sweep.csv, "
+                                 "sweep.json, sweep_heatmap.png, recommended_config.json, recommended_recipe.json", summary)
 
 
 def _plan_options(p: argparse.ArgumentParser) -> None:
@@ -158,10 +175,15 @@ def _plan(args) -> int:
     print(format_pareto(r.plan))
     verdict = "within" if r.within_tolerance else "NOT within"
     cos_verdict = "reached" if r.cosine_met else "NOT reached within the site limit"
-    print(f"planned [{r.profile}]: {len(r.activation_16bits)} site(s) at 16 bits, validation Spearman {r.validation_spearman:.4f} ({verdict} "
-          f"{r.tolerance:g} of FP32 {r.fp32_validation_spearman:.4f}), validation cosine {r.validation_cosine:.4f} (minimum {r.min_cosine:g} "
-          f"{cos_verdict}); test Spearman {r.spearman:.4f} (FP32 {r.fp32_spearman:.4f}), "
-          f"cosine to FP32 {r.cosine_to_fp32:.4f}; best INT8-only test {r.best_int8_only['spearman']:.4f}; wrote {out}")
+    from ..ui.conclusions import noise_verdict
+
+    int8 = r.best_int8_only
+    print(f"planned [{r.profile}]: {len(r.activation_16bits)} site(s) at 16 bits, stopped by {r.stop_rule}; validation Spearman "
+          f"{r.validation_spearman:.4f} ({verdict} {r.tolerance:g} of FP32 {r.fp32_validation_spearman:.4f}), validation cosine "
+          f"{r.validation_cosine:.4f} (minimum {r.min_cosine:g} {cos_verdict}); test Spearman {r.spearman:.4f} [{r.spearman_ci[0]:.4f}, "
+          f"{r.spearman_ci[1]:.4f}] (FP32 {r.fp32_spearman:.4f}; {noise_verdict(r.diff_to_fp32, r.diff_to_fp32_ci)}), "
+          f"cosine to FP32 {r.cosine_to_fp32:.4f}; best INT8-only test {int8['spearman']:.4f} "
+          f"({noise_verdict(int8['diff_to_fp32'], int8['diff_to_fp32_ci'])}); wrote {out}")
     if args.json:
         emit_json(r.to_dict())
     return 0

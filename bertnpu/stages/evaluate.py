@@ -43,8 +43,9 @@ class EvaluateInputs:
 @dataclass(frozen=True)
 class EvaluationResult(StageResult):
     """Every entry (``fp32`` included) carries ``spearman``, ``pearson``, ``cosine_mean`` (mean
-    cosine of its sentence vectors to FP32's) and ``recall@10`` (FP32's 10 nearest neighbours kept);
-    the INT8 entries also carry their ``config`` and ``recipe``. ``planned`` is None when no
+    cosine of its sentence vectors to FP32's), ``recall@10`` (FP32's 10 nearest neighbours kept) and
+    ``spearman_ci`` (95 % paired-bootstrap interval); the INT8 entries also carry their ``config``,
+    ``recipe``, ``diff_to_fp32`` and its paired interval ``diff_to_fp32_ci``. ``planned`` is None when no
     planned recipe was given."""
 
     split: str
@@ -59,7 +60,8 @@ class EvaluationResult(StageResult):
 
 def _entry(recipe: Recipe, scores: dict, fidelity: dict) -> dict[str, Any]:
     return {"config": recipe.calibration.to_dict(), "recipe": recipe.to_dict(), "spearman": scores["spearman"], "pearson": scores["pearson"],
-            "cosine_mean": fidelity["cosine_mean"], "recall@10": fidelity["recall@10"]}
+            "cosine_mean": fidelity["cosine_mean"], "recall@10": fidelity["recall@10"], "spearman_ci": scores["spearman_ci"],
+            "diff_to_fp32": scores["diff_to_fp32"], "diff_to_fp32_ci": scores["diff_to_fp32_ci"]}
 
 
 def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
@@ -81,7 +83,7 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
     from ..model.sentence_encoder import SentenceEncoder
     from ..quant.transforms import stats_for_recipe, transformation_names
     from ..tune.error_analysis import fidelity_from_embeddings
-    from ..tune.evaluate import recipe_key, sts_scores, unique_sentences
+    from ..tune.evaluate import pair_cosines, recipe_key, scores_with_intervals, unique_sentences
 
     pairs = inputs.pairs
     sentences, rows1, rows2 = unique_sentences(pairs)
@@ -89,7 +91,8 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
     fp32_emb = known.get("fp32")
     if fp32_emb is None:
         fp32_emb = np.asarray(SentenceEncoder(inputs.model, progress=inputs.progress, desc="encode (FP32)")(sentences))
-    fp32 = sts_scores(fp32_emb, rows1, rows2, pairs.scores)
+    fp32 = scores_with_intervals(pair_cosines(fp32_emb, rows1, rows2), pairs.scores)
+    fp32_ref = {"spearman": fp32["spearman"], "pair_cosines": pair_cosines(fp32_emb, rows1, rows2)}  # every difference is paired with it
     recipes = {"tutorial_default": inputs.tutorial, "recommended": inputs.recommended, "planned": inputs.planned}
     entries, fidelity = {}, None
     compiled = "planned" if inputs.planned is not None else "recommended"  # the report shows the worst pairs of what is compiled
@@ -108,12 +111,13 @@ def evaluate(inputs: EvaluateInputs) -> EvaluationResult:
             encoders.setdefault(group, sim.encoder)
         emb = embeddings[same]
         fid = fidelity_from_embeddings(fp32_emb, emb, sentences, rows1, rows2, pairs)
-        entries[name] = _entry(recipe, sts_scores(emb, rows1, rows2, pairs.scores), fid)
+        entries[name] = _entry(recipe, scores_with_intervals(pair_cosines(emb, rows1, rows2), pairs.scores, fp32_ref), fid)
         if name == compiled and inputs.fidelity:
             # per-sentence array: the summary keeps its mean / min / p05
             fidelity = {**{k: v for k, v in fid.items() if k != "cosine"}, "entry": name}
     result = EvaluationResult(split=pairs.split, pairs=len(pairs), fidelity=fidelity,
-                              fp32={"spearman": fp32["spearman"], "pearson": fp32["pearson"], "cosine_mean": 1.0, "recall@10": 1.0}, **entries)
+                              fp32={"spearman": fp32["spearman"], "pearson": fp32["pearson"], "cosine_mean": 1.0, "recall@10": 1.0,
+                                    "spearman_ci": fp32["spearman_ci"]}, **entries)
     if inputs.out is None:
         return result
     from ..artifacts import atomic_write_json

@@ -65,6 +65,15 @@ class PlanResult(StageResult):
     files: tuple[Path, ...] = ()
     not_tried: tuple[str, ...] = ()  # sites left out of the search (their 16-bit override changes nothing on the device)
     brackets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # the test-split paired bootstrap (agreed keys) and why the search stopped (tune.plan.stopping.STOP_RULES)
+    spearman_ci: tuple[float, ...] = ()
+    diff_to_fp32: Optional[float] = None
+    diff_to_fp32_ci: tuple[float, ...] = ()
+    fp32_spearman_ci: tuple[float, ...] = ()
+    stop_rule: str = ""
+    stop_reason: str = ""
+    # the bracket by what it measures: per recipe and profile ``spearman``, ``spearman_ci``, ``diff_to_fp32(_ci)``, ``cosine_mean``
+    bracket_details: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     plan: Any = not_serialized(default=None)
     site_bits: Mapping[str, int] = not_serialized(default_factory=dict)  # every site's width under the planned recipe
     layers: int = not_serialized(default=0)  # the model's layer count (the site map's rows)
@@ -104,14 +113,15 @@ def plan(inputs: PlanInputs) -> PlanResult:
 
         bits = site_bits([s.name for s in list_sites(inputs.model)], result.profile, result.recipe.activation_16bits)
     s = result.summary()
-    brackets = {}
+    brackets, bracket_details = {}, {}
     if inputs.bracket and base_stats is not None:
         from ..quant.recipe import Recipe as _Recipe
         from ..tune.plan import profile_bracket
 
         for label, recipe in (("tutorial", _Recipe()), ("best_int8_only", result.best_int8), ("planned", result.recipe)):
             st = stats_for_recipe(inputs.model, base_stats, recipe, inputs.calib)
-            brackets[label] = profile_bracket(inputs.model, st, recipe, inputs.test, progress=inputs.progress)
+            bracket_details[label] = profile_bracket(inputs.model, st, recipe, inputs.test, progress=inputs.progress, detail=True)
+            brackets[label] = {name: entry["spearman"] for name, entry in bracket_details[label].items()}
     return PlanResult(
         fp32_spearman=result.fp32_test, spearman=result.test_spearman, validation_spearman=result.validation_spearman,
         fp32_validation_spearman=result.fp32_validation, cosine_to_fp32=result.test_cosine_mean,
@@ -120,4 +130,6 @@ def plan(inputs: PlanInputs) -> PlanResult:
         cosine_met=result.cosine_met, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
         pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
         not_tried=tuple(result.not_tried), brackets=brackets, plan=result,
-        site_bits=dict(bits), layers=int(inputs.model.config.num_hidden_layers))
+        site_bits=dict(bits), layers=int(inputs.model.config.num_hidden_layers),
+        spearman_ci=tuple(s.get("spearman_ci", ())), diff_to_fp32=s.get("diff_to_fp32"), diff_to_fp32_ci=tuple(s.get("diff_to_fp32_ci", ())),
+        fp32_spearman_ci=tuple(s.get("fp32_spearman_ci", ())), stop_rule=s["stop_rule"], stop_reason=s["stop_reason"], bracket_details=bracket_details)

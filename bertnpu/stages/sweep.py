@@ -68,6 +68,12 @@ class SweepResult(StageResult):
     recommended_recipe: Recipe
     validation_spearman: float
     files: tuple[Path, ...]
+    # the noise-aware choice (tune.sweep.RECOMMENDATION_RULE): the recommended cell's interval, how many cells tie with
+    # the best, and the best cell's own Spearman (the recommendation may be a simpler tied cell)
+    validation_spearman_ci: Optional[tuple[float, float]] = None
+    tied_with_best: int = 0
+    best_validation_spearman: Optional[float] = None
+    rule: str = ""
 
 
 def grid(inputs: SweepInputs) -> list[Recipe]:
@@ -89,8 +95,8 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
         >>> r.recommended_recipe.label()  # doctest: +SKIP
         'method 1, output 0, MaxPercentile p=0.99 topk=0.1 [aries]'
     """
-    from ..tune.sweep import sweep, write_sweep_table
-    from ..tune.sweep_rows import best_row
+    from ..tune.sweep import RECOMMENDATION_RULE, sweep, write_sweep_table
+    from ..tune.sweep_rows import best_row, recommended_row
 
     recipes = grid(inputs)
     out = Path(inputs.out) if inputs.out is not None else None
@@ -99,7 +105,7 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
                 proxy_sentences=inputs.proxy_sentences)
     assert len(raw) == len(recipes), "sweep returns one row per config, in order"
     rows = tuple(SweepRow.from_dict(row, recipe) for row, recipe in zip(raw, recipes))
-    best = best_row(rows)
+    best = recommended_row(rows)
     chosen = best.recipe
     dict_rows = [r.to_dict() for r in rows]
     files: tuple[Path, ...] = ()
@@ -108,4 +114,7 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
         config_path = Path(inputs.recommended) if inputs.recommended is not None else out / "recommended_config.json"
         files += (chosen.calibration.save(config_path, force=True), chosen.save(config_path.with_name("recommended_recipe.json"), force=True))
     return SweepResult(configs=len(rows), rows=rows, recommended=chosen.calibration.to_dict(), recommended_recipe=chosen,
-                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)))
+                       validation_spearman=best.spearman, files=tuple(dict.fromkeys(files)),
+                       validation_spearman_ci=tuple(best.extra["spearman_ci"]) if best.extra.get("spearman_ci") else None,
+                       tied_with_best=sum(1 for r in rows if r.extra.get("tied_with_best")), best_validation_spearman=best_row(rows).spearman,
+                       rule=RECOMMENDATION_RULE)

@@ -51,8 +51,13 @@ CONFIRM = 4  # best distinct range sets (by proxy) scored on the full split
 # MaxPercentile cells of the wide search: by bertnpu's definition only the clipped fraction
 # r(1-p) matters, so four cells span 1e-6 .. 1e-3 without repeating one another
 WIDE_MODE1_CELLS = ((0.9999, 0.01), (0.999, 0.01), (0.99, 0.01), (0.99, 0.1))
-TABLE_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "bits", "spearman", "pearson", "mean_sqnr_db",
-                 "proxy_cosine", "proxy_spearman", "confirmed", "shares_with", "split")
+TABLE_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "bits", "spearman", "spearman_ci_lo", "spearman_ci_hi", "pearson",
+                 "mean_sqnr_db", "proxy_cosine", "proxy_spearman", "confirmed", "diff_to_best", "diff_to_best_ci_lo", "diff_to_best_ci_hi",
+                 "tied_with_best", "knobs_from_default", "recommended", "shares_with", "split")
+# the recommendation among the cells tied with the best (see tied_rows / recommend_index)
+RECOMMENDATION_RULE = ("among the cells statistically tied with the best (the paired 95 % bootstrap interval of their Spearman difference "
+                       "to the best contains 0), the one with the fewest knobs changed from the tutorial's config; ties broken by the higher Spearman")
+KNOBS = ("method", "output", "mode", "percentile", "topk_ratio", "bits")
 
 
 def config_grid(base: QuantConfig = QuantConfig(), percentiles: Sequence[float] = PERCENTILES, topk_ratios: Sequence[float] = TOPK_RATIOS,
@@ -185,12 +190,48 @@ def _append(path: Optional[Path], entry: dict) -> None:
 
 
 def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str], references: dict, progress: bool = False) -> dict:
-    result = evaluate_sts(sim.encoder_for(progress=progress), pairs)  # the split's batches: a step of the outer bar takes seconds
+    result = evaluate_sts(sim.encoder_for(progress=progress), pairs, keep_cosines=True)  # the split's batches: a step of the outer bar takes seconds
     transforms = tuple(getattr(sim.encoder, "transforms", ()) or ())
     if transforms not in references:  # the FP32 side of the SQNR, once per (transformed) reference encoder
         references[transforms] = SiteReference(model, probe, sim.reference, transforms=transforms)
     sqnr = [v for v in site_sqnr(model, sim, probe, reference=references[transforms]).values() if np.isfinite(v)]
-    return {"spearman": result["spearman"], "pearson": result["pearson"], "mean_sqnr_db": float(np.mean(sqnr)) if sqnr else None}
+    return {"spearman": result["spearman"], "pearson": result["pearson"], "mean_sqnr_db": float(np.mean(sqnr)) if sqnr else None,
+            "pair_cosines": result["pair_cosines"].tolist()}  # kept in the cache: ties with the best are paired differences
+
+
+def knobs_from_default(config: QuantConfig, default: QuantConfig = QuantConfig()) -> int:
+    """How many calibration knobs differ from ``default`` (the tutorial's config); percentile and topk_ratio count only
+    under MaxPercentile (mode 1), the only mode that reads them."""
+    a, b = config.to_dict(), default.to_dict()
+    knobs = [k for k in KNOBS if not (k in ("percentile", "topk_ratio") and a["mode"] != 1)]  # unread outside MaxPercentile
+    return sum(a[k] != b[k] for k in knobs)
+
+
+def tie_marks(cosines: dict[str, np.ndarray], spearman: dict[str, float], gold: np.ndarray) -> tuple[str, dict[str, dict]]:
+    """Per scored range set: ``spearman_ci``, ``diff_to_best`` (point), ``diff_to_best_ci`` (paired bootstrap over the same
+    resampled pairs, :mod:`bertnpu.tune.bootstrap`) and ``tied_with_best`` (that interval contains 0). Returns the best's key too.
+
+    The bootstrap's index matrix and the best's resampled ranks are built once and reused for every candidate."""
+    from .bootstrap import bootstrap_for
+
+    best = max(spearman, key=spearman.get)
+    boot = bootstrap_for(gold)
+    samples = {k: boot.samples(np.asarray(v)) for k, v in cosines.items()}
+    marks = {}
+    for k in cosines:
+        ci = boot.interval(samples[k] - samples[best]) if k != best else [0.0, 0.0]
+        marks[k] = {"spearman_ci": boot.interval(samples[k]), "diff_to_best": spearman[k] - spearman[best], "diff_to_best_ci": ci,
+                    "tied_with_best": k == best or ci[0] <= 0.0 <= ci[1]}
+    return best, marks
+
+
+def recommend_index(rows: Sequence[dict]) -> Optional[int]:
+    """The row :data:`RECOMMENDATION_RULE` picks: fewest ``knobs_from_default`` among ``tied_with_best`` rows, then the
+    higher Spearman, then grid order; None when no row was scored on the full split."""
+    tied = [i for i, r in enumerate(rows) if r.get("tied_with_best") and r.get("spearman") is not None]
+    if not tied:
+        return None
+    return min(tied, key=lambda i: (rows[i].get("knobs_from_default", 0), -rows[i]["spearman"], i))
 
 
 def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantConfig | Recipe], *, cache: Optional[str | os.PathLike] = None,
@@ -202,7 +243,10 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
     calibration and the split) as they finish, so an interrupted sweep resumes.
 
     Rows: the calibration knobs, ``spearman``/``pearson``/``mean_sqnr_db`` on ``pairs`` (None
-    where not scored on the full split), ``proxy_cosine``/``proxy_spearman`` (fast strategy),
+    where not scored on the full split), ``spearman_ci`` (95 % paired bootstrap), ``diff_to_best``
+    and its paired ``diff_to_best_ci``, ``tied_with_best`` (that interval contains 0),
+    ``knobs_from_default``, ``recommended`` (:data:`RECOMMENDATION_RULE`; the ``*_lo``/``*_hi``
+    keys repeat the intervals for the CSV), ``proxy_cosine``/``proxy_spearman`` (fast strategy),
     ``confirmed``, ``proxy_rank``, ``range_key``, ``shares_with`` (label of the first cell with
     the same range set), ``split``, ``key``.
 
@@ -266,21 +310,31 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
     for i in bar:
         bar.set_postfix_str(recipes[i].calibration.label())
         key = _cache_key("full", signatures[i], stats, pairs, {})
-        if key not in done:
+        if key not in done or "pair_cosines" not in done[key]:  # a result from before the intervals: score it again
             done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe, references, progress=progress)}
             _append(cache_path, done[key])
         full[signatures[i]] = done[key]
 
     rank_of = {signatures[i]: r + 1 for r, i in enumerate(ranked)} if strategy == "fast" else {}
+    marks = tie_marks({k: v["pair_cosines"] for k, v in full.items()}, {k: v["spearman"] for k, v in full.items()}, pairs.scores)[1] if full else {}
     rows = []
     for i, (recipe, sig) in enumerate(zip(recipes, signatures)):
         scored = full.get(sig, {})
         first = leader[sig]
+        mark = marks.get(sig, {})
+        ci, dci = mark.get("spearman_ci", [None, None]), mark.get("diff_to_best_ci", [None, None])
         rows.append({**recipe.calibration.to_dict(), "spearman": scored.get("spearman"), "pearson": scored.get("pearson"),
+                     "spearman_ci": mark.get("spearman_ci"), "spearman_ci_lo": ci[0], "spearman_ci_hi": ci[1],
+                     "diff_to_best": mark.get("diff_to_best"), "diff_to_best_ci": mark.get("diff_to_best_ci"), "diff_to_best_ci_lo": dci[0],
+                     "diff_to_best_ci_hi": dci[1], "tied_with_best": mark.get("tied_with_best"),
+                     "knobs_from_default": knobs_from_default(recipe.calibration),
                      "mean_sqnr_db": scored.get("mean_sqnr_db"), "proxy_cosine": proxy_scores.get(sig, {}).get("proxy_cosine"),
                      "proxy_spearman": proxy_scores.get(sig, {}).get("proxy_spearman"), "proxy_rank": rank_of.get(sig),
                      "confirmed": sig in full, "range_key": sig, "shares_with": None if first == i else recipes[first].calibration.label(),
                      "split": pairs.split, "key": scored.get("key")})
+    pick = recommend_index(rows)
+    for i, row in enumerate(rows):
+        row["recommended"] = i == pick
     return rows
 
 
@@ -309,7 +363,13 @@ def best_row(rows: Sequence[dict]) -> dict:
     return max(scored, key=lambda r: r["spearman"])
 
 
+def recommended_row(rows: Sequence[dict]) -> dict:
+    """The row :data:`RECOMMENDATION_RULE` picks (the ``recommended`` one); rows without tie marks: :func:`best_row`."""
+    i = recommend_index(rows)
+    return rows[i] if i is not None else best_row(rows)
+
+
 def best_config(rows: list[dict]) -> QuantConfig:
-    """The config with the highest Spearman in ``rows``."""
-    best = best_row(rows)
+    """The config of the recommended row of ``rows`` (:data:`RECOMMENDATION_RULE`; the highest Spearman without tie marks)."""
+    best = recommended_row(rows)
     return QuantConfig.from_dict({k: best[k] for k in ("method", "output", "mode", "percentile", "topk_ratio", "bits")})

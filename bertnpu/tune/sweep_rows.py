@@ -68,3 +68,10 @@ def best_row(rows: Sequence[SweepRow]) -> SweepRow:
     if not scored:
         raise BertnpuError("The sweep has no rows; give at least one percentile, topk_ratio, mode and method.")
     return max(scored, key=lambda r: r.spearman)
+
+
+def recommended_row(rows: Sequence[SweepRow]) -> SweepRow:
+    """The row the sweep marked ``recommended`` (:data:`bertnpu.tune.sweep.RECOMMENDATION_RULE`: the simplest cell tied with
+    the best); rows without that mark (an older sweep): :func:`best_row`."""
+    marked = [r for r in rows if r.extra.get("recommended") and r.spearman is not None]
+    return marked[0] if marked else best_row(rows)

@@ -38,15 +38,45 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f}%"
 
 
-def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float) -> str:
-    """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?"""
+def interval_text(diff: float, ci: Sequence[float]) -> str:
+    """A difference with its paired 95 % interval, as the conclusions print it: ``-0.020 [-0.028, -0.013]``."""
+    return f"{diff:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def noise_verdict(diff: float, ci: Sequence[float], reference: str = "FP32") -> str:
+    """What a difference to ``reference`` means once its paired 95 % bootstrap interval ``ci`` is known.
+
+    The interval contains 0: "within FP32's noise" (the split cannot tell the two apart, whatever the
+    fourth decimal says); else "worse than FP32" or "better than FP32", with the numbers.
+
+    Example:
+        >>> noise_verdict(-0.020, [-0.028, -0.013])
+        'worse than FP32: -0.020 [-0.028, -0.013]'
+    """
+    lo, hi = ci
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return message("noise.too_few", diff=diff, ref=reference)
+    key = "noise.within" if lo <= 0.0 <= hi else ("noise.worse" if hi < 0 else "noise.better")
+    return message(key, ref=reference, interval=interval_text(diff, ci))
+
+
+def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float, diff_ci=None) -> str:
+    """What a Simulate result means: is the ranking (Spearman) kept, and are the embeddings themselves kept?
+
+    ``diff_ci``: the paired 95 % interval of ``int8 - fp32``; with it the ranking verdict is the noise's
+    (:func:`noise_verdict`), not the rule of thumb ``GOOD["spearman_drop"]``."""
     drop = fp32 - int8
     share = message("sim.share", pct=drop / fp32 * 100) if fp32 > 0.1 else ""  # a share of a near-zero score means nothing
-    rank = message("sim.rank_kept") if drop <= GOOD["spearman_drop"] else message("sim.rank_lost", drop=drop, share=share)
+    kept = drop <= GOOD["spearman_drop"] if diff_ci is None else diff_ci[1] >= 0.0  # the interval reaches FP32: no loss shown
+    if diff_ci is not None:
+        verdict = noise_verdict(-drop, diff_ci)
+        rank = message("sim.rank_kept_ci", verdict=verdict) if kept else message("sim.rank_lost_ci", verdict=verdict, share=share)
+    else:
+        rank = message("sim.rank_kept") if kept else message("sim.rank_lost", drop=drop, share=share)
     emb_close = cosine_mean >= GOOD["cosine"] and recall10 >= GOOD["recall@10"]
     if emb_close:
         emb = message("sim.emb_close")
-    elif drop <= GOOD["spearman_drop"]:
+    elif kept:
         emb = message("sim.emb_move_rank_kept", cosine=cosine_mean, recall=recall10)
     else:
         emb = message("sim.emb_move", cosine=cosine_mean, good_cosine=GOOD["cosine"], recall=recall10, good_recall=GOOD["recall@10"])
@@ -158,6 +188,16 @@ def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
         matter = message("sweep.matters", spread=spread)
     proxy_only = len(rows) - len(values)
     ranked = message("sweep.proxy", n=proxy_only) if proxy_only else ""
+    tied = [r for r in rows if r.get("tied_with_best")]
+    pick = next((r for r in rows if r.get("recommended")), None)
+    if tied and pick is not None:
+        if len(values) > 1:
+            matter = message("sweep.tied_many", tied=len(tied), n=len(values)) if len(tied) > 1 else message("sweep.tied_none")
+        same = pick.get("spearman") == best
+        label = label if same else f"{label} ({pick['spearman']:.4f})"
+        first = message("sweep.recommended", best=best, label=label) + (
+            "" if same else message("sweep.simplest", knobs=pick.get("knobs_from_default", 0)))
+        return message("sweep.tail", first=first, matter=matter, n=len(values), worst=worst, ranked=ranked)
     return message("sweep.sentence", label=label, best=best, matter=matter, n=len(values), worst=worst, ranked=ranked)
 
 
@@ -172,7 +212,14 @@ def comparison_conclusion(rows: Sequence[Mapping]) -> str:
         return message("cmp.only_fp32")
     best = max(others, key=lambda r: r["spearman"])
     shown = lambda r: round(r["spearman"], 4)  # noqa: E731 (differences of the shown figures, so the sentence adds up)
-    parts = [message("cmp.best", name=best["name"], best=best["spearman"], fp32=fp32["spearman"], drop=shown(fp32) - shown(best))]
+    if best.get("diff_to_fp32_ci") is not None:
+        parts = [message("cmp.best_ci", name=best["name"], best=best["spearman"], fp32=fp32["spearman"],
+                         verdict=noise_verdict(best["diff_to_fp32"], best["diff_to_fp32_ci"]))]
+        tied = [r["name"] for r in others if r is not best and r.get("diff_to_fp32_ci") is not None and r["diff_to_fp32_ci"][1] >= 0.0]
+        if tied:
+            parts.append(message("cmp.also_within", names=", ".join(tied)))
+    else:
+        parts = [message("cmp.best", name=best["name"], best=best["spearman"], fp32=fp32["spearman"], drop=shown(fp32) - shown(best))]
     tutorial = next((r for r in others if r["name"].startswith("tutorial")), None)
     if tutorial is not None and tutorial is not best:
         parts.append(message("cmp.over_tutorial", gain=shown(best) - shown(tutorial)))

@@ -67,6 +67,8 @@ class PlanPanel:
         for output, name in ((self.pareto, "plan_pareto"), (self.sites, "plan_sites")):
             output.outputs = ()
             output.append_display_data(Image(data=figure_png(figures[name])))
+        from .conclusions import noise_verdict
+
         verdict = message("plan.within" if result.within_tolerance else "plan.not_within")
         cos_verdict = message("plan.cos_reached" if result.cosine_met else "plan.cos_not_reached")
         best = result.best_int8_only
@@ -75,6 +77,8 @@ class PlanPanel:
                     val=result.validation_spearman, verdict=verdict, tolerance=result.tolerance, fp32_val=result.fp32_validation_spearman,
                     cos=result.validation_cosine, min_cos=result.min_cosine, cos_verdict=cos_verdict, test=result.spearman,
                     fp32_test=result.fp32_spearman, cos_test=result.cosine_to_fp32, best=best["spearman"], best_recipe=esc(best["recipe"]))
+            + (message("plan.noise", verdict=esc(noise_verdict(result.diff_to_fp32, result.diff_to_fp32_ci))) if result.diff_to_fp32_ci else "")
+            + ("<br>" + message("plan.stopped", rule=esc(result.stop_rule), reason=esc(result.stop_reason)) if result.stop_rule else "")
             + ("<br>" + message("plan.not_tried", n=len(result.not_tried)) if result.not_tried else ""))
         self.recipe.value = (message("plan.recipe") + "<pre>"
                              + esc(json.dumps(_rounded(result.recipe.to_dict()), indent=1)) + "</pre>")

@@ -127,6 +127,7 @@ def plot_threshold_stability(stability: dict[str, float], ax: Optional[Axes] = N
 MODE_NAMES = {0: "Max", 1: "MaxPercentile", 2: "Histogram"}
 # a light colour map (YlGnBu's lighter part, luminance 0.98 .. 0.56): dark cell text stays readable on every cell
 SWEEP_CMAP = ListedColormap(colormaps["YlGnBu"](np.linspace(0.02, 0.55, 256)), name="sweep-light")
+TIED_MARK = "\u2248"  # a cell statistically tied with the best (tune.sweep.tie_marks)
 SHARED_MARK = "\u2261"  # ≡: same clip ranges as another cell, one evaluation for both
 
 
@@ -215,6 +216,8 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
             ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=1.3, gid="confirmed"))
         if r.get("shares_with"):
             ax.text(j + 0.44, i - 0.42, SHARED_MARK, ha="right", va="top", fontsize=8, color=ink, gid=f"shared {i} {j}")
+        if r.get("tied_with_best"):
+            ax.text(j - 0.44, i - 0.42, TIED_MARK, ha="left", va="top", fontsize=8, color=ink, gid=f"tied {i} {j}")
     if chosen is not None:
         line, setting = sweep_cell({"output": 0, **chosen})
         if line in lines and setting in settings:
@@ -226,6 +229,9 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
     legend = [f"{SHARED_MARK} same clip ranges as another cell (evaluated once)"] if any(r.get("shares_with") for r in rows) else []
     if proxy:
         legend.insert(0, "bold, black frame, \u03c1 = Spearman on the full validation split; plain = ranked by the proxy only")
+    if any(r.get("tied_with_best") for r in rows):
+        legend.append(f"{TIED_MARK} tied with the best Spearman (paired 95 % bootstrap interval of the difference contains 0); "
+                      "the recommendation is the tied cell with the fewest knobs changed from the tutorial's config")
     if chosen is not None:
         legend.append("red frame = recommended")
     ax.set_xlabel("range setting (MaxPercentile: percentile p, topk_ratio r; clips the tail r(1-p))" + "".join("\n" + item for item in legend), fontsize=8)

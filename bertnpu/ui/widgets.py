@@ -365,17 +365,22 @@ class SimulatePanel:
             int8_emb[len(probe):] = sim.encoder_for(embedding=self._embedding, batch_size=self.ENCODE_BATCH)(sentences[len(probe):])
         int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
         fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)
+        from ..tune.bootstrap import interval_fields
+        from ..tune.evaluate import pair_cosines
+
+        noise = interval_fields(pair_cosines(int8_emb, rows1, rows2), pairs.scores, int8, pair_cosines(fp32_emb, rows1, rows2), fp32)
+        lo, hi = noise["diff_to_fp32_ci"]
         self.progress.value = len(self.STEPS)
         self.progress.description = label("widget.done")
         self.progress.layout.display = "none"
         kept = (message("simulate.a16", n=len(a16)) if a16 else "") + (
             message("simulate.kept", n=len(keep)) if keep else "") + message("simulate.profile", profile=self.profile.value)
-        verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"])
+        verdict = simulate_conclusion(fp32, int8, fid["cosine_mean"], fid["recall@10"], diff_ci=noise["diff_to_fp32_ci"])
         self.conclusion = verdict + " " + sqnr_conclusion(sqnr)
         self.result.value = (
             "<div class='bertnpu-simulate'>"
             + message("simulate.scores", subset=f"<span class='bertnpu-subset'>{esc(subset)}</span>", fp32=fp32, label=esc(cfg.label() + kept),
-                      int8=int8, delta=int8 - fp32) + "<br>"
+                      int8=int8, delta=int8 - fp32, lo=lo, hi=hi) + "<br>"
             + message("simulate.fidelity", mean=fid["cosine_mean"], min=fid["cosine_min"], recall=fid["recall@10"]) + "<br>"
             + (message("simulate.sqnr", mean=float(np.mean(list(sqnr.values()))), n=len(sqnr), low=min(sqnr.values())) if sqnr
                else message("simulate.sqnr_none"))
@@ -385,7 +390,7 @@ class SimulatePanel:
         return {"fp32": fp32, "int8": int8, "config": cfg.to_dict(), "keep_fp32": keep, "activation_16bits": a16, "profile": self.profile.value,
                 "pairs": len(pairs), "subset": subset,
                 "cosine_mean": fid["cosine_mean"],
-                "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion}
+                "recall@10": fid["recall@10"], "sqnr_db": sqnr, "conclusion": self.conclusion, **noise}
 
 
 class CompilePanel:

@@ -11,6 +11,7 @@ from ...quant.precision import PROFILE_NAMES
 from ...quant.recipe import Recipe
 from ...quant.simulate import simulate
 from ..evaluate import evaluate_sts
+from .stopping import STOP_RULES
 
 
 @dataclass
@@ -41,6 +42,12 @@ class PlanResult:
     # confirmed recipe, so the evaluate stage of the same run need not encode them again (empty when read from the cache)
     test_embeddings: dict = field(default_factory=dict)
     test_sentences: list = field(default_factory=list)
+    stop_rule: str = ""  # a key of stopping.STOP_RULES: why the search stopped where it did
+    # test-split paired bootstrap (bertnpu.tune.bootstrap): the chosen recipe's and the best INT8-only recipe's
+    # spearman_ci / diff_to_fp32 / diff_to_fp32_ci, and FP32's own interval
+    test_intervals: dict = field(default_factory=dict)
+    best_int8_intervals: dict = field(default_factory=dict)
+    fp32_test_ci: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """The flat JSON line of ``bertnpu plan --json``."""
@@ -49,7 +56,10 @@ class PlanResult:
                 "activation_16bits": list(self.recipe.activation_16bits), "n_16bit_sites": len(self.recipe.activation_16bits),
                 "profile": self.profile, "tolerance": self.tolerance, "within_tolerance": self.within_tolerance,
                 "validation_cosine_to_fp32": self.validation_cosine, "min_cosine": self.min_cosine, "cosine_met": self.cosine_met,
-                "best_int8_only": {"recipe": self.best_int8.label(), "validation_spearman": self.best_int8_validation, "spearman": self.best_int8_test},
+                "best_int8_only": {"recipe": self.best_int8.label(), "validation_spearman": self.best_int8_validation, "spearman": self.best_int8_test,
+                                   **self.best_int8_intervals},
+                **self.test_intervals, "fp32_spearman_ci": list(self.fp32_test_ci), "stop_rule": self.stop_rule,
+                "stop_reason": STOP_RULES.get(self.stop_rule, ""),
                 "calibration": self.recipe.calibration.to_dict(), "equivalent_transformation": self.recipe.equivalent_transformation.enabled(),
                 "traffic_16bit": self.pareto[-1]["traffic_16bit"] if self.pareto else None, "not_tried": list(self.not_tried),
                 "seconds": self.seconds}
@@ -61,23 +71,42 @@ def format_pareto(result: PlanResult) -> str:
              f"minimum cosine {result.min_cosine:g}"
              + (f"; not tried at 16 bits: {len(result.not_tried)} LayerNorm outputs (their override was seen to change nothing "
                 "on ARIES; --try-layernorm includes them)" if result.not_tried else ""),
-             f"{'16-bit sites':>12}  {'validation':>10}  {'val cos':>7}  {'traffic@16':>10}  added"]
+             f"{'16-bit sites':>12}  {'validation':>10}  {'vs FP32 [paired 95% CI]':>26}  {'val cos':>7}  {'traffic@16':>10}  added"]
     for row in result.pareto:
         mark = " <- chosen" if row["sites"] == list(result.recipe.activation_16bits) else ""
         cos = row.get("validation_cosine", float("nan"))
-        lines.append(f"{row['n_sites']:>12}  {row['validation_spearman']:>10.4f}  {cos:>7.4f}  {row['traffic_16bit']:>10.1%}  {row['added'] or '-'}{mark}")
+        ci = row.get("diff_to_fp32_ci")
+        diff = f"{row['diff_to_fp32']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "-"
+        lines.append(f"{row['n_sites']:>12}  {row['validation_spearman']:>10.4f}  {diff:>26}  {cos:>7.4f}  {row['traffic_16bit']:>10.1%}  "
+                     f"{row['added'] or '-'}{mark}")
+    if result.stop_rule:
+        lines.append(f"stopped ({result.stop_rule}): {STOP_RULES.get(result.stop_rule, result.stop_rule)}")
     return "\n".join(lines)
 
 
-def profile_bracket(model: LoadedModel, stats, recipe: Recipe | QuantConfig, pairs: StsPairs, *, progress: bool = False) -> dict[str, float]:
-    """STS Spearman of one recipe under every precision profile (how much the unknowns matter)."""
+def profile_bracket(model: LoadedModel, stats, recipe: Recipe | QuantConfig, pairs: StsPairs, *, progress: bool = False,
+                    detail: bool = False) -> dict:
+    """STS Spearman of one recipe under every precision profile (how much the unknowns matter).
+
+    ``detail``: per profile a dict by what each number measures: ``spearman`` with its ``spearman_ci``, the paired
+    ``diff_to_fp32`` / ``diff_to_fp32_ci``, and ``cosine_mean`` (mean embedding cosine to FP32, which follows the
+    precision where a Spearman within noise need not: a lower precision may score higher by chance)."""
+    from ...model.sentence_encoder import SentenceEncoder
     from ...quant.simulate import as_recipe
+    from ..evaluate import entry_from_embeddings, unique_sentences
 
     recipe = as_recipe(recipe)
     out = {}
     encoder = None
+    sentences, rows1, rows2 = unique_sentences(pairs)
+    fp32_emb = SentenceEncoder(model, progress=False)(sentences) if detail else None
+    fp32 = entry_from_embeddings(fp32_emb, None, rows1, rows2, pairs.scores) if detail else None
     for name in PROFILE_NAMES:
         sim = simulate(model, stats, recipe.with_(profile=name), encoder=encoder)
         encoder = sim.encoder
-        out[name] = evaluate_sts(sim.encoder_for(progress=progress), pairs)["spearman"]
+        if not detail:
+            out[name] = evaluate_sts(sim.encoder_for(progress=progress), pairs)["spearman"]
+            continue
+        entry = entry_from_embeddings(sim.encoder_for(progress=progress)(sentences), fp32_emb, rows1, rows2, pairs.scores, fp32)
+        out[name] = {k: v for k, v in entry.items() if k != "pair_cosines"}
     return out

@@ -6,6 +6,7 @@ import os
 import time
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from ...data.stsb import StsPairs
@@ -17,13 +18,14 @@ from ...quant.simulate import Simulation, simulate
 from ...quant.sites import site_start
 from ...quant.transforms import SIMULATED, transformed_sites
 from ...version import __version__
-from ..evaluate import cosine_rows, recipe_key, sts_scores, unique_sentences
+from ..bootstrap import bootstrap_for
+from ..evaluate import cosine_rows, pair_cosines, recipe_key, sts_scores, unique_sentences
 from .cache import ResultCache
 from .cost import activation_elements, traffic_share
 from .layer_cache import LayerCachedEncoder
 from .pareto import PlanResult
 from .spec import PlanSpec
-from .stopping import accepted, pick_row
+from .stopping import pick_row, stop_rule
 
 
 def _transforms_of(names: Sequence[str]) -> EquivalentTransformations:
@@ -46,6 +48,9 @@ class _Planner:
         self.fp32_proxy = SentenceEncoder(model, progress=False)(self.proxy_sentences)
         self.fp32_val_emb = SentenceEncoder(model, progress=False)(val_sentences)
         self.fp32_validation = sts_scores(self.fp32_val_emb, self.rows1, self.rows2, validation.scores)["spearman"]
+        # the paired bootstrap of the validation split: one index matrix and FP32's resampled Spearman, reused by every row
+        self.boot = bootstrap_for(validation.scores)
+        self.fp32_val_samples = self.boot.samples(pair_cosines(self.fp32_val_emb, self.rows1, self.rows2))
         self.elements = activation_elements(model, self.proxy_sentences)
         ident = {"model": self.base_stats.meta.get("model_sha256") or model_hash(model),
                  "calibration": self.base_stats.meta.get("calibration_sha256") or calibration_hash(calib),
@@ -97,7 +102,7 @@ class _Planner:
         """``{spearman, cosine}`` of the recipe on the whole validation split (cosine: mean to FP32 embeddings)."""
         hit = self.cache.get("validation", recipe)
         sim = self.simulation(recipe)
-        if hit is not None:
+        if hit is not None and "pair_cosines" in hit:  # a result from before the intervals: measure it again
             self.full.set_base(sim.encoder, sim.tap)  # recomputed lazily if a later step needs it
             return hit
         if start >= 0 and self.full.encoder is not sim.encoder:
@@ -105,8 +110,19 @@ class _Planner:
         if start < 0:
             self.full.set_base(sim.encoder, sim.tap)
         emb = self.full.advance(sim.tap, start)
+        cos = pair_cosines(emb, self.rows1, self.rows2)
         value = sts_scores(emb, self.rows1, self.rows2, self.validation.scores)["spearman"]
-        return self.cache.put("validation", recipe, {"spearman": value, "cosine": float(cosine_rows(emb, self.fp32_val_emb).mean())})
+        return self.cache.put("validation", recipe, {"spearman": value, "cosine": float(cosine_rows(emb, self.fp32_val_emb).mean()),
+                                                     "pair_cosines": cos.tolist()})
+
+    def interval_row(self, scores: dict, previous: Optional[np.ndarray] = None) -> tuple[dict, np.ndarray]:
+        """A Pareto row's intervals (``validation_spearman_ci``, ``diff_to_fp32``, ``diff_to_fp32_ci``, ``gain_ci`` against the
+        ``previous`` row's resampled Spearman) and this row's resampled Spearman, for the next row."""
+        samples = self.boot.samples(np.asarray(scores["pair_cosines"]))
+        row = {"validation_spearman_ci": self.boot.interval(samples), "diff_to_fp32": scores["spearman"] - self.fp32_validation,
+               "diff_to_fp32_ci": self.boot.interval(samples - self.fp32_val_samples),
+               "gain_ci": None if previous is None else self.boot.interval(samples - previous)}
+        return row, samples
 
 
 def _with_sites(sim: Simulation, recipe: Recipe) -> Simulation:
@@ -162,8 +178,9 @@ def plan_recipe(
     scores0 = p.validation_scores(current)
     best_int8_val = scores0["spearman"]
     sim0 = p.simulation(current)
+    noise, samples = p.interval_row(scores0)
     pareto = [{"n_sites": 0, "sites": [], "added": None, "validation_spearman": best_int8_val, "validation_cosine": scores0["cosine"],
-               "proxy_cosine": int8_rows[0]["proxy_cosine"], "traffic_16bit": traffic_share(sim0.site_bits, p.elements)}]
+               "proxy_cosine": int8_rows[0]["proxy_cosine"], "traffic_16bit": traffic_share(sim0.site_bits, p.elements), **noise}]
 
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
     if spec.candidate_roles:
@@ -174,7 +191,7 @@ def plan_recipe(
         log(f"not tried at 16 bits: {len(skipped)} LayerNorm output(s), because {override_no_effect(skipped[0])} (try_layernorm to include them)")
     last_gain: dict[str, float] = {}
     bar = tqdm(total=spec.max_sites, desc="plan: 16-bit sites", disable=not progress, leave=False)
-    while (spec.full_table or not accepted(pareto[-1], target, spec.min_cosine)) and len(current.activation_16bits) < spec.max_sites and candidates:
+    while (spec.full_table or stop_rule(pareto, spec.min_cosine) is None) and len(current.activation_16bits) < spec.max_sites and candidates:
         sim = p.simulation(current)
         p.proxy.set_base(sim.encoder, sim.tap)
         pool_ = candidates if not last_gain else sorted(candidates, key=lambda s: -last_gain.get(s, -1.0))[: spec.lazy_width]
@@ -186,39 +203,52 @@ def plan_recipe(
         current = current.with_(activation_16bits=current.activation_16bits + (chosen,))
         scores = p.validation_scores(current, site_start(chosen, layers))
         val = scores["spearman"]
+        noise, samples = p.interval_row(scores, samples)
         pareto.append({"n_sites": len(current.activation_16bits), "sites": list(current.activation_16bits), "added": chosen,
                        "validation_spearman": val, "validation_cosine": scores["cosine"], "proxy_cosine": last_gain[chosen],
-                       "traffic_16bit": traffic_share(p.simulation(current).site_bits, p.elements)})
-        log(f"+ {chosen}: validation Spearman {val:.4f} (FP32 {p.fp32_validation:.4f}), cosine {scores['cosine']:.4f}")
+                       "traffic_16bit": traffic_share(p.simulation(current).site_bits, p.elements), **noise})
+        log(f"+ {chosen}: validation Spearman {val:.4f} (FP32 {p.fp32_validation:.4f}; difference {noise['diff_to_fp32']:+.4f} "
+            f"[{noise['diff_to_fp32_ci'][0]:+.4f}, {noise['diff_to_fp32_ci'][1]:+.4f}]), cosine {scores['cosine']:.4f}")
         bar.update()
     bar.total = bar.n  # stopping before max_sites is the normal end: a notebook bar short of its total stays up as an error
     bar.close()
 
     pick, within, both = pick_row(pareto, target, spec.min_cosine)
     chosen_recipe = best_int8.with_(activation_16bits=tuple(pick["sites"]))
+    rule = next((r for k in range(len(pareto)) if (r := stop_rule(pareto[: k + 1], spec.min_cosine)) is not None), None)
+    if rule is None:
+        rule = "max_sites" if len(pareto) - 1 >= spec.max_sites else "no_candidates"
 
     # 3. confirm on test: FP32, best INT8-only, chosen
     fp32_test_emb = SentenceEncoder(model, progress=False)
     test_sentences, t1, t2 = unique_sentences(test)
     fp32_emb = fp32_test_emb(test_sentences)
     fp32_test = sts_scores(fp32_emb, t1, t2, test.scores)["spearman"]
+    fp32_test_cos = pair_cosines(fp32_emb, t1, t2)
     test_embeddings = {"fp32": fp32_emb}
 
-    def confirm(recipe: Recipe) -> tuple[float, float]:
+    def confirm(recipe: Recipe) -> tuple[float, float, list]:
         hit = p.cache.get("test:" + test.content_hash()[:16], recipe)
-        if hit is None:
+        if hit is None or "pair_cosines" not in hit:  # a result from before the intervals: measure it again
             emb = test_embeddings[recipe_key(recipe)] = p.simulation(recipe).encoder_for(progress=progress)(test_sentences)
             hit = p.cache.put("test:" + test.content_hash()[:16], recipe,
-                              {"spearman": sts_scores(emb, t1, t2, test.scores)["spearman"], "cosine": float(cosine_rows(emb, fp32_emb).mean())})
-        return hit["spearman"], hit["cosine"]
+                              {"spearman": sts_scores(emb, t1, t2, test.scores)["spearman"], "cosine": float(cosine_rows(emb, fp32_emb).mean()),
+                               "pair_cosines": pair_cosines(emb, t1, t2).tolist()})
+        return hit["spearman"], hit["cosine"], hit["pair_cosines"]
 
-    int8_test, _ = confirm(best_int8)
-    test_s, test_cos = confirm(chosen_recipe) if chosen_recipe != best_int8 else confirm(best_int8)
+    from ..bootstrap import interval_fields
+
+    int8_test, _, int8_cos = confirm(best_int8)
+    test_s, test_cos, chosen_cos = confirm(chosen_recipe) if chosen_recipe != best_int8 else confirm(best_int8)
+    test_noise = interval_fields(chosen_cos, test.scores, test_s, fp32_test_cos, fp32_test)
+    int8_noise = interval_fields(int8_cos, test.scores, int8_test, fp32_test_cos, fp32_test)
+    fp32_test_ci = interval_fields(fp32_test_cos, test.scores, fp32_test)["spearman_ci"]
     chosen_recipe = chosen_recipe.with_(prediction={
         "profile": spec.profile, "validation_spearman": pick["validation_spearman"], "test_spearman": test_s, "test_cosine_to_fp32": test_cos,
         "fp32_validation_spearman": p.fp32_validation, "fp32_test_spearman": fp32_test, "tolerance": spec.tolerance,
         "traffic_16bit": pick["traffic_16bit"], "within_tolerance": within, "validation_cosine_to_fp32": pick["validation_cosine"],
-        "min_cosine": spec.min_cosine, "cosine_met": both})
+        "min_cosine": spec.min_cosine, "cosine_met": both, "stop_rule": rule, "test_spearman_ci": test_noise["spearman_ci"],
+        "test_diff_to_fp32_ci": test_noise["diff_to_fp32_ci"]})
     info = {s.name: s.layer for s in p.base_stats.sites}
     return PlanResult(
         recipe=chosen_recipe, fp32_validation=p.fp32_validation, fp32_test=fp32_test, validation_spearman=pick["validation_spearman"],
@@ -226,4 +256,5 @@ def plan_recipe(
         int8_candidates=[{"recipe": row["recipe"].label(), "proxy_cosine": row["proxy_cosine"]} for row in int8_rows],
         pareto=pareto, within_tolerance=within, profile=spec.profile, tolerance=spec.tolerance,
         seconds=time.perf_counter() - start_time, site_layers=info, validation_cosine=pick["validation_cosine"],
-        min_cosine=spec.min_cosine, cosine_met=both, not_tried=skipped, test_embeddings=test_embeddings, test_sentences=test_sentences)
+        min_cosine=spec.min_cosine, cosine_met=both, not_tried=skipped, test_embeddings=test_embeddings, test_sentences=test_sentences,
+        stop_rule=rule, test_intervals=test_noise, best_int8_intervals=int8_noise, fp32_test_ci=fp32_test_ci)
