@@ -130,7 +130,7 @@ class Field:
 
     ``float`` accepts whole numbers too; ``bool`` is never taken for a number; numbers must be
     finite unless ``finite`` is False. ``items`` checks each element of a list (a Field, or a
-    Schema for objects).
+    Schema for objects), or an object value itself (a Schema).
     """
 
     types: type | tuple[type, ...]
@@ -160,6 +160,8 @@ class Field:
             raise BertnpuError(f"{name} in {where} holds {len(value)} entries or characters, more than the {self.max_len} bertnpu reads; {fix}")
         if isinstance(value, list) and self.items is not None:
             value = [self.items.check(v, f"{name}[{i}]", where, fix) for i, v in enumerate(value)]
+        elif isinstance(value, dict) and self.items is not None:
+            value = self.items.check(value, name, where, fix)
         return value
 
 
@@ -217,3 +219,36 @@ def load_json_file(path: str | os.PathLike, what: str, fix: str, schema: Optiona
     check_size(path, what, fix, limit)
     data = parse_json(read_text_file(path, what, fix), where[0].upper() + where[1:], fix)
     return data if schema is None else schema.check(data, "", where, fix, version=version, missing_version=missing_version)
+
+
+# A cache of a few thousand results is a few MB; far beyond that it is no bertnpu cache.
+MAX_CACHE_BYTES = 256 * 2**20
+
+
+def read_json_lines(path: Path, row: Schema, what: str) -> tuple[list[dict], int]:
+    """The valid rows of a JSON-lines cache, and how many lines were damaged.
+
+    A cache is bertnpu's own resumable record: a bad line is skipped and its result computed
+    again, never used. A line that is not JSON is what an interrupted write leaves (and is not
+    counted); one that is JSON of the wrong shape, non-UTF-8 or too deep counts as damaged.
+    """
+    check_size(path, what, "delete it; its results are computed again.", MAX_CACHE_BYTES)
+    rows, damaged = [], 0
+    for raw in path.read_bytes().split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+            json.loads(text)
+        except UnicodeDecodeError:
+            damaged += 1
+            continue
+        except json.JSONDecodeError:
+            continue  # cut by an interrupt
+        except (RecursionError, ValueError):
+            pass  # too deep or a huge integer: parse_json names it below
+        try:
+            rows.append(row.check(parse_json(text, f"A line of the {what}", ""), "", f"the {what}", ""))
+        except BertnpuError:
+            damaged += 1
+    return rows, damaged
