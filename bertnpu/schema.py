@@ -113,6 +113,12 @@ def check_schema_version(data: Mapping, where: str, fix: str, reader: int, *, mi
     return version
 
 
+def show_key(key: Any) -> str:
+    """A key as a message can show it: plain when printable, else its repr (a newline must not split the sentence)."""
+    text = key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -194,7 +200,7 @@ class Schema:
         if self.strict:
             unknown = sorted(set(data) - set(self.fields) - {"schema_version", "tool"})
             if unknown:
-                raise BertnpuError(f"{at} has unknown field(s) {_short(', '.join(unknown))}; allowed: {', '.join(sorted(self.fields))}; {fix}")
+                raise BertnpuError(f"{at} has unknown field(s) {', '.join(map(show_key, unknown[:5]))}; allowed: {', '.join(sorted(self.fields))}; {fix}")
         out = dict(data)
         for key, spec in self.fields.items():
             if key not in data:

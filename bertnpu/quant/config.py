@@ -66,10 +66,12 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "QuantConfig":
+        from ..schema import show_key
+
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known - {"schema_version", "tool"})
         if unknown:
-            raise BertnpuError(f"Unknown QuantConfig field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}.")
+            raise BertnpuError(f"Unknown QuantConfig field(s) {', '.join(map(show_key, unknown[:5]))}; allowed: {', '.join(sorted(known))}.")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: str | Path, *, force: bool = False) -> Path:

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 
 from ..artifacts import atomic_write_json
 from ..errors import BertnpuError, BertnpuWarning
-from ..schema import check_schema_version, load_json_file
+from ..schema import check_schema_version, load_json_file, show_key
 from ..version import __version__
 from .config import QuantConfig, warn_pointless_calibration
 from .precision import DEFAULT_PROFILE, get_profile
@@ -191,7 +191,7 @@ def _decode(cls: type, data: Any, where: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known - ({"schema_version", "tool"} if cls is QuantConfig else set()))
     if unknown:
-        raise BertnpuError(f"Unknown field(s) {', '.join(unknown)} in {where}; allowed: {', '.join(sorted(known))}.")
+        raise BertnpuError(f"Unknown field(s) {', '.join(map(show_key, unknown[:5]))} in {where}; allowed: {', '.join(sorted(known))}.")
     kwargs = {}
     for name, value in data.items():
         if name not in known:
