@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from tokenize import TokenError
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -242,7 +243,7 @@ def _load_array(f: Path) -> np.ndarray:
             data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
     except BertnpuError:
         raise
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError):  # unknown version, damaged header dict, truncated header
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, TokenError):  # unknown version, damaged header dict (numpy tokenizes it), truncated header
         raise refuse("it is not a valid .npy file") from None
     if dtype.hasobject:
         raise refuse("it holds Python objects")
