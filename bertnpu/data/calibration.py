@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from tokenize import TokenError
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -239,7 +240,9 @@ def _load_array(f: Path) -> np.ndarray:
             if version not in ((1, 0), (2, 0)):  # np.save writes 1.0 (2.0 for headers over 64 KB)
                 raise refuse(f".npy format version {version[0]}.{version[1]}, not 1.0 or 2.0")
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(fh, max_header_size=10_000)
+            with warnings.catch_warnings():  # a damaged header's escapes would add Python's warning lines to the one sentence
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                shape, _, dtype = read_header(fh, max_header_size=10_000)
             data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
     except BertnpuError:
         raise
