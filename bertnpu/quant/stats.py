@@ -19,7 +19,7 @@ from ..artifacts import atomic_write
 from ..data.calibration import CalibrationSet
 from ..model.npu_part import NpuEncoder
 from ..errors import BertnpuError
-from ..schema import Field, Schema, parse_json
+from ..schema import Field, Schema, parse_json, show_key
 from ..model.load import LoadedModel
 from .observers import REPLICAS, SiteObserver, bootstrap_weights
 from .sites import SiteInfo, sites_of
@@ -81,7 +81,7 @@ _SITE = Schema({"name": Field(str, max_len=200), "layer": Field(int, low=-1, hig
                 "layout": Field(str, choices=("token", "attention", "intermediate")), "description": Field(str, max_len=10_000)}, strict=True)
 _META = Schema({"sites": Field(list, items=_SITE, max_len=1_000_000), "samples": Field(int, required=False, low=0)})
 # A stats file of a 24-layer BERT-large is about 100 MB; a zip member that inflates beyond this is no bertnpu stats file.
-MAX_STATS_BYTES = 4 * 2**30
+MAX_STATS_BYTES = 2 * 2**30
 _NONNEGATIVE = ("channel_absmax", "pos_hist", "neg_hist", "role_hist", "replica_hist")
 
 
@@ -96,7 +96,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             if not hasattr(data, "files"):
                 raise ValueError("a single array, not an archive")
             with data:
-                return {k: data[k] for k in data.files}
+                content = {k: data[k] for k in data.files}
+        odd = next((k for k, v in content.items() if not isinstance(v, np.ndarray)), None)
+        if odd is not None:  # np.load hands back the raw bytes of a member that is no .npy
+            raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (its member {show_key(odd)} is not an array); {_RECOMPUTE}")
+        return content
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:  # truncated, empty, random bytes, pickles
         raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (unreadable: {exc.__class__.__name__}); {_RECOMPUTE}") from None
 
