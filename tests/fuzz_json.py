@@ -48,7 +48,7 @@ def _replace(value: Any, path: tuple, new: Any, drop: bool = False) -> Any:
 
 def dumps(value: Any, raw: str = "") -> bytes:
     text = json.dumps(value, ensure_ascii=False)
-    return text.replace(json.dumps(_RAW), raw).encode("utf-8")
+    return text.replace(json.dumps(_RAW), raw).encode("utf-8", "surrogatepass")  # a lone surrogate: bytes no UTF-8 reader takes
 
 
 @st.composite
