@@ -26,7 +26,7 @@ from .errors import BertnpuError
 
 # The largest JSON file bertnpu reads: a manifest of 10 000 samples is about 2 MB, a recipe a few KB.
 MAX_JSON_BYTES = 32 * 2**20
-# The deepest nesting any bertnpu file has is 4 (a recipe's prediction table); model configs stay well below 20.
+# The deepest nesting any bertnpu file has is 3 (a recipe's prediction table); model configs stay well below 20.
 MAX_DEPTH = 32
 
 
@@ -103,7 +103,7 @@ def check_schema_version(data: Mapping, where: str, fix: str, reader: int, *, mi
         return missing
     version = data["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BertnpuError(f"In {where[0].lower() + where[1:]}, schema_version={_short(version)} is invalid; it must be a whole number from 1 to {reader}; {fix}")
+        raise BertnpuError(f"In {where[0].lower() + where[1:]}, schema_version={short_repr(version)} is invalid; it must be a whole number from 1 to {reader}; {fix}")
     if version > reader:
         from .version import __version__
 
@@ -117,7 +117,8 @@ def show_key(key: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a sentence that names a bad value."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -151,15 +152,15 @@ class Field:
         types = self.types if isinstance(self.types, tuple) else (self.types,)
         accepted = types + ((int,) if float in types and int not in types else ())
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, accepted):
-            raise BertnpuError(f"{name}={_short(value)} in {where} is invalid; give {_type_names(types)}; {fix}")
+            raise BertnpuError(f"{name}={short_repr(value)} in {where} is invalid; give {_type_names(types)}; {fix}")
         if self.choices is not None and value not in self.choices:
-            raise BertnpuError(f"{name}={_short(value)} in {where} is invalid; use one of {', '.join(map(repr, self.choices))}; {fix}")
+            raise BertnpuError(f"{name}={short_repr(value)} in {where} is invalid; use one of {', '.join(map(repr, self.choices))}; {fix}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and self.finite and not math.isfinite(value):
-                raise BertnpuError(f"{name}={_short(value)} in {where} is not a finite number; {fix}")
+                raise BertnpuError(f"{name}={short_repr(value)} in {where} is not a finite number; {fix}")
             if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
                 span = f"{self.low if self.low is not None else '-inf'} to {self.high if self.high is not None else 'inf'}"
-                raise BertnpuError(f"{name}={_short(value)} in {where} is outside {span}; {fix}")
+                raise BertnpuError(f"{name}={short_repr(value)} in {where} is outside {span}; {fix}")
         if isinstance(value, (str, list, dict)) and self.max_len is not None and len(value) > self.max_len:
             raise BertnpuError(f"{name} in {where} holds {len(value)} entries or characters, more than the {self.max_len} bertnpu reads; {fix}")
         if isinstance(value, list) and self.items is not None:

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 
 from ..artifacts import atomic_write_json
 from ..errors import BertnpuError, BertnpuWarning
-from ..schema import check_schema_version, load_json_file, show_key
+from ..schema import check_schema_version, load_json_file, short_repr, show_key
 from ..version import __version__
 from .config import QuantConfig, warn_pointless_calibration
 from .precision import DEFAULT_PROFILE, get_profile
@@ -153,19 +153,14 @@ class Recipe:
 def check_prediction(prediction: Any) -> dict[str, Any]:
     """What a prediction may hold: names mapped to numbers, text, true/false or null, or to one level of such tables."""
     if not isinstance(prediction, Mapping):
-        raise BertnpuError(f"prediction={_short(prediction)} is invalid; give a JSON object such as {{\"test_spearman\": 0.81}} or {{}}.")
+        raise BertnpuError(f"prediction={short_repr(prediction)} is invalid; give a JSON object such as {{\"test_spearman\": 0.81}} or {{}}.")
     for key, value in prediction.items():
         values = value.items() if isinstance(value, Mapping) else [(None, value)]
         for sub, v in values:
             if not isinstance(key, str) or not isinstance(sub, (str, type(None))) or not isinstance(v, _PREDICTION_VALUES):
                 name = f"prediction.{key}" + (f".{sub}" if sub is not None else "")
-                raise BertnpuError(f"{name}={_short(v)} is invalid; a prediction holds numbers, text, true/false or null (or one level of tables of them).")
+                raise BertnpuError(f"{name}={short_repr(v)} is invalid; a prediction holds numbers, text, true/false or null (or one level of tables of them).")
     return {k: dict(v) if isinstance(v, Mapping) else v for k, v in prediction.items()}
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_recipe(path: Optional[str | Path]) -> Recipe:
