@@ -125,7 +125,10 @@ def warn_pointless_topk(config: QuantConfig, largest_count: int, source: str) ->
     """
     from .thresholds import clipped_count
 
-    if config.mode == 1 and config.percentile < 1 and largest_count > 0 and clipped_count(largest_count, config.percentile, config.topk_ratio) == 0:
+    # Only a topk_ratio below the tutorial's: with its 0.01 a small calibration set clips nothing too, but then the
+    # set is what is too small (and valid files keep their quiet output).
+    small = config.topk_ratio < QuantConfig().topk_ratio
+    if small and config.mode == 1 and config.percentile < 1 and largest_count > 0 and clipped_count(largest_count, config.percentile, config.topk_ratio) == 0:
         warnings.warn(
             f"topk_ratio={config.topk_ratio:g} with percentile={config.percentile:g} in the {source} keeps fewer than one of even the largest "
             f"site's {largest_count} calibration values apart, so nothing is clipped and mode 1 acts as Max (mode 0).",
