@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from tokenize import TokenError
 import json
 import os
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         if odd is not None:  # np.load hands back the raw bytes of a member that is no .npy
             raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (its member {show_key(odd)} is not an array); {_RECOMPUTE}")
         return content
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:  # truncated, empty, random bytes, pickles
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, SyntaxError, TokenError) as exc:  # truncated, empty, random bytes, pickles, damaged headers
         raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (unreadable: {exc.__class__.__name__}); {_RECOMPUTE}") from None
 
 
