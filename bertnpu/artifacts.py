@@ -280,11 +280,10 @@ def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
 
 def read_json(path: str | os.PathLike, what: str, fix: str, expect: type | tuple = dict) -> Any:
     """Parse a JSON file of the type ``expect``; every failure is one sentence ending in ``fix``."""
-    text = read_text_file(path, what, fix)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BertnpuError(f"The {what} {str(path)!r} is not valid JSON ({exc.msg} on line {exc.lineno}); {fix}") from None
+    from .schema import check_size, parse_json
+
+    check_size(path, what, fix)  # size, depth, duplicate keys, huge integers: bounded before any use
+    data = parse_json(read_text_file(path, what, fix), f"The {what} {str(path)!r}", fix)
     if not isinstance(data, expect):
         names = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
         kind = {"dict": "JSON object", "list": "JSON list"}

@@ -6,3 +6,10 @@ class BertnpuError(Exception):
 
     The CLI prints it without a traceback; internal invariants use ``assert`` instead.
     """
+
+
+class BertnpuWarning(UserWarning):
+    """A legal but probably pointless value: accepted, with one line naming its consequence.
+
+    The CLI prints it as one ``bertnpu: note:`` line on stderr.
+    """

@@ -12,6 +12,16 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Property-based tests of every reader of user files (tests/test_fuzz_*.py). CI: derandomized, so a run is
+# reproducible and the fuzz files together stay under 60 s; `pytest --hypothesis-profile=deep` searches far longer.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, max_examples=40, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("deep", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("ci")
+
 
 @pytest.fixture(scope="session")
 def stsb_dir() -> Path:

@@ -374,6 +374,82 @@ def weight_dict_plain_pickle(ws):
     return ws.eval_weights(path)
 
 
+def _recipe(ws, text: str | None = None, **changes) -> Path:
+    """A recipe file as `bertnpu plan` writes it, with ``changes``, or the raw ``text``."""
+    from bertnpu.quant.recipe import Recipe
+
+    data = {**Recipe().to_dict(), "tool": "bertnpu 0.3.0", **changes}
+    path = ws.root / "recipe.json"
+    path.write_text(text if text is not None else json.dumps(data))
+    return path
+
+
+def _recipe_case(name: str, command: str, option: str, text: str | None = None, drop: str = "", **changes):
+    """Issue 27: a recipe edited by hand or written by another tool, given to simulate or sweep."""
+    def case(ws):
+        path = _recipe(ws, text, **changes)
+        if drop:
+            data = json.loads(path.read_text())
+            del data[drop]
+            path.write_text(json.dumps(data))
+        if command == "sweep":
+            return _sweep_cli(option, str(path))(ws)
+        return ws.simulate(option, str(path), "--stats", str(ws.stats()))
+
+    case.__name__ = name
+    return case
+
+
+def manifest_schema_version_zero(ws):
+    c = ws.calib()
+    _edit_json(c / "manifest.json", schema_version=0)
+    return ws.stats_cmd(c)
+
+
+def manifest_tokens_disagree(ws):
+    c = ws.calib()
+    data = json.loads((c / "manifest.json").read_text())
+    data["samples"][2]["tokens"] += 1
+    (c / "manifest.json").write_text(json.dumps(data))
+    return ws.stats_cmd(c)
+
+
+def npy_header_claims_terabytes(ws):
+    c = ws.calib()
+    f = c / "calib_00001.npy"
+    data = f.read_bytes()
+    size = int.from_bytes(data[8:10], "little")  # format 1.0: magic, version, header length, padded header dict
+    header = re.sub(r"'shape': \(1, (\d+), (\d+)\)", lambda m: f"'shape': (1, {10**11}, {m.group(2)})", data[10:10 + size].decode("latin1").rstrip())
+    f.write_bytes(data[:10] + (header.ljust(size - 1) + "\n").encode("latin1") + data[10 + size:])
+    return ws.stats_cmd(c)
+
+
+def stats_without_schema_version(ws):
+    f = ws.stats()
+
+    def drop(content):
+        meta = json.loads(content["__meta__"].tobytes())
+        del meta["schema_version"]
+        content["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+    _rewrite_npz(f, drop)
+    return ws.simulate("--stats", str(f))
+
+
+def config_hidden_size_huge(ws):
+    m = ws.model()
+    _edit_json(m / "config.json", hidden_size=10**9)
+    return ws.info(m)
+
+
+def pooling_mode_as_text(ws):
+    m = ws.model()
+    (m / "modules.json").write_text(json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (m / "1_Pooling").mkdir()
+    (m / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": "false", "pooling_mode_mean_tokens": True}))
+    return ws.info(m)
+
+
 def out_below_a_file(ws):
     (ws.root / "afile").write_text("user data\n")
     return ws.export(ws.root / "afile" / "weight_dict.pth")
@@ -485,6 +561,24 @@ CASES = [
     Case(manifest_file_outside, "points outside"),
     Case(modules_path_outside, "points outside"),
     Case(vocab_symlink_outside, "links outside the model folder"),
+    # issue 27: readers of user files validate at the boundary
+    Case(_recipe_case("recipe_prediction_list", "simulate", "--recipe", prediction=[1, 2]), "prediction=[1, 2] is invalid"),
+    Case(_recipe_case("recipe_prediction_null_sweep", "sweep", "--config", prediction=None), "prediction=None is invalid"),
+    Case(_recipe_case("recipe_prediction_string", "simulate", "--config", prediction="high"), "prediction='high' is invalid"),
+    Case(_recipe_case("recipe_nested_5000_deep", "simulate", "--recipe", text="[" * 5000 + "]" * 5000), "nested deeper than the 32 levels"),
+    Case(_recipe_case("recipe_schema_version_5000_digits", "sweep", "--config", text='{"schema_version": ' + "7" * 5000 + "}"),
+         "more digits than bertnpu reads"),
+    Case(_recipe_case("recipe_schema_version_0", "simulate", "--recipe", schema_version=0), "schema_version=0 is invalid"),
+    Case(_recipe_case("recipe_schema_version_minus_1", "sweep", "--config", schema_version=-1), "schema_version=-1 is invalid"),
+    Case(_recipe_case("recipe_schema_version_missing", "simulate", "--recipe", drop="schema_version"), "has no schema_version"),
+    Case(_recipe_case("recipe_duplicate_key", "simulate", "--recipe", text='{"schema_version": 2, "profile": "aries", "profile": "optimistic"}'),
+         "holds the key 'profile' twice"),
+    Case(manifest_schema_version_zero, "schema_version=0 is invalid"),
+    Case(manifest_tokens_disagree, "calib_00002.npy"),
+    Case(npy_header_claims_terabytes, "header promises shape"),
+    Case(stats_without_schema_version, "has no schema_version"),
+    Case(config_hidden_size_huge, "hidden_size=1000000000"),
+    Case(pooling_mode_as_text, "pooling_mode_cls_token='false'"),
 ]
 
 
@@ -529,3 +623,40 @@ def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(case, tmp_path, mon
     assert _snapshot(root) == before
     assert not caught, [str(w.message) for w in caught]
     assert "code ran" not in captured.out + err
+
+
+def _all_sites(model) -> list[str]:
+    from bertnpu.quant.sites import list_sites
+
+    return [s.name for s in list_sites(model)]
+
+
+@pytest.mark.parametrize("name,changes,says", [
+    # clipped share = topk_ratio * (1 - percentile) = 0.01 of every site's values
+    ("low_percentile", {"calibration": {"method": 1, "output": 0, "mode": 1, "percentile": 1e-300, "topk_ratio": 0.01, "bits": 8}},
+     "percentile=1e-300 in the recipe file 'recipe.json' clips 0.01 of every site's values"),
+    # floor(1e-9 * 0.001 * N) = 0 for any N this tiny calibration set gives
+    ("tiny_topk", {"calibration": {"method": 1, "output": 0, "mode": 1, "percentile": 0.999, "topk_ratio": 1e-9, "bits": 8}},
+     "topk_ratio=1e-09 with percentile=0.999 in the file 'recipe.json' keeps fewer than one"),
+    ("every_site_16bit", {"activation_16bits": None}, "activation_16bits names all"),
+])
+def test_legal_but_pointless_values_run_with_one_note_line(name, changes, says, tmp_path, monkeypatch, capsys, tiny_model_dir, tiny_model,
+                                                           stsb_dir, saved_stats):
+    """Issue 27 point 3: accepted (exit 0, the usual output) with exactly one note naming the consequence."""
+    from bertnpu.cli import main
+    from bertnpu.quant.recipe import Recipe
+
+    if name == "every_site_16bit":
+        # a calibration that clips something even on the tiny set, so the sites' note is the only one
+        changes = {"activation_16bits": _all_sites(tiny_model), "calibration": {"method": 1, "output": 0, "mode": 1, "percentile": 0.9,
+                                                                               "topk_ratio": 0.5, "bits": 8}}
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({**Recipe().to_dict(), **changes}))
+    capsys.readouterr()
+    code = main(["simulate", "--model", str(tiny_model_dir), "--stsb-dir", str(stsb_dir), "--limit", "8", "--json", "--recipe", str(recipe),
+                 "--stats", str(saved_stats)])
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if line.startswith("bertnpu: note:")]
+    assert code == 0, captured.err
+    assert len(notes) == 1 and says in notes[0], captured.err
+    assert "spearman" in json.loads(captured.out)

@@ -12,7 +12,6 @@ DOCS = REPO / "docs"
 PAIRS = [(REPO / "README.md", REPO / "README.KR.md")] + [
     (page, page.with_name(page.name[:-len(".md")] + ".KR.md")) for page in sorted(DOCS.glob("*.md")) if not page.name.endswith(".KR.md")]
 # pages the README links to that other issues write (the device runtime, the intervals); checked once they exist
-PAGES_OF_OTHER_ISSUES = {"docs/intervals.md"}
 
 
 @pytest.fixture(params=PAIRS, ids=[en.relative_to(REPO).as_posix() for en, _ in PAIRS])
@@ -100,8 +99,6 @@ def test_links_and_the_picture_resolve():
                 continue
             path = (page.parent / target).resolve()
             name = path.relative_to(REPO.resolve()).as_posix() if path.is_relative_to(REPO.resolve()) else str(path)
-            if name.replace(".KR.md", ".md") in PAGES_OF_OTHER_ISSUES:
-                continue
             assert path.exists(), f"{page.relative_to(REPO)} links to {target}, which does not exist"
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (REPO / "README.md").read_text())
     assert pictures and all((REPO / p).stat().st_size < 200_000 for p in pictures)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bertnpu.errors import BertnpuError
+from bertnpu.errors import BertnpuError, BertnpuWarning
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import SCHEMA_VERSION, EquivalentTransformations, Recipe, load_recipe
 
@@ -79,7 +79,8 @@ def test_bad_recipes_are_one_sentence(data, needle):
 def test_sixteen_bit_sites_are_checked_and_deduplicated():
     r = Recipe(activation_16bits=("pooler.out", "pooler.out", "embeddings.out"))
     assert r.activation_16bits == ("pooler.out", "embeddings.out")
-    r.check_sites(["embeddings.out", "pooler.out"])
+    with pytest.warns(BertnpuWarning, match="names all 2 sites of the model, so no activation stays INT8"):
+        r.check_sites(["embeddings.out", "pooler.out"])
     with pytest.raises(BertnpuError, match="Unknown site\\(s\\) pooler.out"):
         r.check_sites(iter(["embeddings.out"]))
     assert "2 site(s) at 16 bits" in r.label() and r.label().endswith("[aries]")

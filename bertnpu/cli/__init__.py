@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Optional, Sequence
 
-from ..errors import BertnpuError
+from ..errors import BertnpuError, BertnpuWarning
 from ..version import __version__
 # each module registers its commands; this order is the order of `bertnpu --help`
 from . import model, data, quant, device, bench, doctor, mblt, pipeline, render  # noqa: F401,E402  isort: skip
@@ -49,6 +50,16 @@ def _decide_kernel_policy() -> None:
     decide_once(integer_gemm_from_environment(os.environ))
 
 
+def _note_printer(python_show):
+    """A BertnpuWarning is one ``bertnpu: note:`` line on stderr; other warnings keep Python's display."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, BertnpuWarning):
+            print(f"bertnpu: note: {message}", file=sys.stderr)
+        else:
+            python_show(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -56,7 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         _decide_kernel_policy()
-        return COMMANDS[args.command].handler(args)
+        with warnings.catch_warnings():  # restores the default display afterwards (in-process callers, tests)
+            warnings.showwarning = _note_printer(warnings.showwarning)
+            return COMMANDS[args.command].handler(args)
     except BertnpuError as exc:
         print(f"bertnpu: error: {exc}", file=sys.stderr)
         return 2

@@ -53,7 +53,12 @@ def _simulate(args) -> int:
     recipe.check_sites(site.name for site in list_sites_of(model))
     warn_moot_overrides(recipe)
     calib = calibration_arg(args, model) if args.calib else None
-    r = simulate(SimulateInputs(model, stats_arg(args, model), pairs, recipe, keep_fp32=keep, progress=not args.json, bracket=True, calib=calib))
+    stats = stats_arg(args, model)
+    if args.recipe or args.config:  # a file's topk_ratio too small for this calibration set: one note (the defaults stay quiet)
+        from ..quant.config import warn_pointless_topk
+
+        warn_pointless_topk(recipe.calibration, max(o.count for o in stats.observers.values()), f"file {Path(args.recipe or args.config).name!r}")
+    r = simulate(SimulateInputs(model, stats, pairs, recipe, keep_fp32=keep, progress=not args.json, bracket=True, calib=calib))
     if args.json:
         emit_json(r.to_dict())
     else:

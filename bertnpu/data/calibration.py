@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from tokenize import TokenError
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -21,9 +23,10 @@ from ..version import __version__
 from ..artifacts import atomic_directory, path_inside, read_json, read_text_file
 from ..model.sentence_encoder import length_sorted_batches, tokenize
 from ..errors import BertnpuError
+from ..schema import Field, Schema, check_size
 from ..model.load import LoadedModel
 from ..model.cpu_part import CpuEmbedding, check_finite, embedding_hash, weight_dict_of
-from .stsb import StsPairs, check_split, load_stsb
+from .stsb import SCORE_RANGE, StsPairs, check_split, load_stsb
 
 STRATEGIES = ("random", "length-stratified", "score-stratified")
 COLUMNS = ("sentence1", "sentence2")
@@ -189,13 +192,24 @@ def build_calibration_set(
 
 
 _REBUILD = "rebuild the set with `bertnpu calib --force`."
+# What build_calibration_set writes (every release has written all of it, schema_version included).
+_NAME = Field(str, max_len=4096)
+SAMPLE = Schema({"file": _NAME, "sentence": Field(str, max_len=1_000_000), "tokens": Field(int, required=False, low=1),
+                 "pair_score": Field(float, required=False, low=SCORE_RANGE[0], high=SCORE_RANGE[1])})
+MANIFEST = Schema({"samples": Field(list, items=SAMPLE, max_len=10_000_000), "embedding_sha256": Field(str, required=False, max_len=128),
+                   "model": Field(str, required=False, max_len=4096), "hidden_size": Field(int, required=False, low=1)})
 
 
 def _read_list(path: Path) -> list[Path]:
     """Files named in an ``npy_files.txt``: absolute paths are the user's choice (qbcompiler reads them
     as given); relative ones must stay inside the list's folder."""
+    check_size(path, "calibration file list", _REBUILD)
     text = read_text_file(path, "calibration file list", _REBUILD)
-    files = [Path(line.strip()) for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    bad = next((i for i, line in enumerate(lines) if "\x00" in line or len(line) > 4096), None)
+    if bad is not None:  # a NUL or a 4 KB "path" is no file name any file system takes
+        raise BertnpuError(f"Line {bad + 1} of the calibration file list {str(path)!r} is not a file path (a NUL byte or over 4096 characters); {_REBUILD}")
+    files = [Path(line) for line in lines]
     return [f if f.is_absolute() else path_inside(path.parent, f, "calibration file", _REBUILD) for f in files]
 
 
@@ -205,20 +219,46 @@ def _read_manifest(path: Path) -> tuple[dict, list[Path]]:
     samples = manifest.get("samples")
     if not isinstance(samples, list) or not all(isinstance(s, dict) and isinstance(s.get("file"), str) for s in samples):
         raise BertnpuError(f"The calibration manifest {str(path)!r} has no list of samples with a 'file' each; {_REBUILD}")
+    manifest = MANIFEST.check(manifest, "", f"the calibration manifest {str(path)!r}", _REBUILD, version=SCHEMA_VERSION)
+    bad = next((s["file"] for s in samples if "\x00" in s["file"] or not s["file"].strip()), None)
+    if bad is not None:
+        raise BertnpuError(f"The calibration manifest {str(path)!r} names the sample file {bad!r}, which is no file name; {_REBUILD}")
     return manifest, [path_inside(path.parent, s["file"], "calibration sample file", _REBUILD) for s in samples]
 
 
 def _load_array(f: Path) -> np.ndarray:
-    with open(f, "rb") as fh:
-        if fh.read(6) != b"\x93NUMPY":  # np.load would try anything else as a pickle
-            raise BertnpuError(f"Calibration file {str(f)!r} cannot be read (it is not a valid .npy file); {_REBUILD}")
+    """One ``.npy`` file, its header checked against the file size before any memory is taken for it."""
+    def refuse(reason: str) -> BertnpuError:
+        return BertnpuError(f"Calibration file {str(f)!r} cannot be read ({reason}); {_REBUILD}")
+
+    try:
+        with open(f, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":  # np.load would try anything else as a pickle
+                raise refuse("it is not a valid .npy file")
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):  # np.save writes 1.0 (2.0 for headers over 64 KB)
+                raise refuse(f".npy format version {version[0]}.{version[1]}, not 1.0 or 2.0")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            with warnings.catch_warnings():  # a damaged header's escapes would add Python's warning lines to the one sentence
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                shape, _, dtype = read_header(fh, max_header_size=10_000)
+            data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
+    except BertnpuError:
+        raise
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, TokenError):  # unknown version, damaged header dict (numpy tokenizes it), truncated header
+        raise refuse("it is not a valid .npy file") from None
+    if dtype.hasobject:
+        raise refuse("it holds Python objects")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != data_bytes:  # a truncated file, or a header claiming terabytes
+        raise refuse(f"its header promises shape {shape} of {dtype}, but the file holds {data_bytes} data bytes; truncated or not a .npy file")
     try:
         return np.load(f, allow_pickle=False)
     except ValueError as exc:  # object arrays need pickles, which are refused; also bad headers
         reason = "it holds Python objects" if "allow_pickle" in str(exc) else "it is not a valid .npy file"
-        raise BertnpuError(f"Calibration file {str(f)!r} cannot be read ({reason}); {_REBUILD}") from None
+        raise refuse(reason) from None
     except (OSError, EOFError) as exc:
-        raise BertnpuError(f"Calibration file {str(f)!r} cannot be read ({exc.__class__.__name__}, truncated or not a .npy file); {_REBUILD}") from None
+        raise refuse(f"{exc.__class__.__name__}, truncated or not a .npy file") from None
 
 
 def embedding_bound(model: LoadedModel) -> float:
@@ -277,6 +317,10 @@ def load_calibration_set(path: str | os.PathLike, model: Optional[LoadedModel] =
                 f"a LayerNorm output of {model.name!r} can reach; {_REBUILD}"
             )
         arrays.append(a)
+    if manifest is not None and path.is_dir():  # the manifest describes these very files: its token counts must agree
+        wrong = next(((s, a) for s, a in zip(manifest["samples"], arrays) if "tokens" in s and s["tokens"] != a.shape[1]), None)
+        if wrong is not None:
+            raise BertnpuError(f"The calibration manifest says {wrong[0]['file']!r} holds {wrong[0]['tokens']} tokens, but the file holds {wrong[1].shape[1]}; {_REBUILD}")
     if manifest is not None and model is not None:
         expected = embedding_hash(weight_dict_of(model.bert))
         if manifest.get("embedding_sha256") != expected:

@@ -18,6 +18,7 @@ ENV_VAR = "BERTNPU_STSB_DIR"
 HUB_DATASET = "mteb/stsbenchmark-sts"
 SCORE_RANGE = (0.0, 5.0)  # STS-B gold scores are means of 0-5 annotator ratings
 _RELEASE_FIX = "use the original STS Benchmark release files."
+MAX_STSB_BYTES = 256 * 2**20  # the release's largest file, sts-train.csv, is about 1 MB
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def read_stsb_file(path: Path, split: str) -> StsPairs:
     license/source fields, which are ignored.
     """
     from ..artifacts import read_text_file
+    from ..schema import check_size
 
+    check_size(path, "STS-B file", _RELEASE_FIX, MAX_STSB_BYTES)
     text = read_text_file(path, "STS-B file", _RELEASE_FIX)
     s1, s2, scores = [], [], []
     low, high = SCORE_RANGE

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..artifacts import path_inside, read_json
 from ..errors import BertnpuError
+from ..schema import Field, Schema
 
 TUTORIAL_MODEL = "sentence-transformers-testing/stsb-bert-tiny-safetensors"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -23,6 +24,30 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")
 _READ_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "tokenizer_config.json", "special_tokens_map.json",
                "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json") + TOKENIZER_FILES
 _FOLDER_FIX = "pass a Hugging Face model folder (config.json, tokenizer files, weights)."
+
+
+def _heads_divide_hidden(cfg: dict, where: str, fix: str) -> None:
+    hidden, heads = cfg.get("hidden_size", 768), cfg.get("num_attention_heads", 12)
+    if hidden % heads:
+        raise BertnpuError(f"hidden_size={hidden} in {where} is not a multiple of num_attention_heads={heads}; {fix}")
+
+
+# The fields of config.json bertnpu relies on (absent ones take transformers' BERT defaults); the upper bounds
+# sit far above any BERT (BERT-large: 1024 hidden, 24 layers) so a typo cannot ask for terabytes.
+_SIZE = Field(int, required=False, low=1, high=65_536)
+MODEL_CONFIG = Schema({
+    "model_type": Field(str, required=False, max_len=100), "hidden_size": _SIZE, "num_attention_heads": _SIZE,
+    "num_hidden_layers": Field(int, required=False, low=1, high=1_000), "intermediate_size": Field(int, required=False, low=1, high=262_144),
+    "vocab_size": Field(int, required=False, low=1, high=10_000_000), "max_position_embeddings": Field(int, required=False, low=1, high=1_000_000),
+    "type_vocab_size": Field(int, required=False, low=1, high=1_000), "layer_norm_eps": Field(float, required=False, low=0.0, high=1.0),
+    "hidden_act": Field(str, required=False, max_len=100), "position_embedding_type": Field(str, required=False, max_len=100),
+}, rule=_heads_divide_hidden)
+MODULES_ENTRY = Schema({"type": Field(str, required=False, max_len=1000), "path": Field(str, required=False, max_len=4096)})
+# sentence-transformers writes booleans; a string such as "false" would otherwise count as true.
+POOLING_CONFIG = Schema({key: Field(bool, required=False) for key in (
+    "pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_tokens", "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken")} | {"pooling_mode": Field(str, required=False, max_len=100),
+                                                                    "word_embedding_dimension": Field(int, required=False, low=1)})
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,7 @@ def read_pooling(folder: Path) -> Pooling:
     modules = read_json(modules_file, "sentence-transformers module list", fix, expect=list)
     if not all(isinstance(m, dict) and isinstance(m.get("type", ""), str) and isinstance(m.get("path", ""), str) for m in modules):
         raise BertnpuError(f"{str(modules_file)!r} must be a list of objects with string 'type' and 'path'; {fix}")
+    modules = [MODULES_ENTRY.check(m, f"[{i}]", f"{str(modules_file)!r}", fix) for i, m in enumerate(modules)]
     normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
     pooling_module = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
     if pooling_module is None:
@@ -154,14 +180,14 @@ def read_pooling(folder: Path) -> Pooling:
     cfg_file = path_inside(folder, module_dir / "config.json", "Pooling config", fix)
     if not cfg_file.is_file():
         return Pooling("mean", normalize, f"{cfg_file.name} missing: mean pooling assumed")
-    cfg = read_json(cfg_file, "pooling config", fix)
+    cfg = POOLING_CONFIG.check(read_json(cfg_file, "pooling config", fix), "", f"the pooling config {str(cfg_file)!r}", fix)
     for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"), ("pooling_mode_mean_tokens", "mean")):
         if cfg.get(key):
             return Pooling(mode, normalize, "1_Pooling/config.json")
     mode = cfg.get("pooling_mode")
     if mode in ("mean", "cls", "max"):
         return Pooling(mode, normalize, "1_Pooling/config.json")
-    raise BertnpuError(f"Unsupported pooling in {cfg_file}: {cfg!r}; pass --pooling mean, cls, max or pooler.")
+    raise BertnpuError(f"Unsupported pooling in {str(cfg_file)!r}: {str(cfg)[:200]}; pass --pooling mean, cls, max or pooler.")
 
 
 def _read_max_seq_length(folder: Path, config: Any, tokenizer: Any) -> int:
@@ -176,6 +202,12 @@ def _read_max_seq_length(folder: Path, config: Any, tokenizer: Any) -> int:
             return min(value, limit)
     model_max = getattr(tokenizer, "model_max_length", limit) or limit
     return min(int(model_max), limit)
+
+
+def check_model_config(folder: Path) -> dict:
+    """``config.json`` of a model folder, parsed with bounds and checked against :data:`MODEL_CONFIG`."""
+    path = folder / "config.json"
+    return MODEL_CONFIG.check(read_json(path, "model config", _FOLDER_FIX), "", f"the model config {str(path)!r}", _FOLDER_FIX)
 
 
 def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
@@ -195,7 +227,7 @@ def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_c
     from transformers import AutoConfig, AutoTokenizer
 
     display, folder = resolve_model_folder(name)
-    read_json(folder / "config.json", "model config", _FOLDER_FIX)  # non-UTF-8 / broken JSON: one sentence, not a traceback
+    check_model_config(folder)  # non-UTF-8, broken JSON, absurd sizes: one sentence, not a traceback
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as exc:

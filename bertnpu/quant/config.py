@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..version import __version__
 from ..artifacts import atomic_write_json
-from ..errors import BertnpuError
+from ..errors import BertnpuError, BertnpuWarning
 
 SCHEMA_VERSION = 1
+# Below this, MaxPercentile clips most of the top values it keeps apart: the tutorial uses 0.999, sweeps 0.99-1.0.
+LOW_PERCENTILE = 0.5
 METHODS = {0: "weight per-channel, activation per-layer", 1: "weight per-channel, activation multi-layer",
            2: "method 0 with activation zero-point", 3: "method 1 with activation zero-point"}
 OUTPUTS = {0: "one scale per layer output", 1: "one scale per output channel", 2: "sigmoid-based"}
@@ -63,10 +66,12 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "QuantConfig":
+        from ..schema import show_key
+
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known - {"schema_version", "tool"})
         if unknown:
-            raise BertnpuError(f"Unknown QuantConfig field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}.")
+            raise BertnpuError(f"Unknown QuantConfig field(s) {', '.join(map(show_key, unknown[:5]))}; allowed: {', '.join(sorted(known))}.")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: str | Path, *, force: bool = False) -> Path:
@@ -76,10 +81,17 @@ class QuantConfig:
     @classmethod
     def load(cls, path: str | Path) -> "QuantConfig":
         from ..artifacts import read_json
+        from ..schema import check_schema_version
 
-        # folder, missing, non-UTF-8, broken JSON, not an object: each one sentence
-        data = read_json(path, "config file", "write one with QuantConfig().save(path) or `bertnpu sweep`, or fix it.")
-        return cls.from_dict(data)
+        fix = "write one with QuantConfig().save(path) or `bertnpu sweep`, or fix it."
+        # folder, missing, non-UTF-8, broken JSON, too big or deep, not an object: each one sentence
+        data = read_json(path, "config file", fix)
+        # QuantConfig.save always stamps a version, but a flat config speaks qbcompiler's vocabulary and is often
+        # written by hand or by other tools without one: missing reads as version 1; 0, -1 or text are refused.
+        check_schema_version(data, f"The config file {str(path)!r}", fix, SCHEMA_VERSION, missing=1)
+        config = cls.from_dict(data)
+        warn_pointless_calibration(config, f"config file {Path(path).name!r}")
+        return config
 
     def legacy_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``QuantizationConfig.from_kwargs`` (qbcompiler 1.0.x)."""
@@ -89,3 +101,30 @@ class QuantConfig:
     def label(self) -> str:
         return f"method {self.method}, output {self.output}, {MODES[self.mode]}" + (
             f" p={self.percentile:g} topk={self.topk_ratio:g}" if self.mode == 1 else "") + ("" if self.bits == 8 else f", {self.bits}-bit")
+
+
+def warn_pointless_calibration(config: QuantConfig, source: str) -> None:
+    """One warning when a loaded config is legal but clips far more than anyone means to."""
+    if config.mode == 1 and config.percentile < LOW_PERCENTILE:
+        share = config.topk_ratio * (1 - config.percentile)
+        warnings.warn(
+            f"percentile={config.percentile:g} in the {source} clips {share:.3g} of every site's values (nearly all of the top "
+            f"topk_ratio={config.topk_ratio:g} share MaxPercentile keeps apart), so the largest activations are cut off; "
+            "the tutorial uses 0.999.", BertnpuWarning, stacklevel=3)
+
+
+def warn_pointless_topk(config: QuantConfig, largest_count: int, source: str) -> None:
+    """One warning when MaxPercentile clips nothing at any site: ``topk_ratio`` too small for the calibration set.
+
+    ``largest_count``: the most values any site observed (see ``thresholds.clipped_count``).
+    """
+    from .thresholds import clipped_count
+
+    # Only a topk_ratio below the tutorial's: with its 0.01 a small calibration set clips nothing too, but then the
+    # set is what is too small (and valid files keep their quiet output).
+    small = config.topk_ratio < QuantConfig().topk_ratio
+    if small and config.mode == 1 and config.percentile < 1 and largest_count > 0 and clipped_count(largest_count, config.percentile, config.topk_ratio) == 0:
+        warnings.warn(
+            f"topk_ratio={config.topk_ratio:g} with percentile={config.percentile:g} in the {source} keeps fewer than one of even the largest "
+            f"site's {largest_count} calibration values apart, so nothing is clipped and mode 1 acts as Max (mode 0).",
+            BertnpuWarning, stacklevel=3)

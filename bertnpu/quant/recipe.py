@@ -22,17 +22,21 @@ import dataclasses
 import json
 import re
 import typing
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ..artifacts import atomic_write_json
-from ..errors import BertnpuError
+from ..errors import BertnpuError, BertnpuWarning
+from ..schema import check_schema_version, load_json_file, short_repr, show_key
 from ..version import __version__
-from .config import QuantConfig
+from .config import QuantConfig, warn_pointless_calibration
 from .precision import DEFAULT_PROFILE, get_profile
 
 SCHEMA_VERSION = 2
+_FIX = "fix it, or write a new one with `bertnpu plan --out recipe.json`."
+_PREDICTION_VALUES = (str, int, float, bool, type(None))
 TRANSFORMATIONS = {
     "norm_conv": "NormConv: fold each LayerNorm's scale and shift into the Linears that read it",
     "qk": "Qk: rotate query and key weights by one orthogonal matrix per head (scores unchanged)",
@@ -89,7 +93,7 @@ class Recipe:
         get_profile(self.profile)
         if self.target_device is not None and not isinstance(self.target_device, str):
             raise BertnpuError(f"target_device={self.target_device!r} is invalid; give qbcompiler's device name such as \"aries2\", or null.")
-        object.__setattr__(self, "prediction", dict(self.prediction))
+        object.__setattr__(self, "prediction", check_prediction(self.prediction))
         ops = self.activation_16bits_operators
         if isinstance(ops, str) or not all(isinstance(o, str) and o for o in ops):
             raise BertnpuError(f"activation_16bits_operators={ops!r} is invalid; give a list of operator names from `bertnpu mblt-ops FILE.mblt`.")
@@ -124,6 +128,9 @@ class Recipe:
         unknown = [s for s in self.activation_16bits if s not in known]
         if unknown:
             raise BertnpuError(f"Unknown site(s) {', '.join(unknown)} in the recipe's activation_16bits; list this model's sites with `bertnpu sites`.")
+        if known and known <= set(self.activation_16bits):
+            warnings.warn(f"activation_16bits names all {len(known)} sites of the model, so no activation stays INT8: the NPU moves twice the "
+                          "activation traffic and the INT8 simulation has nothing left to judge.", BertnpuWarning, stacklevel=2)
 
     def label(self) -> str:
         parts = [self.calibration.label()]
@@ -141,11 +148,8 @@ class Recipe:
     def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
         if not isinstance(data, Mapping):
             raise BertnpuError(f"A recipe must be a JSON object, not a {type(data).__name__}; write one with `bertnpu plan` or Recipe().save(path).")
-        version = data.get("schema_version", 1)
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise BertnpuError(f"Recipe schema_version={version!r} is invalid; it must be an integer up to {SCHEMA_VERSION}.")
-        if version > SCHEMA_VERSION:
-            raise BertnpuError(f"The recipe has schema_version {version}, newer than this bertnpu reads ({SCHEMA_VERSION}); upgrade bertnpu ({__version__}).")
+        # A dict built in memory may omit the version (read as 1: the layout decides); a file must carry it (see load).
+        check_schema_version(data, "The recipe", _FIX, SCHEMA_VERSION, missing=1)
         if "calibration" not in data and "method" in data:  # a schema-1 QuantConfig file
             return cls(calibration=QuantConfig.from_dict(data))
         body = {k: v for k, v in data.items() if k not in ("schema_version", "tool")}
@@ -161,15 +165,28 @@ class Recipe:
         path = Path(path)
         if path.is_dir():
             raise BertnpuError(f"Recipe path {str(path)!r} is a folder; pass the recipe JSON file inside it (e.g. recipe.json).")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BertnpuError(f"Recipe file {str(path)!r} does not exist; write one with `bertnpu plan --out recipe.json`.") from None
-        except UnicodeDecodeError:
-            raise BertnpuError(f"Recipe file {str(path)!r} is not UTF-8 text; regenerate it with `bertnpu plan`.") from None
-        except json.JSONDecodeError as exc:
-            raise BertnpuError(f"Recipe file {str(path)!r} is not valid JSON (line {exc.lineno}); fix or regenerate it.") from None
-        return cls.from_dict(data)
+        # bounded size and depth, no duplicate keys, UTF-8: one sentence each (bertnpu.schema)
+        data = load_json_file(path, "recipe file", _FIX)
+        if isinstance(data, Mapping) and "calibration" in data:
+            # Recipe.save has stamped the version since the first nested recipe; a flat QuantConfig file may
+            # lack it (see QuantConfig.load) and from_dict then reads it as version 1.
+            check_schema_version(data, f"The recipe file {str(path)!r}", _FIX, SCHEMA_VERSION)
+        recipe = cls.from_dict(data)
+        warn_pointless_calibration(recipe.calibration, f"recipe file {path.name!r}")
+        return recipe
+
+
+def check_prediction(prediction: Any) -> dict[str, Any]:
+    """What a prediction may hold: names mapped to numbers, text, true/false or null, or to one level of such tables."""
+    if not isinstance(prediction, Mapping):
+        raise BertnpuError(f"prediction={short_repr(prediction)} is invalid; give a JSON object such as {{\"test_spearman\": 0.81}} or {{}}.")
+    for key, value in prediction.items():
+        values = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for sub, v in values:
+            if not isinstance(key, str) or not isinstance(sub, (str, type(None))) or not isinstance(v, _PREDICTION_VALUES):
+                name = f"prediction.{key}" + (f".{sub}" if sub is not None else "")
+                raise BertnpuError(f"{name}={short_repr(v)} is invalid; a prediction holds numbers, text, true/false or null (or one level of tables of them).")
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in prediction.items()}
 
 
 def load_recipe(path: Optional[str | Path]) -> Recipe:
@@ -195,7 +212,7 @@ def _decode(cls: type, data: Any, where: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known - ({"schema_version", "tool"} if cls is QuantConfig else set()))
     if unknown:
-        raise BertnpuError(f"Unknown field(s) {', '.join(unknown)} in {where}; allowed: {', '.join(sorted(known))}.")
+        raise BertnpuError(f"Unknown field(s) {', '.join(map(show_key, unknown[:5]))} in {where}; allowed: {', '.join(sorted(known))}.")
     kwargs = {}
     for name, value in data.items():
         if name not in known:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
+from tokenize import TokenError
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from ..artifacts import atomic_write
 from ..data.calibration import CalibrationSet
 from ..model.npu_part import NpuEncoder
 from ..errors import BertnpuError
+from ..schema import Field, Schema, parse_json, show_key
 from ..model.load import LoadedModel
 from .observers import REPLICAS, SiteObserver, bootstrap_weights
 from .sites import SiteInfo, sites_of
@@ -74,33 +77,50 @@ class ActivationStats:
 
 _RECOMPUTE = "recompute it with `bertnpu stats`."
 _META_KEYS = {"model_sha256": str, "calibration_sha256": str, "sites": list}
+# Every release has written schema_version and the site list (SiteInfo's fields) into __meta__.
+_SITE = Schema({"name": Field(str, max_len=200), "layer": Field(int, low=-1, high=100_000), "role": Field(str, max_len=200),
+                "layout": Field(str, choices=("token", "attention", "intermediate")), "description": Field(str, max_len=10_000)}, strict=True)
+_META = Schema({"sites": Field(list, items=_SITE, max_len=1_000_000), "samples": Field(int, required=False, low=0)})
+# A stats file of a 24-layer BERT-large is about 100 MB; a zip member that inflates beyond this is no bertnpu stats file.
+MAX_STATS_BYTES = 2 * 2**30
+_NONNEGATIVE = ("channel_absmax", "pos_hist", "neg_hist", "role_hist", "replica_hist")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    import zipfile
-
     try:
+        with zipfile.ZipFile(path) as archive:  # sizes first: a compressed member may inflate to any size
+            inflated = sum(info.file_size for info in archive.infolist())
+        if inflated > MAX_STATS_BYTES:
+            raise BertnpuError(f"{str(path)!r} inflates to {inflated / 2**30:.1f} GB, more than the {MAX_STATS_BYTES / 2**30:.0f} GB a bertnpu stats file can be; {_RECOMPUTE}")
         with open(path, "rb") as fh:  # our handle: closed even when np.load fails half-way
             data = np.load(fh, allow_pickle=False)
             if not hasattr(data, "files"):
                 raise ValueError("a single array, not an archive")
             with data:
-                return {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:  # truncated, empty, random bytes, pickles
+                content = {k: data[k] for k in data.files}
+        odd = next((k for k, v in content.items() if not isinstance(v, np.ndarray)), None)
+        if odd is not None:  # np.load hands back the raw bytes of a member that is no .npy
+            raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (its member {show_key(odd)} is not an array); {_RECOMPUTE}")
+        return content
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, SyntaxError, TokenError) as exc:  # truncated, empty, random bytes, pickles, damaged headers
         raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (unreadable: {exc.__class__.__name__}); {_RECOMPUTE}") from None
 
 
 def _read_meta(path: Path, content: dict[str, np.ndarray]) -> dict:
     if "__meta__" not in content:
         raise BertnpuError(f"{str(path)!r} is not a bertnpu stats file (no metadata); {_RECOMPUTE}")
+    raw = content.pop("__meta__")
+    damaged = f"The metadata of {str(path)!r} is damaged (not JSON with model_sha256, calibration_sha256 and sites); {_RECOMPUTE}"
     try:
-        meta = json.loads(content.pop("__meta__").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise BertnpuError(damaged)
+        meta = parse_json(raw.tobytes().decode("utf-8"), f"The metadata of {str(path)!r}", _RECOMPUTE)
+    except UnicodeDecodeError:
         meta = None
     bad = not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in _META_KEYS.items())
     if bad:
-        raise BertnpuError(f"The metadata of {str(path)!r} is damaged (not JSON with model_sha256, calibration_sha256 and sites); {_RECOMPUTE}")
-    return meta
+        raise BertnpuError(damaged)
+    return _META.check(meta, "", f"the metadata of {str(path)!r}", _RECOMPUTE, version=SCHEMA_VERSION)
 
 
 def _observer_of(path: Path, site: SiteInfo, parts: Optional[dict[str, np.ndarray]]) -> SiteObserver:
@@ -109,7 +129,10 @@ def _observer_of(path: Path, site: SiteInfo, parts: Optional[dict[str, np.ndarra
         raise BertnpuError(f"{str(path)!r} has no statistics for site {site.name!r}; {_RECOMPUTE}")
     if "channel_min" not in parts or "channel_max" not in parts:
         raise BertnpuError(f"{str(path)!r} was written by an older bertnpu (no per-channel min/max for site {site.name!r}); {_RECOMPUTE}")
-    template = SiteObserver(len(parts["channel_absmax"])).to_arrays()
+    channels = parts["channel_absmax"]
+    if channels.ndim != 1 or not 1 <= len(channels) <= 1_000_000:
+        raise BertnpuError(f"{str(path)!r} holds a damaged 'channel_absmax' array for site {site.name!r}; {_RECOMPUTE}")
+    template = SiteObserver(len(channels)).to_arrays()
     for key, ref in template.items():
         value = parts.get(key)
         fixed_shape = key not in ("top_pos", "top_neg")
@@ -118,6 +141,8 @@ def _observer_of(path: Path, site: SiteInfo, parts: Optional[dict[str, np.ndarra
         finite = value if key != "scalars" else value[:1]  # min/max are +-inf for an empty site
         if not np.isfinite(finite).all() or np.isnan(value).any():
             raise BertnpuError(f"{str(path)!r} holds NaN or inf in {key!r} of site {site.name!r}; {_RECOMPUTE}")
+        if (key in _NONNEGATIVE and (value < 0).any()) or (key == "scalars" and (value[0] < 0 or value[0] != int(value[0]))):
+            raise BertnpuError(f"{str(path)!r} holds a negative or fractional count in {key!r} of site {site.name!r}; {_RECOMPUTE}")
     return SiteObserver.from_arrays(parts)
 
 
@@ -145,6 +170,10 @@ def load_stats(path: str | os.PathLike, model: Optional[LoadedModel] = None, cal
         sites = [SiteInfo(**s) for s in meta["sites"]]
     except TypeError:
         raise BertnpuError(f"The site list in the metadata of {str(path)!r} is damaged; {_RECOMPUTE}") from None
+    names = [s.name for s in sites]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise BertnpuError(f"The site list in the metadata of {str(path)!r} names {twice!r} twice; {_RECOMPUTE}")
     if model is not None:
         expected = [s.name for s in sites_of(model)]
         missing = [n for n in expected if n not in {s.name for s in sites}]

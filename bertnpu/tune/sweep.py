@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from itertools import product
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,6 +34,8 @@ from tqdm.auto import tqdm
 from ..artifacts import atomic_write_json, atomic_write_text
 from ..data.stsb import StsPairs
 from ..errors import BertnpuError
+from ..errors import BertnpuWarning
+from ..schema import Field, Schema, read_json_lines
 from ..model.load import LoadedModel
 from ..model.sentence_encoder import SentenceEncoder
 from ..quant.config import QuantConfig
@@ -161,16 +164,27 @@ def _cache_key(kind: str, signature: str, stats, pairs: StsPairs, extra: dict) -
     return hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
+def _cache_rule(row: dict, where: str, fix: str) -> None:
+    needed = ("spearman",) if row["kind"] == "full" else ("proxy_cosine", "proxy_spearman")
+    if any(name not in row for name in needed):
+        raise BertnpuError(f"A {row['kind']} row of {where} lacks {' or '.join(needed)}; {fix}")
+
+
+# One cached result (other keys, e.g. intervals, pass unchecked); correlations are NaN for constant embeddings.
+_CORR = Field((float, type(None)), required=False, low=-1.0, high=1.0, finite=False)
+CACHE_ROW = Schema({"key": Field(str, max_len=64), "kind": Field(str, choices=("proxy", "full")), "spearman": _CORR, "pearson": _CORR,
+                    "mean_sqnr_db": Field((float, type(None)), required=False), "proxy_cosine": _CORR, "proxy_spearman": _CORR},
+                   rule=_cache_rule)
+
+
 def _read_cache(path: Optional[Path]) -> dict[str, dict]:
-    rows = {}
-    if path is not None and path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                rows[row["key"]] = row
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut by an interrupt: recompute that result
-    return rows
+    if path is None or not path.is_file():
+        return {}
+    rows, damaged = read_json_lines(path, CACHE_ROW, "sweep cache")  # a line cut by an interrupt or edited: recompute that result
+    if damaged:
+        warnings.warn(f"{damaged} damaged line(s) in the sweep cache {str(path)!r} were skipped; those results are computed again.",
+                      BertnpuWarning, stacklevel=2)
+    return {row["key"]: row for row in rows}
 
 
 def _append(path: Optional[Path], entry: dict) -> None:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
-from ...errors import BertnpuError
+from ...errors import BertnpuError, BertnpuWarning
+from ...schema import Field, Schema, read_json_lines
 from ...quant.recipe import Recipe
+
+
+# One line: a result key and what the planner stored under it (cosines and Spearman correlations, -1 to 1;
+# Spearman is NaN for constant embeddings).
+_SCORE = Field(float, required=False, low=-1.0, high=1.0, finite=False)
+VALUE = Schema({"cosine": Field(float, low=-1.0, high=1.0), "spearman": _SCORE})
+ROW = Schema({"key": Field(str, max_len=64), "value": Field(dict, items=VALUE)})
 
 
 class ResultCache:
@@ -20,12 +29,11 @@ class ResultCache:
         self.ident = ident
         self.values: dict[str, dict] = {}
         if self.path is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                    self.values[row["key"]] = row["value"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
+            rows, damaged = read_json_lines(self.path, ROW, "plan cache")
+            self.values = {row["key"]: row["value"] for row in rows}
+            if damaged:
+                warnings.warn(f"{damaged} damaged line(s) in the plan cache {str(self.path)!r} were skipped; those results are simulated again.",
+                              BertnpuWarning, stacklevel=2)
 
     def key(self, kind: str, recipe: Recipe) -> str:
         body = {k: v for k, v in recipe.to_dict().items() if k not in ("prediction", "target_device")}
