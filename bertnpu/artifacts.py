@@ -260,27 +260,9 @@ def file_digest(path: str | os.PathLike) -> dict:
     return {"size": size, "sha256": digest.hexdigest()}
 
 
-def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
-    """Read a UTF-8 text file; unreadable or non-UTF-8 content is one sentence ending in ``fix``."""
-    path = Path(path)
-    if path.is_dir():
-        raise BertnpuError(f"The {what} {str(path)!r} is a folder, not a file; {fix}")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BertnpuError(f"The {what} {str(path)!r} does not exist; {fix}") from None
-    except OSError as exc:
-        raise BertnpuError(f"Cannot read the {what} {str(path)!r} ({exc.strerror or exc.__class__.__name__}); {fix}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise BertnpuError(f"The {what} {str(path)!r} is not UTF-8 text (bad byte on line {line}); {fix}") from None
-
-
 def read_json(path: str | os.PathLike, what: str, fix: str, expect: type | tuple = dict) -> Any:
     """Parse a JSON file of the type ``expect``; every failure is one sentence ending in ``fix``."""
-    from .schema import check_size, parse_json
+    from .schema import check_size, parse_json, read_text_file
 
     check_size(path, what, fix)  # size, depth, duplicate keys, huge integers: bounded before any use
     data = parse_json(read_text_file(path, what, fix), f"The {what} {str(path)!r}", fix)

@@ -215,11 +215,27 @@ class Schema:
 VERSION = Field(int, low=1)
 
 
+def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
+    """Read a UTF-8 text file; unreadable or non-UTF-8 content is one sentence ending in ``fix``."""
+    path = Path(path)
+    if path.is_dir():
+        raise BertnpuError(f"The {what} {str(path)!r} is a folder, not a file; {fix}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BertnpuError(f"The {what} {str(path)!r} does not exist; {fix}") from None
+    except OSError as exc:
+        raise BertnpuError(f"Cannot read the {what} {str(path)!r} ({exc.strerror or exc.__class__.__name__}); {fix}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BertnpuError(f"The {what} {str(path)!r} is not UTF-8 text (bad byte on line {line}); {fix}") from None
+
+
 def load_json_file(path: str | os.PathLike, what: str, fix: str, schema: Optional[Schema] = None, *,
                    version: Optional[int] = None, missing_version: Optional[int] = None, limit: int = MAX_JSON_BYTES) -> Any:
     """Read, parse and (with ``schema``) check a JSON file: every failure one sentence naming it."""
-    from .artifacts import read_text_file
-
     where = f"the {what} {str(path)!r}"
     check_size(path, what, fix, limit)
     data = parse_json(read_text_file(path, what, fix), where[0].upper() + where[1:], fix)

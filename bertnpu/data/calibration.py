@@ -20,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..version import __version__
-from ..artifacts import atomic_directory, path_inside, read_json, read_text_file
+from ..artifacts import atomic_directory, path_inside, read_json
+from ..schema import read_text_file
 from ..model.sentence_encoder import length_sorted_batches, tokenize
 from ..errors import BertnpuError
 from ..schema import Field, Schema, check_size

@@ -71,7 +71,7 @@ def read_stsb_file(path: Path, split: str) -> StsPairs:
     Columns: genre, file, year, id, score, sentence1, sentence2, then (on some lines)
     license/source fields, which are ignored.
     """
-    from ..artifacts import read_text_file
+    from ..schema import read_text_file
     from ..schema import check_size
 
     check_size(path, "STS-B file", _RELEASE_FIX, MAX_STSB_BYTES)
