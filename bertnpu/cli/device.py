@@ -25,21 +25,20 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
 @command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
          limit_option, json_option, _eval_options, force_option("--report file"))
 def _eval(args) -> int:
-    facts = None
-    if args.mxq:  # before anything is loaded or encoded: a missing/broken .mxq or no NPU fails in a second
-        from ..device.preflight import preflight
+    from ..device.preflight import check_model, preflight
 
+    facts = None
+    if args.mxq and not args.weights:  # before anything is loaded or encoded: a missing/broken .mxq or no NPU fails in a second
         facts = preflight(args.mxq, verbose=args.verbose)
     pairs = pairs_arg(args, args.split)
     model = load_model_arg(args)
     if args.mxq:
-        from ..device.preflight import check_model
-
-        args.facts = check_model(facts, model.config.hidden_size, model.name)
-        if args.weights:  # a bad weight dict is refused before any work or notice
+        if args.weights:  # a bad weight dict (checked against the model's hidden size) is refused before the NPU is opened
             from ..model.cpu_part import load_weight_dict
 
             load_weight_dict(args.weights, hidden_size=model.config.hidden_size)
+            facts = preflight(args.mxq, verbose=args.verbose)
+        args.facts = check_model(facts, model.config.hidden_size, model.name)
         return _eval_npu(args, model, pairs)
     from ..stages.simulate import fp32_scores
 

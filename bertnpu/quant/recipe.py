@@ -176,17 +176,25 @@ class Recipe:
         return recipe
 
 
+def _interval(v: Any) -> bool:
+    """A confidence interval as a prediction stores it: ``[lo, hi]``, two numbers (NaN for too few pairs)."""
+    return isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
 def check_prediction(prediction: Any) -> dict[str, Any]:
-    """What a prediction may hold: names mapped to numbers, text, true/false or null, or to one level of such tables."""
+    """What a prediction may hold: names mapped to numbers, text, true/false, null or an interval ``[lo, hi]``, or to one
+    level of such tables."""
     if not isinstance(prediction, Mapping):
         raise BertnpuError(f"prediction={short_repr(prediction)} is invalid; give a JSON object such as {{\"test_spearman\": 0.81}} or {{}}.")
     for key, value in prediction.items():
         values = value.items() if isinstance(value, Mapping) else [(None, value)]
         for sub, v in values:
-            if not isinstance(key, str) or not isinstance(sub, (str, type(None))) or not isinstance(v, _PREDICTION_VALUES):
+            if not isinstance(key, str) or not isinstance(sub, (str, type(None))) or not (isinstance(v, _PREDICTION_VALUES) or _interval(v)):
                 name = f"prediction.{key}" + (f".{sub}" if sub is not None else "")
-                raise BertnpuError(f"{name}={short_repr(v)} is invalid; a prediction holds numbers, text, true/false or null (or one level of tables of them).")
-    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in prediction.items()}
+                raise BertnpuError(f"{name}={short_repr(v)} is invalid; a prediction holds numbers, text, true/false, null or intervals "
+                                   "[lo, hi] (or one level of tables of them).")
+    return {k: {s: list(x) if isinstance(x, list) else x for s, x in v.items()} if isinstance(v, Mapping) else (list(v) if isinstance(v, list) else v)
+            for k, v in prediction.items()}
 
 
 def load_recipe(path: Optional[str | Path]) -> Recipe:
