@@ -261,7 +261,7 @@ def check_stats_transforms(stats, recipe: Recipe) -> list[str]:
 def simulate(
     model: LoadedModel, stats, recipe: Recipe | QuantConfig | None = None, *, profile: Optional[str] = None,
     activation_16bits: Optional[Iterable[str]] = None, keep_fp32: Iterable[str] = (), quantize_weights: bool = True,
-    quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None,
+    quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None, keep_reference: bool = True,
 ) -> Simulation:
     """Build the fake-quantized NPU part of ``model`` for ``recipe`` (a Recipe, or a QuantConfig).
 
@@ -271,6 +271,8 @@ def simulate(
         quantize_weights / quantize_activations: switch either part off (both off = FP32).
         encoder: a ready NPU part to use as is (e.g. one weight-quantized copy across a sweep);
             it must carry the recipe's transformations.
+        keep_reference: False leaves ``reference`` None (with transformations it is a second full copy
+            of the NPU part, needed only for per-site errors).
 
     Example:
         >>> sim = simulate(model, stats, Recipe(activation_16bits=("layer.0.ffn.residual",)))
@@ -292,7 +294,8 @@ def simulate(
     bits = {s: (config.bits if b == 8 else max(b, config.bits)) for s, b in site_bits(site_names, recipe.profile, recipe.activation_16bits).items()}
     reference = None
     if encoder is None:
-        reference = transformed_encoder(model.bert, names) if names else NpuEncoder(model.bert)
+        if keep_reference:
+            reference = transformed_encoder(model.bert, names) if names else NpuEncoder(model.bert)
         encoder = transformed_encoder(model.bert, names) if names else copy.deepcopy(NpuEncoder(model.bert))
         if quantize_weights:
             quantize_weights_(encoder, config.bits)

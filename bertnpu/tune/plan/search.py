@@ -16,6 +16,7 @@ from ...quant.recipe import EquivalentTransformations, Recipe
 from ...quant.simulate import Simulation, simulate
 from ...quant.sites import site_start
 from ...quant.transforms import SIMULATED, transformed_sites
+from ...memory import release_free_memory
 from ...version import __version__
 from ..evaluate import cosine_rows, recipe_key, sts_scores, unique_sentences
 from .cache import ResultCache
@@ -74,7 +75,16 @@ class _Planner:
         key = (names, recipe.calibration, recipe.profile)
         if key not in self.sims:
             encoder = next((s.encoder for (n, c, p), s in self.sims.items() if n == names and c.bits == recipe.calibration.bits), None)
-            self.sims[key] = simulate(self.model, self.stats_for(names), recipe.with_(activation_16bits=()), encoder=encoder)
+            if encoder is None:
+                # each weight-quantized (transformed) encoder is a full copy of the NPU part: keep one at a time
+                # (the search visits each transformation once; a rebuilt copy is the same bit for bit)
+                self.sims = {k: s for k, s in self.sims.items() if k[0] == names and k[1].bits == recipe.calibration.bits}
+                for cached in (self.proxy, self.full):
+                    if cached.encoder is not None and all(s.encoder is not cached.encoder for s in self.sims.values()):
+                        cached.set_base(None, None)
+                release_free_memory()
+            self.sims[key] = simulate(self.model, self.stats_for(names), recipe.with_(activation_16bits=()), encoder=encoder,
+                                      keep_reference=False)  # the planner measures embeddings, never per-site errors
         sim = self.sims[key]
         return sim if not recipe.activation_16bits else _with_sites(sim, recipe)
 
