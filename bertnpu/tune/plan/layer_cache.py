@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ...model.load import LoadedModel
 from ...model.npu_part import NpuEncoder
@@ -95,8 +96,8 @@ class LayerCachedEncoder:
     bit for bit (:func:`compact`), and the CPU part's output is recomputed from the token ids.
     """
 
-    def __init__(self, model: LoadedModel, sentences: Sequence[str], batch_size: int = 64):
-        self.model = model
+    def __init__(self, model: LoadedModel, sentences: Sequence[str], batch_size: int = 64, progress: bool = False, desc: str = "encode (layers reused)"):
+        self.model, self.progress, self.desc = model, progress, desc
         self.sentences = list(sentences)
         self.probe = SentenceEncoder(model, batch_size=batch_size, progress=False)
         self.batches = self.probe.batches(self.sentences)
@@ -122,7 +123,7 @@ class LayerCachedEncoder:
             self.layer_inputs = [None] * len(self.batches)
         try:
             with torch.inference_mode():
-                for b, batch in enumerate(self.batches):
+                for b, batch in enumerate(tqdm(self.batches, desc=self.desc, disable=not self.progress, leave=False)):
                     mask = batch.attention_mask
                     slots = list(self.layer_inputs[b] or [None] * (layers + 1)) if self.layer_inputs is not None else [None] * (layers + 1)
                     x = self.probe.embedding(batch.input_ids, batch.token_type_ids) if start < 0 else _tensor(slots[min(start, layers)])

@@ -43,9 +43,9 @@ class _Planner:
         val_sentences, self.rows1, self.rows2 = unique_sentences(validation)
         self.proxy_sentences = val_sentences[: spec.proxy_sentences]
         self.proxy = LayerCachedEncoder(model, self.proxy_sentences)
-        self.full = LayerCachedEncoder(model, val_sentences)
+        self.full = LayerCachedEncoder(model, val_sentences, progress=progress, desc="plan: validation split")
         self.fp32_proxy = SentenceEncoder(model, progress=False)(self.proxy_sentences)
-        self.fp32_val_emb = SentenceEncoder(model, progress=False)(val_sentences)
+        self.fp32_val_emb = SentenceEncoder(model, progress=progress, desc="plan: FP32 validation")(val_sentences)  # a minute on BERT-base
         self.fp32_validation = sts_scores(self.fp32_val_emb, self.rows1, self.rows2, validation.scores)["spearman"]
         self.elements = activation_elements(model, self.proxy_sentences)
         ident = {"model": self.base_stats.meta.get("model_sha256") or model_hash(model),
@@ -208,7 +208,7 @@ def plan_recipe(
     chosen_recipe = best_int8.with_(activation_16bits=tuple(pick["sites"]))
 
     # 3. confirm on test: FP32, best INT8-only, chosen
-    fp32_test_emb = SentenceEncoder(model, progress=False)
+    fp32_test_emb = SentenceEncoder(model, progress=progress, desc="plan: FP32 test")
     test_sentences, t1, t2 = unique_sentences(test)
     fp32_emb = fp32_test_emb(test_sentences)
     fp32_test = sts_scores(fp32_emb, t1, t2, test.scores)["spearman"]
