@@ -42,7 +42,8 @@ class QuantizedCodes:
 
     ``x = codes * scale`` exactly (checked when made): fake quantization itself multiplies the same
     integer-valued floats by the same scale, so int8 codes hold a layer input in a quarter of the
-    float32 memory with no change to any later result.
+    float32 memory with no change to any later result (a ``-0.0`` comes back as ``0.0``: equal, and
+    no sum, product or score downstream differs).
     """
 
     __slots__ = ("codes", "scale")
