@@ -49,8 +49,8 @@ def release_free_memory() -> bool:
     """Hand the C heap's free pages back to the system (glibc ``malloc_trim``); False where that is not available.
 
     Why: tensors of many shapes (batches of every padded length, candidate after candidate) leave
-    the heap fragmented, and glibc keeps the free pages: resident memory then grows with every
-    candidate although nothing is held. Trimming changes no value, only what the process keeps.
+    free pages inside the heap that glibc keeps (0.1 GB after a sweep candidate on a 4-layer
+    BERT-base-size model). Trimming changes no value, only what the process keeps.
     """
     import ctypes
     import ctypes.util

@@ -167,3 +167,16 @@ def test_stage_threads_follow_other_processes(monkeypatch):
         assert pipeline.stage_threads() is None and torch.get_num_threads() == 2  # an idle machine keeps torch's threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_each_stage_line_says_the_memory_in_use(first_run):
+    import re
+
+    from bertnpu.memory import peak_rss_bytes
+
+    _, _, lines = first_run
+    done = [line for line in lines if ": done in " in line]
+    assert len(done) == 8
+    for line in done:
+        now, peak = map(float, re.search(r"memory (\d+\.\d\d) GB in use, peak (\d+\.\d\d) GB$", line).groups())
+        assert 0 < now <= peak <= peak_rss_bytes() / 1e9 + 0.005  # the process's peak only grows

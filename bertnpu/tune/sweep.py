@@ -252,7 +252,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
                 scorer = scorer or ProxyScorer(model, sample)
                 done[key] = {"key": key, "kind": "proxy", **scorer(sims[i])}
                 _append(cache_path, done[key])
-                release_free_memory()  # each candidate's batches fragment the heap: without this RSS grows per candidate
+                release_free_memory()  # the candidate's freed batches go back to the system (glibc keeps them otherwise)
             proxy_scores[signatures[i]] = done[key]
         metric = f"proxy_{proxy}"
         ranked = sorted(distinct, key=lambda i: -proxy_scores[signatures[i]][metric])
