@@ -87,7 +87,10 @@ class Pipeline:
         self.folder.record(*written)
         atomic_write_json(marker, {"key": key_hash, "files": self.folder.digests(written), "result": result}, force=True)
         self.folder.record(f"stages/{name}.json")
-        self.log(f"{step}: done in {result['seconds']:.1f} s")
+        from .memory import memory_line, release_free_memory
+
+        release_free_memory()  # what the stage freed goes back before the next one starts
+        self.log(f"{step}: done in {result['seconds']:.1f} s, {memory_line()}")
         return result
 
     # -- the run ----------------------------------------------------------------------------

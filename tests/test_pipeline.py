@@ -159,3 +159,16 @@ def test_report_shows_no_private_path(first_run, tiny_model_dir, stsb_dir):
     for secret in (str(tiny_model_dir), str(Path(stsb_dir).resolve()), str(out), str(Path.home()) + "/"):
         assert secret not in html, secret
     assert "&lt;model folder&gt;" in html and "&lt;STS-B folder&gt;" in html
+
+
+def test_each_stage_line_says_the_memory_in_use(first_run):
+    import re
+
+    from bertnpu.memory import peak_rss_bytes
+
+    _, _, lines = first_run
+    done = [line for line in lines if ": done in " in line]
+    assert len(done) == 8
+    for line in done:
+        now, peak = map(float, re.search(r"memory (\d+\.\d\d) GB in use, peak (\d+\.\d\d) GB$", line).groups())
+        assert 0 < now <= peak <= peak_rss_bytes() / 1e9 + 0.005  # the process's peak only grows

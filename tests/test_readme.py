@@ -98,7 +98,6 @@ def test_links_and_the_picture_resolve():
             if re.match(r"[a-z]+://", target):
                 continue
             path = (page.parent / target).resolve()
-            name = path.relative_to(REPO.resolve()).as_posix() if path.is_relative_to(REPO.resolve()) else str(path)
             assert path.exists(), f"{page.relative_to(REPO)} links to {target}, which does not exist"
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (REPO / "README.md").read_text())
     assert pictures and all((REPO / p).stat().st_size < 200_000 for p in pictures)

@@ -268,6 +268,7 @@ def simulate(
     model: LoadedModel, stats, recipe: Recipe | QuantConfig | None = None, *, profile: Optional[str] = None,
     activation_16bits: Optional[Iterable[str]] = None, keep_fp32: Iterable[str] = (), quantize_weights: bool = True,
     quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None, integer_gemm: Optional[bool] = None,
+    keep_reference: bool = True,
 ) -> Simulation:
     """Build the fake-quantized NPU part of ``model`` for ``recipe`` (a Recipe, or a QuantConfig).
 
@@ -279,6 +280,8 @@ def simulate(
             it must carry the recipe's transformations.
         integer_gemm: 8-bit Linears as integer GEMMs (True), in float (False), or the process's choice (None);
             a ready ``encoder`` keeps the choice made when its weights were quantized.
+        keep_reference: False leaves ``reference`` None (with transformations it is a second full copy
+            of the NPU part, needed only for per-site errors).
 
     Example:
         >>> sim = simulate(model, stats, Recipe(activation_16bits=("layer.0.ffn.residual",)))
@@ -300,7 +303,8 @@ def simulate(
     bits = {s: (config.bits if b == 8 else max(b, config.bits)) for s, b in site_bits(site_names, recipe.profile, recipe.activation_16bits).items()}
     reference = None
     if encoder is None:
-        reference = transformed_encoder(model.bert, names) if names else NpuEncoder(model.bert)
+        if keep_reference:
+            reference = transformed_encoder(model.bert, names) if names else NpuEncoder(model.bert)
         encoder = transformed_encoder(model.bert, names) if names else copy.deepcopy(NpuEncoder(model.bert))
         if quantize_weights:
             quantize_weights_(encoder, config.bits, integer_gemm=integer_gemm)

@@ -40,6 +40,7 @@ from ..model.load import LoadedModel
 from ..model.sentence_encoder import SentenceEncoder
 from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
+from ..memory import release_free_memory
 from ..version import __version__
 from ..quant.simulate import Simulation, simulate
 from .error_analysis import SQNR_SENTENCES, SiteReference, site_sqnr
@@ -309,6 +310,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
                 scorer = scorer or ProxyScorer(model, sample)
                 done[key] = {"key": key, "kind": "proxy", **scorer(sims[i])}
                 _append(cache_path, done[key])
+                release_free_memory()  # the candidate's freed batches go back to the system (glibc keeps them otherwise)
             proxy_scores[signatures[i]] = done[key]
         metric = f"proxy_{proxy}"
         ranked = sorted(distinct, key=lambda i: -proxy_scores[signatures[i]][metric])
@@ -327,6 +329,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
         if key not in done or "pair_cosines" not in done[key]:  # a result from before the intervals: score it again
             done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe, references, progress=progress)}
             _append(cache_path, done[key])
+            release_free_memory()
         full[signatures[i]] = done[key]
 
     rank_of = {signatures[i]: r + 1 for r, i in enumerate(ranked)} if strategy == "fast" else {}

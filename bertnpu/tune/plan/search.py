@@ -17,6 +17,7 @@ from ...quant.recipe import EquivalentTransformations, Recipe
 from ...quant.simulate import Simulation, simulate
 from ...quant.sites import site_start
 from ...quant.transforms import SIMULATED, transformed_sites
+from ...memory import release_free_memory
 from ...version import __version__
 from ..bootstrap import bootstrap_for
 from ..evaluate import cosine_rows, pair_cosines, recipe_key, sts_scores, unique_sentences
@@ -44,9 +45,9 @@ class _Planner:
         val_sentences, self.rows1, self.rows2 = unique_sentences(validation)
         self.proxy_sentences = val_sentences[: spec.proxy_sentences]
         self.proxy = LayerCachedEncoder(model, self.proxy_sentences)
-        self.full = LayerCachedEncoder(model, val_sentences)
+        self.full = LayerCachedEncoder(model, val_sentences, progress=progress, desc="plan: validation split")
         self.fp32_proxy = SentenceEncoder(model, progress=False)(self.proxy_sentences)
-        self.fp32_val_emb = SentenceEncoder(model, progress=False)(val_sentences)
+        self.fp32_val_emb = SentenceEncoder(model, progress=progress, desc="plan: FP32 validation")(val_sentences)  # a minute on BERT-base
         self.fp32_validation = sts_scores(self.fp32_val_emb, self.rows1, self.rows2, validation.scores)["spearman"]
         # the paired bootstrap of the validation split: one index matrix and FP32's resampled Spearman, reused by every row
         self.boot = bootstrap_for(validation.scores)
@@ -79,7 +80,16 @@ class _Planner:
         key = (names, recipe.calibration, recipe.profile)
         if key not in self.sims:
             encoder = next((s.encoder for (n, c, p), s in self.sims.items() if n == names and c.bits == recipe.calibration.bits), None)
-            self.sims[key] = simulate(self.model, self.stats_for(names), recipe.with_(activation_16bits=()), encoder=encoder)
+            if encoder is None:
+                # each weight-quantized (transformed) encoder is a full copy of the NPU part: keep one at a time
+                # (the search visits each transformation once; a rebuilt copy is the same bit for bit)
+                self.sims = {k: s for k, s in self.sims.items() if k[0] == names and k[1].bits == recipe.calibration.bits}
+                for cached in (self.proxy, self.full):
+                    if cached.encoder is not None and all(s.encoder is not cached.encoder for s in self.sims.values()):
+                        cached.set_base(None, None)
+                release_free_memory()
+            self.sims[key] = simulate(self.model, self.stats_for(names), recipe.with_(activation_16bits=()), encoder=encoder,
+                                      keep_reference=False)  # the planner measures embeddings, never per-site errors
         sim = self.sims[key]
         return sim if not recipe.activation_16bits else _with_sites(sim, recipe)
 
@@ -220,7 +230,7 @@ def plan_recipe(
         rule = "max_sites" if len(pareto) - 1 >= spec.max_sites else "no_candidates"
 
     # 3. confirm on test: FP32, best INT8-only, chosen
-    fp32_test_emb = SentenceEncoder(model, progress=False)
+    fp32_test_emb = SentenceEncoder(model, progress=progress, desc="plan: FP32 test")
     test_sentences, t1, t2 = unique_sentences(test)
     fp32_emb = fp32_test_emb(test_sentences)
     fp32_test = sts_scores(fp32_emb, t1, t2, test.scores)["spearman"]
