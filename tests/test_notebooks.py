@@ -166,7 +166,8 @@ def test_every_narrative_cell_has_its_korean_pair():
         for en, ko in zip(md[::2], md[1::2]):
             assert re.search(r"[\uac00-\ud7a3]", ko.source), ko.source[:60]  # Hangul
             assert en.source.count("#") == ko.source.count("#")  # same headings
-            assert set(re.findall(r"`([^`]+)`", en.source)) == set(re.findall(r"`([^`]+)`", ko.source)), (name, en.source[:40])
+            code = lambda s: {c.replace(".KR.md", ".md") for c in re.findall(r"`([^`]+)`", s)}  # noqa: E731  (a Korean cell names the Korean page)
+            assert code(en.source) == code(ko.source), (name, en.source[:40])
 
 
 def test_inject_parameters_overrides_defaults():

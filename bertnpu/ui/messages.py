@@ -17,8 +17,18 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional
 
+from ..tune.plan.stopping import STOP_RULES
+
 LANGUAGES = ("en", "ko")
 _current = {"lang": "en"}
+
+_STOP_RULES_KO = {
+    "fp32_noise": "Spearman이 FP32의 잡음 안에 있고(FP32와의 차이의 대응 95 % 구간이 0에 닿음) 임베딩 코사인이 하한을 넘습니다",
+    "no_gain": "마지막으로 더한 사이트가 FP32와의 차이를 잡음 이상으로 움직이지 못했고(변화의 대응 95 % 구간이 0을 포함) 코사인 하한은 "
+               "충족됩니다: 그 사이트를 뺀 레시피를 유지합니다",
+    "max_sites": "잡음 규칙이 멈추기 전에 사이트 한도에 닿았습니다",
+    "no_candidates": "잡음 규칙이 멈추기 전에 모든 후보 사이트를 시도했습니다",
+}
 
 MESSAGES: dict[str, dict[str, str]] = {
     # -- conclusions -----------------------------------------------------------------------
@@ -104,6 +114,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                     "ko": "테스트 분할에서 FP32에 가장 가까운 것은 {name}입니다: {best:.4f} 대 {fp32:.4f}, {verdict}"},
     "cmp.also_within": {"en": "{names} also within FP32's noise", "ko": "{names}도 FP32의 잡음 안"},
     "plan.noise": {"en": "; {verdict}", "ko": "; {verdict}"},
+    # the planner's stop rules: English from tune.plan.stopping (the summary's text), Korean here
+    **{f"stop.{rule}": {"en": text, "ko": _STOP_RULES_KO[rule]} for rule, text in STOP_RULES.items()},
     "plan.stopped": {"en": "stopped by <code>{rule}</code>: {reason}", "ko": "멈춘 규칙 <code>{rule}</code>: {reason}"},
     "cmp.only_fp32": {"en": "Only the FP32 model was evaluated.", "ko": "FP32 모델만 평가했습니다."},
     "cmp.best": {"en": "On the test split, {name} is the closest to FP32: {best:.4f} vs {fp32:.4f} (drop {drop:.4f})",

@@ -10,7 +10,7 @@ from IPython.display import Image
 
 from ..quant.precision import PROFILE_NAMES
 from ..tune.plan.spec import PlanSpec
-from .messages import label, message
+from .messages import MESSAGES, label, message
 from .report import esc, figure_png
 
 
@@ -78,7 +78,7 @@ class PlanPanel:
                     cos=result.validation_cosine, min_cos=result.min_cosine, cos_verdict=cos_verdict, test=result.spearman,
                     fp32_test=result.fp32_spearman, cos_test=result.cosine_to_fp32, best=best["spearman"], best_recipe=esc(best["recipe"]))
             + (message("plan.noise", verdict=esc(noise_verdict(result.diff_to_fp32, result.diff_to_fp32_ci))) if result.diff_to_fp32_ci else "")
-            + ("<br>" + message("plan.stopped", rule=esc(result.stop_rule), reason=esc(result.stop_reason)) if result.stop_rule else "")
+            + ("<br>" + message("plan.stopped", rule=esc(result.stop_rule), reason=esc(message(f"stop.{result.stop_rule}") if f"stop.{result.stop_rule}" in MESSAGES else result.stop_reason)) if result.stop_rule else "")
             + ("<br>" + message("plan.not_tried", n=len(result.not_tried)) if result.not_tried else ""))
         self.recipe.value = (message("plan.recipe") + "<pre>"
                              + esc(json.dumps(_rounded(result.recipe.to_dict()), indent=1)) + "</pre>")
