@@ -103,16 +103,7 @@ def format_bench(r: dict[str, Any]) -> str:
 def bench_summary(model: LoadedModel, mxq: str | os.PathLike, pairs: Any, *, limit: int = 200, progress: bool = True) -> str:
     """Notebook 05's speed panel: :func:`format_bench` on the first ``limit`` unique sentences of ``pairs``, or one
     sentence saying why it cannot run here (no qbruntime, no ``.mxq`` yet, no NPU, a broken file)."""
-    from pathlib import Path
+    from .preflight import panel_answer
 
-    from .preflight import load_qbruntime
-
-    mxq = Path(mxq)
-    try:
-        load_qbruntime()
-        if not mxq.is_file():
-            return f"no {mxq.name} yet: compile it (Compile, or the bundle's docker commands), then run this cell again"
-        sentences = list(dict.fromkeys(list(pairs.sentence1) + list(pairs.sentence2)))[:limit]
-        return format_bench(bench_mxq(model, mxq, sentences, progress=progress))
-    except BertnpuError as exc:
-        return str(exc)
+    sentences = list(dict.fromkeys(list(pairs.sentence1) + list(pairs.sentence2)))[:limit]
+    return panel_answer(mxq, lambda path: format_bench(bench_mxq(model, path, sentences, progress=progress)))

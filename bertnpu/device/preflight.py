@@ -21,7 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..errors import BertnpuError
 
@@ -237,3 +237,16 @@ def preflight(mxq: str | os.PathLike, *, hidden_size: Optional[int] = None, requ
         raise BertnpuError(f"No Mobilint NPU was found (qbruntime.get_available_devices() is empty), so {path.name} cannot run here; "
                            "run on the machine with the NPU and its driver (`bertnpu doctor` shows what is detected).")
     return facts
+
+
+def panel_answer(mxq: str | os.PathLike, run: Callable[[Path], str]) -> str:
+    """What a notebook panel shows for ``mxq``: ``run(mxq)``'s text, or one sentence saying why it cannot run here
+    (no qbruntime, no ``.mxq`` yet, no NPU, a broken file)."""
+    mxq = Path(mxq)
+    try:
+        load_qbruntime()
+        if not mxq.is_file():
+            return f"no {mxq.name} yet: compile it (Compile, or the bundle's docker commands), then run this cell again"
+        return run(mxq)
+    except BertnpuError as exc:
+        return str(exc)

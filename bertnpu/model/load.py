@@ -255,7 +255,7 @@ def load_model(name: str | None = None, *, pooling: str = "auto", trust_remote_c
 
 
 @contextlib.contextmanager
-def _quiet_loading():
+def quiet_loading():
     """No per-tensor "Loading weights" bar and no load report: loading takes well under a second,
     bertnpu checks missing and mismatched weights itself, and either would put extra lines
     before a refusal's one sentence on stderr."""
@@ -281,7 +281,7 @@ def _load_weights(folder: Path, display: str, config: Any, pool: Pooling) -> Any
 
     fix = "re-download or re-save the model's weights (model.safetensors)."
     try:
-        with _quiet_loading():
+        with quiet_loading():
             bert, info = BertModel.from_pretrained(folder, config=config, output_loading_info=True)
     except Exception as exc:  # truncated/random safetensors, pickles with code, wrong shapes: all need new weights
         text = str(exc)

@@ -61,19 +61,15 @@ def sweep_like_run(ws, out: str | Path, quick: bool = False, progress: bool = Tr
 
 def npu_verification(ws, mxq: str | Path, split: str = "test") -> str:
     """STS-B Spearman of a compiled ``.mxq`` on the NPU, or one sentence saying why it cannot run here."""
-    from ..device.npu_runtime import QbruntimeEncoder, load_qbruntime
-    from ..errors import BertnpuError
+    from ..device.npu_runtime import QbruntimeEncoder
+    from ..device.preflight import panel_answer
     from ..tune.evaluate import evaluate_sts
 
-    mxq = Path(mxq)
-    try:
-        load_qbruntime()
-        if not mxq.is_file():
-            return f"no {mxq.name} yet: compile it (Compile, or the bundle's docker commands), then run this cell again"
-        with QbruntimeEncoder(ws.model, mxq) as npu:
+    def verify(path: Path) -> str:
+        with QbruntimeEncoder(ws.model, path) as npu:
             return f"NPU {split} Spearman: {evaluate_sts(npu, ws.pairs(split))['spearman']:.4f}"
-    except BertnpuError as exc:
-        return str(exc)
+
+    return panel_answer(mxq, verify)
 
 
 class ModelPicker:
@@ -95,7 +91,7 @@ class ModelPicker:
         from ..errors import BertnpuError
         from ..model.load import DEFAULT_MODEL_NAME, load_model
 
-        from .workspace import quiet_loading
+        from ..model.load import quiet_loading
 
         try:
             with quiet_loading():

@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
 from ..data.calibration import CalibrationSet, CalibrationSpec, load_calibration_set
-from ..model.load import LoadedModel, load_model
+from ..model.load import LoadedModel, load_model, quiet_loading
 from ..data.stsb import StsPairs, load_stsb
-
-
-@contextmanager
-def quiet_loading():
-    """Silence transformers' "Loading weights" progress bar and its info logging while a model loads."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 class Workspace:
