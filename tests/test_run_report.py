@@ -223,3 +223,16 @@ def test_raw_json_goes_to_a_linked_file_and_long_tables_fold(tmp_path):
     assert sweep.index("<details>") < sweep.index("<table>") < sweep.index("</details>")  # the 3 rows fold
     assert "3 cells; 3 scored on the whole validation split" in sweep
     assert not list(tmp_path.glob(".bertnpu-tmp-*"))  # both written atomically: no temp left
+
+
+def test_plan_bracket_shows_interval_and_cosine_and_the_stop_rule(tmp_path):
+    """Issue 24: the bracket by what it measures (Spearman with its interval beside the cosine), and the rule that stopped the plan."""
+    s = _with_figures(tmp_path)
+    s["plan"]["bracket_details"] = {"planned": {p: {"spearman": v, "spearman_ci": [v - 0.02, v + 0.01], "cosine_mean": c}
+                                                for p, v, c in (("aries", 0.79, 0.981), ("all-int8", 0.7, 0.975), ("optimistic", 0.8, 0.999))}}
+    s["plan"]["stop_rule"], s["plan"]["stop_reason"] = "max_sites", "the site limit was reached before a noise rule stopped it"
+    html = run_report(s, tmp_path)
+    assert "0.7000 [0.680, 0.710], cosine 0.975" in html and "0.8000 [0.780, 0.810], cosine 0.999" in html
+    assert "stopped by rule <code>max_sites</code>: the site limit was reached" in html
+    plain = run_report(_with_figures(tmp_path), tmp_path)  # a summary from before the intervals: the bare Spearman, no stop sentence
+    assert "cosine 0.9" not in plain and "stopped by rule" not in plain

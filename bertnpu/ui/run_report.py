@@ -100,9 +100,18 @@ def _plan(s: dict, figs: Callable) -> Section:
     br = pl.get("brackets") or {}
     profiles = ("aries", "all-int8", "optimistic")
 
+    details_ = pl.get("bracket_details") or {}
+
+    def cell(key: Optional[str], profile: str) -> Any:
+        """A bracket cell by what it measures: Spearman with its interval beside the mean embedding cosine to FP32 (monotone in
+        precision), so a profile that scores higher within the noise is not read as better."""
+        d = details_.get(key, {}).get(profile) if key else None
+        if d and d.get("spearman_ci"):
+            return f"{d['spearman']:.4f} [{d['spearman_ci'][0]:.3f}, {d['spearman_ci'][1]:.3f}], cosine {d['cosine_mean']:.3f}"
+        return (br.get(key, {}) if key else {}).get(profile, "")
+
     def row(label: str, spearman: float, key: Optional[str]) -> dict:
-        b = br.get(key, {}) if key else {}
-        return {"model": label, f"spearman [{pl['profile']}]": spearman, **{f"{p}": b.get(p, "") for p in profiles}}
+        return {"model": label, f"spearman [{pl['profile']}]": spearman, **{f"{p}": cell(key, p) for p in profiles}}
 
     best = pl["best_int8_only"]
     rows = [row("FP32", pl["fp32_spearman"], None),
@@ -120,6 +129,9 @@ def _plan(s: dict, figs: Callable) -> Section:
                if pl.get("min_cosine") else "")
             + f"; cosine to FP32 embeddings on test {pl['cosine_to_fp32']:.4f}. The bracket columns simulate each recipe again on "
             "statistics re-collected for it (transformed sites included), so the column of the same profile can differ in the 4th decimal."
+            + (" Each bracket cell is Spearman [95 % interval], then the mean embedding cosine to FP32: the cosine falls with precision, "
+               "while Spearman cells whose intervals overlap cannot be told apart." if details_ else "")
+            + (f" The search stopped by rule <code>{esc(pl['stop_rule'])}</code>: {esc(pl.get('stop_reason', ''))}." if pl.get("stop_rule") else "")
             + (f" Not tried at 16 bits: the {len(pl['not_tried'])} LayerNorm outputs (an ARIES user saw a 16-bit override of "
                "LayerNormalization leave the compiled model byte-identical, so it is no lever)." if pl.get("not_tried") else "")
             + "</p>"
