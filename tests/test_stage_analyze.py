@@ -23,3 +23,17 @@ def test_result_json_has_numbers_and_relative_paths_not_figures(tiny_model, tmp_
     assert len(ops) - 1 == r.ops == len(json.loads((tmp_path / "analysis" / "ops.json").read_text()))
     with pytest.raises(BertnpuError, match="already exists"):
         st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "analysis", mblt=False))
+
+
+@pytest.mark.parametrize("qbcompiler_double", [3], indirect=True)
+def test_analysis_graph_under_qbcompiler_1_3_needs_a_target_device(qbcompiler_double, tiny_model, tmp_path):
+    """1.3 builds the MBLT for a device: without one the op inventory stands and one sentence says why no .mblt was written;
+    with one the graph is written; an unknown one is refused (issue 22)."""
+    r = st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "a"))
+    assert r.mblt is None and "target_device" in r.mblt_note and "aries-rb" in r.mblt_note and r.ops > 0
+    r = st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "b", target_device="aries-rb"))
+    assert r.mblt is not None and r.mblt.is_file() and r.mblt_note == ""
+    calls = [json.loads(line) for line in qbcompiler_double.read_text().splitlines()]
+    assert any(c.get("target_device") == "aries-rb" or c.get("kwargs", {}).get("target_device") == "aries-rb" for c in calls), calls[-1]
+    with pytest.raises(BertnpuError, match="unknown"):
+        st.analyze(st.AnalyzeInputs(tiny_model, out=tmp_path / "c", target_device="aries9"))

@@ -113,6 +113,11 @@ def config_option(default_text: str = "the tutorial's config") -> Options:
     return add
 
 
+def target_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-device", help="qbcompiler's target_device, overriding the recipe's (1.3 needs one: aries-rb, regulus-ra, "
+                                            "regulus-rb, regulus-rb-usb)")
+
+
 def path_text(text: str) -> str:
     """An argparse type: a path that is not blank (an empty ``--out`` would mean the current folder)."""
     if not text.strip():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, config_option, emit_json, force_option, json_option, limit_option,
                      load_model_arg, model_options, pairs_arg, path_text, pooling_option, recipe_arg, stats_arg, stats_source_options,
-                     stsb_options, warn_moot_overrides, whole_number)
+                     stsb_options, target_device_option, warn_moot_overrides, whole_number)
 
 
 def _eval_options(p: argparse.ArgumentParser) -> None:
@@ -121,13 +121,12 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
     p.add_argument("--recipe", help="recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)")
-    p.add_argument("--target-device", help="qbcompiler's target_device, overriding the recipe's (1.3 needs one: aries-rb, regulus-ra, regulus-rb, regulus-rb-usb)")
     p.add_argument("--allow-missing-knobs", action="store_true",
                    help="compile with a qbcompiler that lacks a knob the recipe uses (1.0.x: bit_config, equivalent_transformation_config)")
 
 
 @command("compile", "compile to .mxq with qbcompiler, or export a compile bundle", model_options, stats_source_options(required=True),
-         config_option(), _compile_options, force_option(".mxq or bundle"))
+         config_option(), _compile_options, target_device_option, force_option(".mxq or bundle"))
 def _compile(args) -> int:
     from ..device.qbcompiler_adapter import load_qbcompiler
     from ..stages import CompileInputs, compile_or_bundle

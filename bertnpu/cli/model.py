@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import command, emit_json, force_option, json_option, load_model_arg, model_options, out_option
+from .common import command, emit_json, force_option, json_option, load_model_arg, model_options, out_option, target_device_option
 
 
 @command("info", "architecture and CPU/NPU placement", model_options, json_option)
@@ -42,16 +42,17 @@ def _sites(args) -> int:
 
 
 @command("analyze", "op inventory with CPU/NPU placement (and the .mblt where qbcompiler is installed)", model_options,
-         out_option("folder for ops.csv, ops.json and placement.png (and the .mblt)", required=False), force_option("file"), json_option)
+         out_option("folder for ops.csv, ops.json and placement.png (and the .mblt)", required=False), target_device_option,
+         force_option("file"), json_option)
 def _analyze(args) -> int:
     from ..model.analysis import format_summary
     from ..stages import AnalyzeInputs, analyze
     from ..ui.stage_figures import present
 
-    r = analyze(AnalyzeInputs(load_model_arg(args), out=Path(args.out) if args.out else None, force=args.force))
+    r = analyze(AnalyzeInputs(load_model_arg(args), out=Path(args.out) if args.out else None, force=args.force, target_device=args.target_device))
     r = present(r, args.out, force=args.force)  # placement.png beside ops.csv
     if args.json:
-        emit_json({"summary": r.summary, "blocks": list(r.blocks), "ops": r.ops, "mblt": str(r.mblt) if r.mblt else None})
+        emit_json({"summary": r.summary, "blocks": list(r.blocks), "ops": r.ops, "mblt": str(r.mblt) if r.mblt else None, "mblt_note": r.mblt_note})
         return 0
     print(format_summary(dict(r.summary)))
     print()
@@ -62,6 +63,8 @@ def _analyze(args) -> int:
         print(f"wrote {args.out}/ops.csv ({r.ops} ops), {args.out}/ops.json and {args.out}/placement.png")
     if r.mblt:
         print(f"wrote {r.mblt}: open it in Netron (https://netron.mobilint.com) to see the graph qbcompiler built")
+    elif r.mblt_note:
+        print(r.mblt_note)
     else:
         print("qbcompiler is not installed, so no .mblt was written; the op inventory above is bertnpu's own (torch.export).")
     return 0

@@ -21,6 +21,7 @@ class AnalyzeInputs:
     out: Optional[Path] = None
     mblt: bool = True
     force: bool = False
+    target_device: Optional[str] = None  # qbcompiler 1.3 builds the MBLT for a device (aries-rb, regulus-ra, ...)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class AnalyzeResult(StageResult):
     mblt: Optional[Path]
     files: tuple[Path, ...]
     rows: tuple[Mapping[str, Any], ...] = not_serialized()
+    mblt_note: str = ""  # why no .mblt was written although qbcompiler is installed (1.3 without a target device)
 
 
 def analyze(inputs: AnalyzeInputs) -> AnalyzeResult:
@@ -57,9 +59,20 @@ def analyze(inputs: AnalyzeInputs) -> AnalyzeResult:
         writer.writerows(rows)
         files = (atomic_write_text(out / "ops.csv", buf.getvalue(), force=inputs.force),
                  atomic_write_json(out / "ops.json", rows, force=inputs.force))
-    mblt = None
+    mblt, note = None, ""
     if inputs.mblt and qbcompiler_available():
-        mblt = compile_mblt(model, Path(inputs.out or ".") / f"{Path(str(model.name)).name}.mblt", force=inputs.force)
-        files += (mblt,)
+        from ..device import qb_calls
+        from ..device.qbcompiler_adapter import api_generation, load_qbcompiler
+
+        try:  # the analysis graph is for Netron: 1.3 without a target device skips it with a sentence, the op inventory stands
+            qb_calls.resolve_target_device(api_generation(load_qbcompiler()), None, inputs.target_device)
+        except qb_calls.QbCallError as exc:
+            if inputs.target_device is not None:
+                raise
+            note = f"no .mblt written: {exc}"
+        if not note:
+            mblt = compile_mblt(model, Path(inputs.out or ".") / f"{Path(str(model.name)).name}.mblt", force=inputs.force,
+                                target_device=inputs.target_device)
+            files += (mblt,)
     return AnalyzeResult(summary=model_summary(model), blocks=tuple(blocks), ops=len(rows), sentence_tokens=int(rows[0]["shape"][1]),
-                         mblt=mblt, files=files, rows=tuple(rows))
+                         mblt=mblt, files=files, rows=tuple(rows), mblt_note=note)
