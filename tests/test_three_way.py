@@ -68,8 +68,15 @@ def test_three_way_check_against_independent_numbers(compiled_recipe, tiny_model
     assert result["recipe"]["activation_16bits"] == list(A16) and result["output"] == "last_hidden_state"
     assert result["operators"] == {"layer.1.ffn.residual": "/encoder/layer.1/output/Add",
                                    "layer.0.attention.scores": "/encoder/layer.0/attention/self/MatMul"}
+    # the agreed interval keys, from the same paired bootstrap the evaluate stage uses (issue 24)
+    fp32_eval = evaluate_sts(SentenceEncoder(tiny_model, progress=False), pairs, keep_cosines=True)
+    npu_eval = evaluate_sts(SentenceEncoder(tiny_model, progress=False), pairs, reference=fp32_eval)
+    assert result["fp32_spearman_ci"] == pytest.approx(fp32_eval["spearman_ci"], abs=1e-6)
+    assert result["spearman_ci"] == pytest.approx(npu_eval["spearman_ci"], abs=1e-5)
+    assert result["diff_to_fp32_ci"] == pytest.approx(npu_eval["diff_to_fp32_ci"], abs=1e-5)  # the double runs FP32: about [0, 0]
+    assert set(result["simulated_ci"]) == set(PROFILE_NAMES) and all(lo <= result["simulated"][p] <= hi for p, (lo, hi) in result["simulated_ci"].items())
     text = format_three_way(result)
-    assert "<- best match" in text and f"'{result['best_profile']}' profile best" in text
+    assert "<- best match" in text and f"'{result['best_profile']}' profile best" in text and "paired 95 % interval" in text
 
 
 def test_without_recipe_file_three_way_says_so_and_plain_check_works(compiled_recipe, tiny_model, tiny_stats, stsb_test):

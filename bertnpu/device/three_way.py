@@ -19,7 +19,7 @@ from ..errors import BertnpuError
 from ..model.load import LoadedModel
 from ..model.sentence_encoder import SentenceEncoder
 from ..quant.precision import PROFILE_NAMES
-from ..tune.evaluate import cosine_rows, sts_scores, unique_sentences
+from ..tune.evaluate import cosine_rows, pair_cosines, scores_with_intervals, sts_scores, unique_sentences
 from .compile_record import read_compile_record, record_path_for
 from .npu_runtime import QbruntimeEncoder
 from .preflight import MxqFacts, preflight
@@ -77,12 +77,20 @@ def three_way_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs,
     with QbruntimeEncoder(model, mxq, weights=weights, progress=progress, facts=facts) as npu:
         device = np.asarray(npu(sentences))
     npu_cosine = {p: float(cosine_rows(device, emb).mean()) for p, emb in simulated.items()}
-    npu_scores = sts_scores(device, rows1, rows2, pairs.scores)
+    # every Spearman with its 95 % interval; NPU and simulations paired with FP32 on the same resampled pairs (issue 24)
+    fp32_cos = pair_cosines(fp32, rows1, rows2)
+    fp32_scores = scores_with_intervals(fp32_cos, pairs.scores)
+    reference = {"spearman": fp32_scores["spearman"], "pair_cosines": fp32_cos}
+    npu_scores = scores_with_intervals(pair_cosines(device, rows1, rows2), pairs.scores, reference)
+    sim_scores = {p: scores_with_intervals(pair_cosines(emb, rows1, rows2), pairs.scores, reference) for p, emb in simulated.items()}
     return {
         "mxq": str(mxq), "recipe_file": str(record_path_for(mxq)), "recipe": recipe.to_dict(), "knobs_dropped": list(record.knobs_dropped),
         "operators": dict(record.operators), "output": record.output.returns, "pairs": len(pairs), "sentences": len(sentences),
-        "fp32_spearman": _spearman(fp32, rows1, rows2, pairs), "npu_spearman": npu_scores["spearman"], "npu_pearson": npu_scores["pearson"],
-        "simulated": {p: _spearman(emb, rows1, rows2, pairs) for p, emb in simulated.items()},
+        "fp32_spearman": fp32_scores["spearman"], "fp32_spearman_ci": fp32_scores["spearman_ci"],
+        "npu_spearman": npu_scores["spearman"], "npu_pearson": npu_scores["pearson"], "spearman_ci": npu_scores["spearman_ci"],
+        "diff_to_fp32": npu_scores["diff_to_fp32"], "diff_to_fp32_ci": npu_scores["diff_to_fp32_ci"],
+        "simulated": {p: s["spearman"] for p, s in sim_scores.items()},
+        "simulated_ci": {p: s["spearman_ci"] for p, s in sim_scores.items()},
         "npu_cosine": npu_cosine, "npu_cosine_fp32": float(cosine_rows(device, fp32).mean()),
         "best_profile": max(npu_cosine, key=npu_cosine.get), "predicted": dict(recipe.prediction),
     }
@@ -104,12 +112,15 @@ def plain_npu_check(model: LoadedModel, mxq: str | os.PathLike, pairs: StsPairs,
 
 def format_three_way(result: dict[str, Any]) -> str:
     """The check as a few lines of text for the terminal."""
-    lines = [f"STS-B Spearman on {result['pairs']} pairs: FP32 {result['fp32_spearman']:.4f} | NPU {result['npu_spearman']:.4f}"]
+    ci = lambda c: f" [{c[0]:.4f}, {c[1]:.4f}]" if c else ""  # noqa: E731
+    lines = [f"STS-B Spearman on {result['pairs']} pairs: FP32 {result['fp32_spearman']:.4f}{ci(result.get('fp32_spearman_ci'))} | "
+             f"NPU {result['npu_spearman']:.4f}{ci(result.get('spearman_ci'))}"
+             + (f" ({result['diff_to_fp32']:+.4f} to FP32,{ci(result['diff_to_fp32_ci'])} paired 95 % interval)" if result.get("diff_to_fp32_ci") else "")]
     if "simulated" in result:
         lines.append("simulated recipe, by precision profile (NPU mean cosine to it):")
         for p, s in result["simulated"].items():
             mark = "  <- best match" if p == result["best_profile"] else ""
-            lines.append(f"  {p:<11} Spearman {s:.4f}   cosine {result['npu_cosine'][p]:.4f}{mark}")
+            lines.append(f"  {p:<11} Spearman {s:.4f}{ci(result.get('simulated_ci', {}).get(p))}   cosine {result['npu_cosine'][p]:.4f}{mark}")
         lines.append(f"the device matches the '{result['best_profile']}' profile best")
         if result.get("knobs_dropped"):
             lines.append(f"note: compiled without {', '.join(result['knobs_dropped'])} (--allow-missing-knobs), so the .mxq is not the simulated recipe")
