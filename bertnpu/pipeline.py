@@ -172,6 +172,8 @@ class Pipeline:
             self.log(f"[{STAGES.index('plan') + 1}/{len(STAGES)}] plan: skipped (--no-plan)")
             planned = None
         compiled = planned or chosen
+        if o.target_device:  # the device the bundle (or .mxq) is compiled for; the simulation does not depend on it
+            compiled = compiled.with_(target_device=o.target_device)
         confirmed = getattr(self.live.get("plan"), "plan", None)  # the plan's test embeddings when it ran now (same numbers, not encoded twice)
         s["evaluation"] = self._stage("evaluation", {**sweep_key, "planned": planned.to_dict() if planned else None}, lambda: st.evaluate(st.EvaluateInputs(
             model, stats, test, recommended=chosen, planned=planned, calib=calib, known_embeddings=getattr(confirmed, "test_embeddings", {}),

@@ -60,6 +60,7 @@ class RunConfig:
     force: bool = False
     trust_remote_code: bool = False
     plan: bool = True  # False (--no-plan): no 16-bit planning; the sweep's INT8-only recommendation is evaluated and compiled
+    target_device: Optional[str] = None  # qbcompiler's target_device written into the compiled recipe (1.3 needs one)
     calib_count: int = 256
     percentiles: Optional[tuple[float, ...]] = None  # grid search only
     topk_ratios: Optional[tuple[float, ...]] = None  # grid search only
@@ -103,6 +104,11 @@ class RunConfig:
         def bad(name: str, allowed: str) -> BertnpuError:
             return BertnpuError(f"RunConfig.{name}={getattr(self, name)!r} is invalid; use {allowed}.")
 
+        if self.target_device is not None:
+            from .device.qb_calls import TARGET_DEVICES
+
+            if self.target_device not in TARGET_DEVICES:
+                raise bad("target_device", "one of " + ", ".join(TARGET_DEVICES) + ", or None")
         if self.preset not in PRESETS:
             raise bad("preset", " or ".join(PRESETS))
         if self.search not in SEARCHES:

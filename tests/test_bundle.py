@@ -44,3 +44,13 @@ def test_bundle_refuses_a_site_the_model_lacks(tiny_model, calib, tmp_path):
     with pytest.raises(BertnpuError, match=r"Unknown site\(s\) layer\.5\.ffn\.residual"):
         write_compile_bundle(tiny_model, calib, Recipe(activation_16bits=("layer.5.ffn.residual",)), tmp_path / "b")
     assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_docker_command_names_the_image_of_the_recipes_release_and_the_missing_target_device():
+    from bertnpu.device.bundle import docker_command
+    from bertnpu.quant.recipe import Recipe
+
+    cpu = docker_command(Recipe())
+    assert "mobilint/qbcompiler:1.3-cpu-ubuntu22.04" in cpu and cpu.endswith('compile_mxq.py --target-device DEVICE"') and "--gpus" not in cpu
+    gpu = docker_command(Recipe(target_device="regulus-rb", qbcompiler_version="1.2"), cuda=True)
+    assert "mobilint/qbcompiler:1.2-cuda12.8.1-ubuntu22.04" in gpu and "--gpus=all" in gpu and gpu.endswith('compile_mxq.py --device gpu"')

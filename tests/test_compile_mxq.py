@@ -97,7 +97,7 @@ def test_script_without_qbcompiler_says_so(tiny_model, calib, tmp_path):
 def test_script_with_qbcompiler_1_3_needs_a_target_device(qbcompiler_double, tiny_model, calib, tmp_path):
     bundle = write_compile_bundle(tiny_model, calib, RECIPE, tmp_path / "bundle")
     assert "def resolve_target_device" in (bundle / "compile_mxq.py").read_text()  # generated from qb_calls.py, not a copy kept by hand
-    assert "add `--target-device DEVICE`" in (bundle / "README.md").read_text()
+    assert "replace `DEVICE`" in (bundle / "README.md").read_text() and "compile_mxq.py --target-device DEVICE" in (bundle / "README.md").read_text()
     run = _run_script(bundle, tmp_path)
     assert run.returncode != 0 and run.stderr.strip().splitlines()[-1].startswith("qbcompiler 1.3 needs a target_device")
     run = _run_script(bundle, tmp_path, "--target-device", "regulus-ra")

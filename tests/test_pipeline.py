@@ -172,3 +172,20 @@ def test_each_stage_line_says_the_memory_in_use(first_run):
     for line in done:
         now, peak = map(float, re.search(r"memory (\d+\.\d\d) GB in use, peak (\d+\.\d\d) GB$", line).groups())
         assert 0 < now <= peak <= peak_rss_bytes() / 1e9 + 0.005  # the process's peak only grows
+
+
+def test_run_target_device_goes_into_the_compiled_recipe_and_changes_no_number(first_run, tiny_model_dir, stsb_dir, tmp_path):
+    """`bertnpu run --target-device`: the bundle's recipe and commands carry it (qbcompiler 1.3 needs one); the simulation does not
+    depend on it, so the evaluation is the same."""
+    import shutil
+
+    out0, summary0, _ = first_run
+    out = tmp_path / "out"
+    shutil.copytree(out0, out)
+    summary = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True,
+                                      target_device="regulus-rb"), log=lambda line: None)
+    assert Recipe.load(out / "compile_bundle" / "recipe.json").target_device == "regulus-rb"
+    readme = (out / "compile_bundle" / "README.md").read_text()
+    assert "Target device: `regulus-rb`" in readme and "DEVICE" not in readme.replace("Target device", "")
+    assert summary["evaluation"]["planned"]["spearman"] == summary0["evaluation"]["planned"]["spearman"]
+    assert "compile" not in summary["reused_stages"]

@@ -42,6 +42,7 @@ def test_json_round_trip(preset):
     ({"methods": (5,)}, "RunConfig.methods=(5,) is invalid"),
     ({"percentiles": (0.99,)}, "would be ignored: the wide search"),
     ({"plan_max_sites": -1}, "RunConfig.plan_max_sites=-1 is invalid"),
+    ({"target_device": "aries9"}, "RunConfig.target_device='aries9' is invalid; use one of aries-rb"),
 ])
 def test_bad_values_are_one_sentence(changes, says):
     with pytest.raises(BertnpuError, match=says.replace("(", r"\(").replace(")", r"\)")):

@@ -152,7 +152,7 @@ def test_headline_card_comes_first_with_the_summarys_numbers(tmp_path):
     assert "[" not in card["FP32 Spearman"] and "Intervals" not in card  # this summary has no intervals: none shown
     assert "1 activation(s) at 16 bits: pooler.out" in card["Recipe"] and "profile aries" in card["Recipe"]
     assert "docker run" in card["Next"] and "bertnpu eval --mxq m.mxq --weights weight_dict.pth --calib calib" in card["Next"]
-    assert "bit_config" in card["Next"]  # a 16-bit site needs qbcompiler 1.1+: the card says so
+    assert "compile_mxq.py --target-device DEVICE" in card["Next"]  # the recipe names no target device: 1.3 needs one, the card asks for it
     assert card["Files"].startswith("compile_bundle/ beside this report")
     assert card["Targets of the plan"] == "within 0.005 of FP32 on validation: met"
     assert card["Quick run"].startswith("a smoke run")
@@ -236,3 +236,21 @@ def test_plan_bracket_shows_interval_and_cosine_and_the_stop_rule(tmp_path):
     assert "stopped by rule <code>max_sites</code>: the site limit was reached" in html
     plain = run_report(_with_figures(tmp_path), tmp_path)  # a summary from before the intervals: the bare Spearman, no stop sentence
     assert "cosine 0.9" not in plain and "stopped by rule" not in plain
+
+
+def test_next_command_is_the_bundles_own_with_the_target_device_to_fill_in(tmp_path):
+    """From a new-user trial: the card's docker command is the bundle README's (one function), and without a target device it
+    asks for one where qbcompiler 1.3 needs it, instead of a command that stops inside the image."""
+    from bertnpu.device.bundle import docker_command
+    from bertnpu.ui.report import esc
+
+    s = _with_figures(tmp_path)
+    card = run_report(s, tmp_path)
+    card = card[:card.index("</section>")]
+    planned = Recipe.from_dict(s["evaluation"]["planned"]["recipe"])
+    assert esc(docker_command(planned)) in card and "compile_mxq.py --target-device DEVICE" in card
+    assert "aries-rb, regulus-ra, regulus-rb, regulus-rb-usb" in card and "1.1+ instead" not in card
+    s["evaluation"]["planned"]["recipe"] = planned.with_(target_device="aries-rb").to_dict()
+    card = run_report(s, tmp_path)
+    card = card[:card.index("</section>")]
+    assert "DEVICE" not in card and esc(docker_command(planned.with_(target_device="aries-rb"))) in card

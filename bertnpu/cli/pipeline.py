@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import command, force_option, json_option, line_then_json, model_options, out_option, stsb_options
+from .common import command, force_option, json_option, line_then_json, model_options, out_option, stsb_options, target_device_option
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 @command("run", "the whole pipeline headless, with summary.json and report.html", model_options, stsb_options(),
-         out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, force_option("stage result: recompute every stage, and replace files in --out that bertnpu did not write"),
+         out_option("output folder (default: bertnpu-out)", required=False, default="bertnpu-out"), _run_options, target_device_option, force_option("stage result: recompute every stage, and replace files in --out that bertnpu did not write"),
          json_option)
 def _run(args) -> int:
     from ..run_config import RunConfig
@@ -22,7 +22,8 @@ def _run(args) -> int:
 
     preset = RunConfig.quick if args.quick else RunConfig.full
     summary = run_pipeline(preset(model=args.model, stsb_dir=args.stsb_dir, out=args.out, force=args.force,
-                                  trust_remote_code=args.trust_remote_code, plan=args.plan))
+                                  trust_remote_code=args.trust_remote_code, plan=args.plan,
+                                  target_device=args.target_device))
     ev = summary["evaluation"]
 
     def shown(entry: dict) -> str:  # a Spearman with its paired difference to FP32 and that difference's 95 % interval

@@ -74,16 +74,24 @@ def compile_script() -> str:
     return template.replace(SCRIPT_MARKER, SCRIPT_MARKER + calls + "# --- end of qb_calls.py ---\n")
 
 
+def docker_command(recipe: Recipe, cuda: bool = False) -> str:
+    """The command that compiles a bundle inside Mobilint's image of the recipe's qbcompiler release, run from the bundle's
+    folder; without a target device in the recipe it carries ``--target-device DEVICE`` for the user to fill in (1.3 needs one)."""
+    image = docker_images(recipe.qbcompiler_version or QB_VERSION)[1 if cuda else 0]
+    flags = (" --device gpu" if cuda else "") + ("" if recipe.target_device else " --target-device DEVICE")
+    return (f'docker run --rm{" --gpus=all" if cuda else ""} -v "$PWD":/bundle -w /bundle {image} bash -c '
+            f'"pip install /bundle/qbcompiler-*.whl && python /bundle/compile_mxq.py{flags}"')
+
+
 def _readme(model_name: str, mxq_name: str, recipe: Recipe, samples: int, output: CompiledOutput) -> str:
-    run = "pip install /bundle/qbcompiler-*.whl && python /bundle/compile_mxq.py"
     version = recipe.qbcompiler_version or QB_VERSION
     cpu_image, cuda_image = docker_images(version)
     knobs = needed_knobs(recipe)
     knob_note = (f"This recipe needs {', '.join(f'`{k}`' for k in knobs)}, which only qbcompiler 1.1+ has; the wheel's major.minor must "
                  f"match the image's ({version} here).\n\n" if knobs else "")
     target = recipe.target_device
-    target_note = (f"qbcompiler 1.3 needs a `target_device`: this recipe has none, so add `--target-device DEVICE` to the command "
-                   f"(one of {', '.join(f'`{d}`' for d in TARGET_DEVICES)})." if not target else
+    target_note = (f"qbcompiler 1.3 needs a `target_device`: this recipe has none, so replace `DEVICE` in the commands below "
+                   f"with one of {', '.join(f'`{d}`' for d in TARGET_DEVICES)}." if not target else
                    f"Target device: `{target}` (from recipe.json; `--target-device` overrides it" +
                    ("" if target in TARGET_DEVICES else f"; qbcompiler 1.3 accepts only {', '.join(TARGET_DEVICES)}") + ").")
     return f"""# Compile bundle for {model_name}
@@ -122,13 +130,13 @@ Put the qbcompiler wheel of that release from Mobilint's download center in this
 CPU image:
 
 ```bash
-docker run --rm -v "$PWD":/bundle -w /bundle {cpu_image} bash -c "{run}"
+{docker_command(recipe)}
 ```
 
 CUDA image (a GPU only speeds compilation up):
 
 ```bash
-docker run --rm --gpus=all -v "$PWD":/bundle -w /bundle {cuda_image} bash -c "{run} --device gpu"
+{docker_command(recipe, cuda=True)}
 ```
 
 The script works from any working directory. It runs two passes: `mblt_compile` to a temp file,

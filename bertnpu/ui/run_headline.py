@@ -13,7 +13,6 @@ from typing import Any, Optional, Sequence
 from .report import esc, fill
 
 # the compile bundle's docker command (its README.md also has the CUDA image's): run inside the bundle folder
-_DOCKER = 'docker run --rm -v "$PWD":/bundle -w /bundle {image} bash -c "pip install /bundle/qbcompiler-*.whl && python /bundle/compile_mxq.py"'
 
 
 def interval(value: float, ci: Optional[Sequence[float]] = None, signed: bool = False) -> str:
@@ -72,8 +71,8 @@ def _targets(plan: dict[str, Any]) -> Optional[str]:
 
 def _next_steps(summary: dict[str, Any], recipe: dict[str, Any]) -> tuple[str, str]:
     """(the next command, where the files are), as HTML."""
-    from ..device.bundle import CPU_IMAGE
-    from ..device.qbcompiler_adapter import needed_knobs
+    from ..device.bundle import docker_command
+    from ..device.qb_calls import TARGET_DEVICES
     from ..quant.recipe import Recipe
 
     comp = summary["compile"]
@@ -84,11 +83,12 @@ def _next_steps(summary: dict[str, Any], recipe: dict[str, Any]) -> tuple[str, s
     if not comp.get("bundle"):
         return esc(comp.get("note") or "nothing was compiled"), "-"
     mxq = f"{Path(str(summary['analysis']['summary']['model'])).name}.mxq"
-    knobs = needed_knobs(Recipe.from_dict(recipe))
-    tag = (f" (this recipe needs {esc(', '.join(knobs))}: use the image tag of qbcompiler 1.1+ instead of "
-           f"<code>{esc(CPU_IMAGE.split(':')[1])}</code>)" if knobs else "")
+    compiled = Recipe.from_dict(recipe)
+    device = ("" if compiled.target_device else
+              fill(" (replace <code>DEVICE</code> with the NPU's target device: {d}; or rerun with <code>--target-device</code>)",
+                   d=", ".join(TARGET_DEVICES)))
     steps = ("<ol>" + fill("<li>compile on Mobilint's Docker image: put the qbcompiler wheel in <code>{b}/</code> and, from that folder, run", b=comp["bundle"])
-             + f"{tag}<pre>{esc(_DOCKER.format(image=CPU_IMAGE))}</pre></li>"
+             + f"{device}<pre>{esc(docker_command(compiled))}</pre></li>"
              + fill("<li>verify on the NPU, from the same folder:<pre>bertnpu eval --mxq {m} --weights weight_dict.pth --calib calib</pre></li>", m=mxq)
              + "</ol>")
     where = fill("<code>{b}/</code> beside this report: the model, calibration set, <code>weight_dict.pth</code>, <code>recipe.json</code>, "
