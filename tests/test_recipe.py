@@ -97,3 +97,17 @@ def test_with_16bits_is_the_one_merge_rule():
     assert as_recipe(base, activation_16bits=["layer.2.ffn.residual"]) == base.with_16bits(("layer.2.ffn.residual",), replace_sites=True)
     with pytest.raises(BertnpuError, match="activation_16bits='layer.0.ffn.residual' is invalid"):
         base.with_16bits("layer.0.ffn.residual")
+
+
+def test_a_bad_field_names_the_recipe_file_that_holds_it(tmp_path):
+    import json
+
+    from bertnpu.errors import BertnpuError
+    from bertnpu.quant.recipe import Recipe
+
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps({**Recipe().to_dict(), "prediction": [1, 2]}))
+    with pytest.raises(BertnpuError) as exc:
+        Recipe.load(path)
+    text = str(exc.value)
+    assert text.startswith(f"In the recipe file {str(path)!r}: prediction=[1, 2] is invalid") and "\n" not in text

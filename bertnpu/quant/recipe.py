@@ -171,7 +171,11 @@ class Recipe:
             # Recipe.save has stamped the version since the first nested recipe; a flat QuantConfig file may
             # lack it (see QuantConfig.load) and from_dict then reads it as version 1.
             check_schema_version(data, f"The recipe file {str(path)!r}", _FIX, SCHEMA_VERSION)
-        recipe = cls.from_dict(data)
+        try:
+            recipe = cls.from_dict(data)
+        except BertnpuError as exc:  # a field's sentence, told which file holds it
+            text = str(exc)
+            raise BertnpuError(text if str(path) in text else f"In the recipe file {str(path)!r}: {text}") from None
         warn_pointless_calibration(recipe.calibration, f"recipe file {path.name!r}")
         return recipe
 
