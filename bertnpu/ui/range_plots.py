@@ -191,7 +191,7 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
         cells[i, j] = r
         if _finite(r.get(metric)):
             values[i, j] = r[metric]
-    fig = Figure(figsize=(1.0 * max(len(settings), 1) + 4.2, 0.62 * max(len(lines), 1) + 2.6), layout="constrained")
+    fig = Figure(figsize=(1.0 * max(len(settings), 1) + 5.2, 0.62 * max(len(lines), 1) + 2.6), layout="constrained")
     ax = fig.add_subplot()
     finite = values[np.isfinite(values)]
     best, worst = (float(finite.max()), float(finite.min())) if finite.size else (np.nan, np.nan)
@@ -230,12 +230,13 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
     if proxy:
         legend.insert(0, "bold, black frame, \u03c1 = Spearman on the full validation split; plain = ranked by the proxy only")
     if any(r.get("tied_with_best") for r in rows):
-        legend.append(f"{TIED_MARK} tied with the best Spearman (paired 95 % bootstrap interval of the difference contains 0); "
+        legend.append(f"{TIED_MARK} tied with the best Spearman (paired 95 % bootstrap interval of the difference contains 0);\n"
                       "the recommendation is the tied cell with the fewest knobs changed from the tutorial's config")
     if chosen is not None:
         legend.append("red frame = recommended")
     ax.set_xlabel("range setting (MaxPercentile: percentile p, topk_ratio r; clips the tail r(1-p))" + "".join("\n" + item for item in legend), fontsize=8)
-    measure = "proxy: mean cosine(INT8, FP32) on a validation sample (higher = closer to FP32)" if proxy else "STS-B Spearman (validation; higher is better)"
+    measure = ("proxy: mean cosine(INT8, FP32)\non validation sentences (higher = closer)" if proxy
+               else "STS-B Spearman\n(validation; higher is better)")
     bar = fig.colorbar(im, ax=ax, format=FuncFormatter(lambda v, _: f"{v:.{digits}f}"))
     spread = f"span {span:.{digits}f}" if finite.size else "no values"
     noise = " (under 0.005: within the split's noise)" if not proxy and finite.size and span < 0.005 else ""
