@@ -254,3 +254,10 @@ def test_next_command_is_the_bundles_own_with_the_target_device_to_fill_in(tmp_p
     card = run_report(s, tmp_path)
     card = card[:card.index("</section>")]
     assert "DEVICE" not in card and esc(docker_command(planned.with_(target_device="aries-rb"))) in card
+
+
+def test_empty_bracket_columns_say_why(tmp_path):
+    s = _with_figures(tmp_path)
+    s["plan"]["brackets"] = {}
+    assert "not computed in this run, e.g. a --quick run" in run_report(s, tmp_path)
+    assert "not computed in this run" not in run_report(_with_figures(tmp_path), tmp_path)

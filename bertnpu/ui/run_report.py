@@ -123,7 +123,8 @@ def _plan(s: dict, figs: Callable) -> Section:
                "traffic at 16 bits": f"{r['traffic_16bit']:.1%}"} for r in pl["pareto"]]
     verdict = "within" if pl["within_tolerance"] else "NOT within"
     body = (f"<p>Simulated on STS-B test; the first Spearman column is under profile <b>{esc(pl['profile'])}</b>, the last three "
-            f"are the profile bracket (how much the unpublished precisions matter). The planned recipe is {verdict} "
+            f"are the profile bracket (how much the unpublished precisions matter{'' if br else '; not computed in this run, e.g. a --quick run'}). "
+            f"The planned recipe is {verdict} "
             f"{pl['tolerance']:g} of FP32 on validation"
             + (f" and {'reaches' if pl.get('cosine_met') else 'does NOT reach'} the minimum mean cosine {pl.get('min_cosine', 0):g} there"
                if pl.get("min_cosine") else "")
