@@ -45,13 +45,17 @@ def sweep_cache_files(draw) -> bytes:
     return _lines(draw, SWEEP_ROWS)
 
 
-@given(plan_cache_files())
-def test_a_fuzzed_plan_cache_hands_back_only_well_formed_results(data):
-    path = ROOT / "plan_cache.jsonl"
+def _read_written(path, data: bytes, read):
+    """Write ``data`` to ``path`` and read it back with ``read``; returns (what it read, the warnings it gave)."""
     path.write_bytes(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cache = ResultCache(path, {})
+        return read(path), caught
+
+
+@given(plan_cache_files())
+def test_a_fuzzed_plan_cache_hands_back_only_well_formed_results(data):
+    cache, caught = _read_written(ROOT / "plan_cache.jsonl", data, lambda path: ResultCache(path, {}))
     assert all(w.category is BertnpuWarning and "\n" not in str(w.message) for w in caught)
     assert len(caught) <= 1
     for key, value in cache.values.items():
@@ -63,11 +67,7 @@ def test_a_fuzzed_plan_cache_hands_back_only_well_formed_results(data):
 
 @given(sweep_cache_files())
 def test_a_fuzzed_sweep_cache_hands_back_only_well_formed_results(data):
-    path = ROOT / "sweep_cache.jsonl"
-    path.write_bytes(data)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rows = _read_cache(path)
+    rows, caught = _read_written(ROOT / "sweep_cache.jsonl", data, _read_cache)
     assert len(caught) <= 1 and all(w.category is BertnpuWarning for w in caught)
     for key, row in rows.items():
         assert row["key"] == key and row["kind"] in ("full", "proxy")
