@@ -1,6 +1,6 @@
 """Slider redraw of the threshold explorer with the default model: threshold, clipped fraction and histogram figure.
 
-Built through the notebooks' Workspace (256 calibration samples), as a user meets it.
+Built through the notebooks' project store (256 calibration samples), as a user meets it.
 
 Target (issue 7): under 0.3 s per slider move. Reference in the same run: recomputing the
 thresholds alone (the rest is matplotlib drawing the PNG).
@@ -17,11 +17,11 @@ from _common import stsb_dir
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.thresholds import clip_thresholds
 from bertnpu.ui.widgets import ThresholdExplorer
-from bertnpu.ui.workspace import Workspace
+from bertnpu.ui.project import open_project
 
 
 def main() -> None:
-    stats = Workspace(tempfile.mkdtemp(), stsb_dir=stsb_dir(), calib_count=256).stats
+    stats = open_project(tempfile.mkdtemp(), stsb_dir=stsb_dir(), calib_count=256).stats
     explorer = ThresholdExplorer(stats, QuantConfig())
     moves = [0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0] * 3
     times = []

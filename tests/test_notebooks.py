@@ -105,7 +105,7 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     pick = next(r for r in rows if r["recommended"])  # the simplest cell tied with the best (tune.sweep.RECOMMENDATION_RULE)
     assert pick["tied_with_best"] and f"validation Spearman {pick['spearman']:.4f} [{pick['spearman_ci'][0]:.4f}, " in text
     assert f"tied with the best, {best['spearman']:.4f})" in text
-    from bertnpu.pipeline import RunOptions
+    from bertnpu.run_config import RunOptions
 
     run = RunOptions()
     assert {r["method"] for r in rows} == set(run.methods)  # the same search as `bertnpu run`
@@ -115,9 +115,9 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     # 05 compiles (or bundles) what 04 planned, the recipe `bertnpu run` compiles
     from bertnpu.quant.recipe import Recipe
 
-    planned = Recipe.load(Path(params["WORKDIR"]) / "plan" / "recipe.json")
+    planned = Recipe.load(Path(params["WORKDIR"]) / "recipe.json")
     text05 = _text(executed["05_compile_and_verify"])
-    assert "planned by notebook 4's Plan panel" in text05 and f"recipe: {planned.label()}" in text05
+    assert "planned (notebook 4's Plan panel" in text05 and f"recipe: {planned.label()}" in text05
 
 
 def test_notebook_04_table_is_the_evaluate_stage(executed, params):
@@ -127,12 +127,12 @@ def test_notebook_04_table_is_the_evaluate_stage(executed, params):
     from bertnpu.stages import EvaluateInputs, evaluate
     from bertnpu.ui.comparison import comparison_rows
     from bertnpu.ui.range_tables import format_value
-    from bertnpu.ui.workspace import Workspace
+    from bertnpu.ui.project import open_project
 
     work = Path(params["WORKDIR"])
-    ws = Workspace(work, model=params["MODEL"], stsb_dir=params["STSB_DIR"], calib_count=params["CALIB_COUNT"], eval_pairs=params["EVAL_PAIRS"])
-    want = comparison_rows(evaluate(EvaluateInputs(ws.model, ws.stats, ws.pairs("test"), recommended=Recipe.load(work / "sweep" / "recommended_recipe.json"),
-                                                   planned=Recipe.load(work / "plan" / "recipe.json"), calib=ws.calibration, progress=False)))
+    ws = open_project(work, model=params["MODEL"], stsb_dir=params["STSB_DIR"], calib_count=params["CALIB_COUNT"], eval_pairs=params["EVAL_PAIRS"])
+    want = comparison_rows(evaluate(EvaluateInputs(ws.model, ws.stats, ws.pairs("test"), recommended=Recipe.load(work / "recommended_recipe.json"),
+                                                   planned=Recipe.load(work / "recipe.json"), calib=ws.calibration, progress=False)))
     tables = [o["data"]["text/html"] for o in _outputs(executed["04_tune_quantization"], "text/html") if ">recall@10</th>" in o["data"]["text/html"]]
     assert len(tables) == 1
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", tables[0])[1:]]

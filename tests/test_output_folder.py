@@ -10,7 +10,7 @@ import pytest
 
 from bertnpu.artifacts import atomic_write_text
 from bertnpu.errors import BertnpuError
-from bertnpu.output_folder import LOCK, MARKER, OutputFolder
+from bertnpu.project.folder import LOCK, MARKER, OutputFolder
 
 
 def test_record_holds_size_and_sha256(tmp_path):
@@ -73,7 +73,7 @@ def test_a_damaged_record_owns_nothing(tmp_path):
 
 def test_second_process_is_refused_while_the_first_holds_the_lock(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import time\nfrom bertnpu.output_folder import OutputFolder\nwith OutputFolder({str(tmp_path)!r}):\n"
+        [sys.executable, "-c", f"import time\nfrom bertnpu.project.folder import OutputFolder\nwith OutputFolder({str(tmp_path)!r}):\n"
          "    print('locked', flush=True)\n    time.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True)
     try:

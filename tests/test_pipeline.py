@@ -6,7 +6,7 @@ import bertnpu.stages as stages_mod
 from bertnpu.cli import main
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import Recipe
-from bertnpu.pipeline import RunOptions
+from bertnpu.run_config import RunOptions
 from bertnpu.ui.run import run_pipeline
 
 

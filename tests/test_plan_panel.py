@@ -10,12 +10,12 @@ from bertnpu.quant.simulate import simulate
 from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.ui.plan_panel import PlanPanel
 from bertnpu.ui.widgets import SimulatePanel, ThresholdExplorer
-from bertnpu.ui.workspace import Workspace
+from bertnpu.ui.project import open_project
 
 
 @pytest.fixture(scope="module")
 def ws(tiny_model_dir, stsb_dir, tmp_path_factory):
-    w = Workspace(tmp_path_factory.mktemp("ws"), model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=16, eval_pairs=30)
+    w = open_project(tmp_path_factory.mktemp("ws"), model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=16, eval_pairs=30)
     w.stats
     return w
 
@@ -34,7 +34,7 @@ def test_simulate_panel_16_bit_sites_and_profile(ws):
 def test_plan_panel_runs_and_shows(ws):
     panel = PlanPanel(ws, tolerance=0.01, max_sites=1)
     result = panel.run(progress=False)
-    saved = Recipe.load(ws.folder / "plan" / "recipe.json")
+    saved = Recipe.load(ws.at("recipe"))
     assert saved.activation_16bits == result.recipe.activation_16bits and saved.profile == "aries"
     assert len(panel.pareto.outputs) == 1 and len(panel.sites.outputs) == 1
     assert f"{result.spearman:.4f}" in panel.status.value and "[aries]" in panel.status.value
@@ -46,4 +46,4 @@ def test_plan_panel_runs_and_shows(ws):
     shown = panel.recipe.value.replace("&quot;", '"')
     val = result.recipe.prediction["validation_spearman"]
     assert f'"validation_spearman": {round(val, 4)}' in shown and repr(val) not in shown  # rounded on screen only
-    assert Recipe.load(ws.folder / "plan" / "recipe.json").prediction["validation_spearman"] == val
+    assert Recipe.load(ws.at("recipe")).prediction["validation_spearman"] == val

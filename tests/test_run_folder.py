@@ -10,14 +10,15 @@ import sys
 import pytest
 
 from bertnpu.cli import main
-from bertnpu.output_folder import LOCK, MARKER, OutputFolder
-from bertnpu.pipeline import Pipeline, RunOptions
+from bertnpu.project.folder import LOCK, MARKER, OutputFolder
+from bertnpu.project import ProjectStore
+from bertnpu.run_config import RunOptions
 from bertnpu.run_config import RunConfig
 
 
 @pytest.fixture
 def stage_runner(tiny_model, tmp_path):
-    """A Pipeline whose one stage exports the tiny model's weight_dict.pth; counts the exports."""
+    """A project store whose one stage exports the tiny model's weight_dict.pth; counts the exports."""
     from bertnpu import stages as st
 
     out = tmp_path / "run"
@@ -29,12 +30,9 @@ def stage_runner(tiny_model, tmp_path):
 
     def run_stage(key=None):
         lines = []
-        pipe = Pipeline(RunOptions(out=str(out)), log=lines.append)
-        with OutputFolder(out) as folder:
-            pipe.folder = folder
-            folder.claim("stages", "weight_dict.pth")
-            pipe._stage("embeddings", key or {"model": "tiny"}, work)
-            folder.settle()
+        store = ProjectStore(RunOptions(out=str(out)), log=lines.append)
+        with store.writing("stages", "weight_dict.pth"):
+            store.stage("embeddings", key or {"model": "tiny"}, work)
         return lines
 
     return out, calls, run_stage
@@ -93,7 +91,7 @@ def test_run_and_sweep_out_that_is_a_file(tiny_model_dir, stsb_dir, tmp_path, ca
 
 def test_second_run_into_a_locked_folder_is_refused(tiny_model_dir, stsb_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    holder = subprocess.Popen([sys.executable, "-c", f"import time\nfrom bertnpu.output_folder import OutputFolder\n"
+    holder = subprocess.Popen([sys.executable, "-c", f"import time\nfrom bertnpu.project.folder import OutputFolder\n"
                                f"with OutputFolder({str(out)!r}):\n    print('locked', flush=True)\n    time.sleep(60)\n"],
                               stdout=subprocess.PIPE, text=True)
     try:

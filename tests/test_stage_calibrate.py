@@ -58,13 +58,13 @@ def test_widget_and_stage_give_the_same_calibration_figures(tiny_model_dir, stsb
     """Same split everywhere: the widget's coverage number equals the stage's on validation."""
     from bertnpu.data.stsb import load_stsb
     from bertnpu.ui.widgets import CalibrationBuilder
-    from bertnpu.ui.workspace import Workspace
+    from bertnpu.ui.project import open_project
 
-    ws = Workspace(tmp_path / "w", model=str(tiny_model_dir), stsb_dir=str(stsb_dir), eval_pairs=30)
+    ws = open_project(tmp_path / "w", model=str(tiny_model_dir), stsb_dir=str(stsb_dir), eval_pairs=30)
     builder = CalibrationBuilder(ws, count=16, seed=2)
     builder.build()
     validation = load_stsb("validation", stsb_dir).subset(30)
-    r = st.calibrate(st.CalibrateInputs(ws.model, tmp_path / "c", CalibrationSpec(count=16, seed=2), source=load_stsb("validation", stsb_dir),
+    r = st.calibrate(st.CalibrateInputs(ws.model, tmp_path / "c", CalibrationSpec(count=16, seed=2), source=validation,  # the project's pairs, as the run
                                         evaluation=validation, progress=False))
     assert builder.summary["validation_outside_fraction"] == pytest.approx(r.eval_outside_fraction, abs=0)
     assert "validation values outside" in builder.status.value and len(builder.pngs) == len(stage_figures(r))

@@ -230,7 +230,7 @@ def test_cli_simulate_and_sweep(tiny_model_dir, calib, stsb_dir, tmp_path, capsy
 
 
 def test_sweep_stage_searches_the_wide_space_and_rejects_unknown_values(tiny_model, tiny_stats, stsb_validation):
-    from bertnpu.pipeline import RunOptions
+    from bertnpu.run_config import RunOptions
     from bertnpu.quant.recipe import Recipe
     from bertnpu.stages.sweep import SweepInputs, grid
 

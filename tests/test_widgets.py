@@ -6,12 +6,12 @@ from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.simulate import simulate_int8
 from bertnpu.quant.thresholds import clip_thresholds
 from bertnpu.ui.widgets import CalibrationBuilder, CompilePanel, ModelPicker, SimulatePanel, ThresholdExplorer
-from bertnpu.ui.workspace import Workspace
+from bertnpu.ui.project import open_project
 
 
 @pytest.fixture(scope="module")
 def ws(tiny_model_dir, stsb_dir, tmp_path_factory):
-    w = Workspace(tmp_path_factory.mktemp("ws"), model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=16, eval_pairs=60)
+    w = open_project(tmp_path_factory.mktemp("ws"), model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=16, eval_pairs=60)
     w.stats  # builds the calibration set and the statistics
     return w
 
@@ -110,7 +110,7 @@ def test_simulate_panel_keep_fp32_toggles(ws):
 
 
 def test_calibration_builder(tiny_model_dir, stsb_dir, tmp_path):
-    w = Workspace(tmp_path / "w", model=str(tiny_model_dir), stsb_dir=str(stsb_dir), eval_pairs=30)
+    w = open_project(tmp_path / "w", model=str(tiny_model_dir), stsb_dir=str(stsb_dir), eval_pairs=30)
     b = CalibrationBuilder(w, count=24, seed=3)
     b.strategy.value = "length-stratified"
     b.button.click()

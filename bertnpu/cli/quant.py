@@ -95,7 +95,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
          out_option("folder for sweep.csv/json, the heatmap, the cache and the recommended config"), config_option("the tutorial's config, as the base"),
          _sweep_options, limit_option, json_option, force_option("file bertnpu did not write (or edited since) in --out"))
 def _sweep(args) -> int:
-    from ..output_folder import OutputFolder
+    from ..project.folder import OutputFolder
     from ..stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
     from ..ui.stage_figures import present
 

@@ -15,12 +15,12 @@ from .report import esc, figure_png
 
 
 class PlanPanel:
-    """Run the planner on a :class:`~bertnpu.ui.workspace.Workspace` and show what it chose.
+    """Run the planner on a notebook's :class:`~bertnpu.project.ProjectStore` and show what it chose.
 
     ``panel.widget`` is the box to display; ``panel.run()`` is what the button calls and
     returns the stage's :class:`~bertnpu.stages.PlanResult` (also kept as ``panel.last``).
-    The recipe goes to ``<workspace>/plan/recipe.json`` (replaced on each run) and every
-    result is cached beside it, so a second run with the same inputs returns at once.
+    The recipe goes to the project's ``recipe.json`` (where ``bertnpu run`` puts its plan; replaced on each run) and
+    every result to its ``plan-cache.jsonl``, so a second run with the same inputs returns at once.
 
     Example:
         >>> panel = PlanPanel(ws)   # in notebook 04, after the calibration and stats cells
@@ -49,12 +49,12 @@ class PlanPanel:
     def run(self, progress: bool = True):
         from ..stages.plan import PlanInputs, plan
 
-        out = self.ws.folder / "plan" / "recipe.json"
-        self.status.value = message("plan.running", profile=esc(self.profile.value), tolerance=self.tolerance.value, cache=esc(f"{out}.plan-cache.jsonl"))
-        result = plan(PlanInputs(self.ws.model, self.ws.calibration, self.ws.pairs("validation"), self.ws.pairs("test"), stats=self.ws.stats,
-                                 profile=self.profile.value, tolerance=float(self.tolerance.value), max_sites=int(self.max_sites.value),
-                                 min_cosine=float(self.min_cosine.value),
-                                 out=out, force=True, progress=progress))
+        out, log = self.ws.at("recipe"), self.ws.at("plan_log")
+        self.status.value = message("plan.running", profile=esc(self.profile.value), tolerance=self.tolerance.value, cache=esc(str(log)))
+        with self.ws.writing(out.name, log.name):
+            result = plan(PlanInputs(self.ws.model, self.ws.calibration, self.ws.pairs("validation"), self.ws.pairs("test"), stats=self.ws.stats,
+                                     profile=self.profile.value, tolerance=float(self.tolerance.value), max_sites=int(self.max_sites.value),
+                                     min_cosine=float(self.min_cosine.value), out=out, cache=log, force=True, progress=progress))
         self.last = result
         self.show(result)
         return result

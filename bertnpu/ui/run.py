@@ -1,7 +1,7 @@
-"""``bertnpu run`` with its presentation: the pipeline's stages, their figures in ``figures/`` and report.html.
+"""``bertnpu run`` with its presentation: the project's stages, their figures in ``figures/`` and report.html.
 
-The pipeline (store layer) computes and caches the stages; the figures and the report are drawn
-here, on the presentation side, and handed to it, so that no import runs from the pipeline up to ``ui``.
+The project store computes and caches the stages; the figures and the report are drawn here, on the
+presentation side, and handed to it, so that no import runs from the store up to ``ui``.
 """
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..pipeline import Pipeline, RunOptions
+from ..project import run_project
+from ..run_config import RunConfig
 from .run_report import write_run_report
 from .stage_figures import present
 
 
 def present_into(result: Any, folder: Path) -> Any:
-    """A run's presentation of one stage: its figures written into the run's ``figures/`` (replacing earlier ones)."""
+    """A project's presentation of one stage: its figures written into ``figures/`` (replacing earlier ones)."""
     return present(result, folder, force=True)
 
 
-def run_pipeline(options: RunOptions, log: Callable[[str], None] = print) -> dict:
+def run_pipeline(options: RunConfig, log: Callable[[str], None] = print) -> dict:
     """Run every stage into ``options.out`` with figures and report.html; returns the summary (also summary.json)."""
-    return Pipeline(options, log, present=present_into, report=write_run_report).run()
+    return run_project(options, log, present=present_into, report=write_run_report)

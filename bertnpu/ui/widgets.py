@@ -44,19 +44,22 @@ def show_table(rows, columns=None, units=None, digits: int = 4, max_height: Opti
     display(HTML(html_table(rows, columns, units, digits, max_height)))
 
 
-def sweep_like_run(ws, out: str | Path, quick: bool = False, progress: bool = True):
-    """The sweep ``bertnpu run`` does (same grid from :class:`~bertnpu.pipeline.RunOptions`, same
-    stage), on the workspace's validation pairs; returns the stage's ``SweepResult``."""
-    from ..pipeline import RunOptions
+def sweep_like_run(ws, out: Optional[str | Path] = None, quick: bool = False, progress: bool = True):
+    """The sweep ``bertnpu run`` does (same grid from :class:`~bertnpu.run_config.RunConfig`, same stage), on the
+    project's validation pairs, into its ``sweep/`` (or ``out``); returns the stage's ``SweepResult``."""
+    from ..run_config import RunConfig
     from ..stages import SweepInputs, run_sweep
 
     from dataclasses import fields
 
-    options = RunOptions(quick=quick)
+    options = RunConfig.quick() if quick else RunConfig.full()
     # every sweep knob the run defines (grid, strategy, ...) is passed on, so the two cannot drift apart
     own = {"model", "stats", "pairs", "out", "figures", "recommended", "progress", "force"}
     grid = {f.name: getattr(options, f.name) for f in fields(SweepInputs) if f.name not in own and hasattr(options, f.name)}
-    return run_sweep(SweepInputs(ws.model, ws.stats, ws.pairs("validation"), out=Path(out), progress=progress, **grid))
+    out = Path(out) if out is not None else ws.at("sweep")
+    with ws.writing(str(out.relative_to(ws.path)) if out.is_relative_to(ws.path) else "sweep", "recommended_config.json", "recommended_recipe.json"):
+        return run_sweep(SweepInputs(ws.model, ws.stats, ws.pairs("validation"), out=out, recommended=ws.at("recommended_config"),
+                                     progress=progress, **grid))
 
 
 def npu_verification(ws, mxq: str | Path, split: str = "test") -> str:
@@ -127,7 +130,7 @@ class CalibrationBuilder:
         self.progress.layout.display = None  # shown while building, hidden once done (as tqdm's leave=False)
         self.progress.value = 1
         start = time.perf_counter()
-        result = self.ws.calibrate(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
+        result = self.ws.rebuild_calibration(CalibrationSpec(count=self.count.value, seed=self.seed.value, strategy=self.strategy.value), progress=False)
         self.progress.value = 2
         self.figures.outputs = ()
         from .stage_figures import stage_figures

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .artifacts import TEMP_PREFIX, _pid_alive, _process_start, atomic_write_json, ensure_folder, file_digest
-from .errors import BertnpuError
+from ..artifacts import TEMP_PREFIX, _pid_alive, _process_start, atomic_write_json, ensure_folder, file_digest
+from ..errors import BertnpuError
 
 MARKER = ".bertnpu-written.json"
 LOCK = ".bertnpu.lock"
@@ -94,7 +94,7 @@ class OutputFolder:
                 lock.unlink(missing_ok=True)  # left by a killed run
                 continue
             except OSError as exc:
-                from .artifacts import os_error_sentence
+                from ..artifacts import os_error_sentence
 
                 raise BertnpuError(os_error_sentence(exc, lock)) from None
             with os.fdopen(fd, "w") as fh:
