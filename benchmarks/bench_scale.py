@@ -57,10 +57,17 @@ def _reset_peak() -> None:
         pass
 
 
-def one_size(size: str, layers: int, quick: bool, plan: bool, tmp: Path) -> dict:
-    """Run every stage for one size in this process; per stage: seconds, peak RSS (bytes), ratio to one FP32 evaluation."""
+def one_size(size: str, layers: int, quick: bool, plan: bool, tmp: Path, threads: int = 0) -> dict:
+    """Run every stage for one size in this process; per stage: seconds, peak RSS (bytes), ratio to one FP32 evaluation.
+    ``threads`` > 0: that many torch threads for the whole size (the same for every size, so the ratios compare
+    on a machine shared with other work); 0: the kernel policy's own choice (it looks at the load once)."""
+    if threads:
+        from bertnpu.quant.kernel_policy import KernelPolicy, apply_policy
+
+        apply_policy(KernelPolicy(threads=threads))
     from bertnpu.memory import peak_rss_bytes, rss_bytes
-    from bertnpu.pipeline import RunOptions, run_pipeline
+    from bertnpu.run_config import RunOptions
+    from bertnpu.ui.run import run_pipeline  # what `bertnpu run` calls: the stages, their figures and report.html
 
     spec = SIZES[size]
     layers = layers if size in ("base", "large") else 0  # --layers shrinks the big sizes only
@@ -101,7 +108,9 @@ def one_size(size: str, layers: int, quick: bool, plan: bool, tmp: Path) -> dict
     total = time.perf_counter() - start
     with open("/proc/self/status") as fh:
         hwm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
-    return {"size": size, "layers": layers or (spec[1] if spec else 6), "fp32_seconds": fp32, "total_seconds": total,
+    import torch
+
+    return {"size": size, "threads": torch.get_num_threads(), "layers": layers or (spec[1] if spec else 6), "fp32_seconds": fp32, "total_seconds": total,
             "peak_rss": max([hwm] + [s["peak_rss"] for s in stages.values() if s["peak_rss"]]), "stages": stages,
             "sentences": len(sentences), "load": open("/proc/loadavg").read().split()[:3]}
 
@@ -128,12 +137,13 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=0, help="layers of the random sizes (0: their own)")
     ap.add_argument("--quick", action="store_true", help="bertnpu run --quick (the smoke run) instead of the full run")
     ap.add_argument("--no-plan", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for every size (0: the kernel policy decides per size)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:  # the child: one size, its numbers as JSON
         with tempfile.TemporaryDirectory() as tmp:
-            result = one_size(args.one, args.layers, args.quick, not args.no_plan, Path(tmp))
+            result = one_size(args.one, args.layers, args.quick, not args.no_plan, Path(tmp), args.threads)
         Path(args.json).write_text(json.dumps(result))
         return
     sizes = args.sizes.split(",") + (["large"] if args.large else [])
@@ -144,6 +154,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--one", size, "--json", str(out), "--layers", str(args.layers)]
             cmd += ["--quick"] if args.quick else []
             cmd += ["--no-plan"] if args.no_plan else []
+            cmd += ["--threads", str(args.threads)]
             subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
             results.append(json.loads(out.read_text()))
     print(table(results))
@@ -155,6 +166,7 @@ def main() -> None:
             r = by[big]
             print(f"{big} ({r['layers']} layers): peak RSS {r['peak_rss'] / 1e9:.2f} GB, wall {r['total_seconds']:.0f} s = "
                   f"{r['total_seconds'] / by['minilm']['total_seconds']:.2f}x the default model's (target for base: <= 5 GB, <= 4x)")
+    print("torch threads per size:", {r["size"]: r["threads"] for r in results})
     print("load average (1, 5, 15 min):", open("/proc/loadavg").read().split()[:3])
 
 
