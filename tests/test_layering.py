@@ -2,7 +2,7 @@
 
 Layers, bottom to top (docs/architecture-layers.md draws them):
 
-    base          errors, version, artifacts
+    base          errors, version, memory, schema, artifacts, results_log
     core          model < data < quant < tune < device   (ordered inside too, so no folder loop)
     stages        compute only: typed results, no figures
     store         run_config < pipeline, output_folder
@@ -21,9 +21,9 @@ import bertnpu
 
 PACKAGE = Path(bertnpu.__file__).parent
 # bottom to top; a unit may import its own unit and any unit listed before it
-LAYERS = ("errors", "version", "memory", "schema", "artifacts", "model", "data", "quant", "tune", "device", "stages", "run_config", "pipeline", "output_folder",
+LAYERS = ("errors", "version", "memory", "schema", "artifacts", "results_log", "model", "data", "quant", "tune", "device", "stages", "run_config", "pipeline", "output_folder",
           "ui", "cli", "__main__", "__init__")
-KIND = {"errors": "base", "version": "base", "memory": "base", "schema": "base", "artifacts": "base", "model": "core", "data": "core", "quant": "core", "tune": "core",
+KIND = {"errors": "base", "version": "base", "memory": "base", "schema": "base", "artifacts": "base", "results_log": "base", "model": "core", "data": "core", "quant": "core", "tune": "core",
         "device": "core", "stages": "stages", "run_config": "store", "pipeline": "store", "output_folder": "store", "ui": "presentation", "cli": "entry",
         "__main__": "entry", "__init__": "entry"}
 # units of one layer kind that may not import each other in either direction when they are peers (the store's two modules)
