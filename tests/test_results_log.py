@@ -111,7 +111,8 @@ def test_damaged_lines_warn_once_naming_the_file_and_count_and_are_recomputed(tm
     assert message.startswith("4 damaged line(s) in the test log") and repr(str(path)) in message and "\n" not in message
     assert dict(log.values) == {"good": {"spearman": 0.5}}
     log.put("edited", {"spearman": 0.5})  # the caller computes it again
-    assert ResultLog(path, SCORE).get("edited") == {"spearman": 0.5}
+    again, caught = _caught(lambda: ResultLog(path, SCORE, "test log"))
+    assert again.get("edited") == {"spearman": 0.5} and len(caught) == 1  # append-only: the damaged lines stay, skipped
 
 
 def test_a_later_line_replaces_an_earlier_one_of_the_same_key(tmp_path):
