@@ -15,12 +15,12 @@ from pathlib import Path
 from hypothesis import given, strategies as st
 
 from bertnpu.errors import BertnpuWarning
-from bertnpu.tune.plan.cache import ResultCache
+from bertnpu.tune.plan.cache import PlanCache
 from bertnpu.tune.sweep import sweep_log
 from fuzz_json import json_values, mutated
 
 ROOT = Path(tempfile.mkdtemp(prefix="bertnpu-fuzz-cache-"))
-PLAN_ROW = {"key": "0123456789abcdef01234567", "value": {"spearman": 0.81, "cosine": 0.99}}
+PLAN_ROW = {"key": "0123456789abcdef01234567", "spearman": 0.81, "cosine": 0.99}
 SWEEP_ROWS = [{"key": "0123456789abcdef0123", "kind": "full", "spearman": 0.8, "pearson": 0.79, "mean_sqnr_db": 21.5},
               {"key": "abcdef0123456789abcd", "kind": "proxy", "proxy_cosine": 0.99, "proxy_spearman": 0.7}]
 
@@ -60,14 +60,14 @@ def _read_written(path, data: bytes, read):
 
 @given(plan_cache_files())
 def test_a_fuzzed_plan_cache_hands_back_only_well_formed_results(data):
-    cache, caught = _read_written(ROOT / "plan_cache.jsonl", data, lambda path: ResultCache(path, {}))
+    cache, caught = _read_written(ROOT / "plan_cache.jsonl", data, lambda path: PlanCache(path, {}).log)
     assert all(w.category is BertnpuWarning and "\n" not in str(w.message) for w in caught)
     assert len(caught) <= 1
     for key, value in cache.values.items():
         assert isinstance(key, str) and len(key) <= 64 and isinstance(value, dict)
         assert _score(value["cosine"]) and not math.isnan(value["cosine"]) and _score(value.get("spearman", 0.0))
     if json.dumps(PLAN_ROW).encode() in data.split(b"\n"):  # an intact line is always read
-        assert cache.values[PLAN_ROW["key"]] == PLAN_ROW["value"]
+        assert cache.values[PLAN_ROW["key"]] == _value(PLAN_ROW)
 
 
 @given(sweep_cache_files())
