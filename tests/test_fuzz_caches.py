@@ -1,4 +1,4 @@
-"""The plan cache (tune/plan/cache.py) and the sweep cache (tune/sweep.py) under fuzzing.
+"""The plan cache (tune/plan/cache.py) and the sweep cache (tune/sweep.py), both a results_log.ResultLog, under fuzzing.
 
 Property: reading a cache never raises; every result it hands back has the shape the planner or
 the sweep reads (a damaged line is skipped and computed again, never used).
@@ -15,14 +15,19 @@ from pathlib import Path
 from hypothesis import given, strategies as st
 
 from bertnpu.errors import BertnpuWarning
-from bertnpu.tune.plan.cache import ResultCache
-from bertnpu.tune.sweep import _read_cache
+from bertnpu.tune.plan.cache import PlanCache
+from bertnpu.tune.sweep import sweep_log
 from fuzz_json import json_values, mutated
 
 ROOT = Path(tempfile.mkdtemp(prefix="bertnpu-fuzz-cache-"))
-PLAN_ROW = {"key": "0123456789abcdef01234567", "value": {"spearman": 0.81, "cosine": 0.99}}
+PLAN_ROW = {"key": "0123456789abcdef01234567", "spearman": 0.81, "cosine": 0.99}
 SWEEP_ROWS = [{"key": "0123456789abcdef0123", "kind": "full", "spearman": 0.8, "pearson": 0.79, "mean_sqnr_db": 21.5},
               {"key": "abcdef0123456789abcd", "kind": "proxy", "proxy_cosine": 0.99, "proxy_spearman": 0.7}]
+
+
+def _value(row: dict) -> dict:
+    """What the log hands back for a row: the row less its key."""
+    return {k: v for k, v in row.items() if k != "key"}
 
 
 def _score(value) -> bool:
@@ -55,27 +60,27 @@ def _read_written(path, data: bytes, read):
 
 @given(plan_cache_files())
 def test_a_fuzzed_plan_cache_hands_back_only_well_formed_results(data):
-    cache, caught = _read_written(ROOT / "plan_cache.jsonl", data, lambda path: ResultCache(path, {}))
+    cache, caught = _read_written(ROOT / "plan_cache.jsonl", data, lambda path: PlanCache(path, {}).log)
     assert all(w.category is BertnpuWarning and "\n" not in str(w.message) for w in caught)
     assert len(caught) <= 1
     for key, value in cache.values.items():
         assert isinstance(key, str) and len(key) <= 64 and isinstance(value, dict)
         assert _score(value["cosine"]) and not math.isnan(value["cosine"]) and _score(value.get("spearman", 0.0))
     if json.dumps(PLAN_ROW).encode() in data.split(b"\n"):  # an intact line is always read
-        assert cache.values[PLAN_ROW["key"]] == PLAN_ROW["value"]
+        assert cache.values[PLAN_ROW["key"]] == _value(PLAN_ROW)
 
 
 @given(sweep_cache_files())
 def test_a_fuzzed_sweep_cache_hands_back_only_well_formed_results(data):
-    rows, caught = _read_written(ROOT / "sweep_cache.jsonl", data, _read_cache)
+    rows, caught = _read_written(ROOT / "sweep_cache.jsonl", data, lambda path: sweep_log(path).values)
     assert len(caught) <= 1 and all(w.category is BertnpuWarning for w in caught)
     for key, row in rows.items():
-        assert row["key"] == key and row["kind"] in ("full", "proxy")
+        assert isinstance(key, str) and len(key) <= 64 and row["kind"] in ("full", "proxy")
         needed = ("spearman",) if row["kind"] == "full" else ("proxy_cosine", "proxy_spearman")
         assert all(_score(row[n]) or row[n] is None for n in needed)
     for row in SWEEP_ROWS:
         if json.dumps(row).encode() in data.split(b"\n"):
-            assert rows[row["key"]] == row
+            assert rows[row["key"]] == _value(row)
 
 
 def test_an_edited_line_is_skipped_with_one_warning_and_a_cut_line_silently(tmp_path):
@@ -84,6 +89,6 @@ def test_an_edited_line_is_skipped_with_one_warning_and_a_cut_line_silently(tmp_
     path.write_text("\n".join([json.dumps(SWEEP_ROWS[1]), json.dumps(edited), '{"key": "cut-by-an-inter']) + "\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rows = _read_cache(path)
-    assert rows == {SWEEP_ROWS[1]["key"]: SWEEP_ROWS[1]}
+        rows = dict(sweep_log(path).values)
+    assert rows == {SWEEP_ROWS[1]["key"]: _value(SWEEP_ROWS[1])}
     assert [str(w.message).split(" in the")[0] for w in caught] == ["1 damaged line(s)"]

@@ -20,9 +20,7 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import os
-import warnings
 from itertools import product
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,14 +32,13 @@ from tqdm.auto import tqdm
 from ..artifacts import atomic_write_json, atomic_write_text
 from ..data.stsb import StsPairs
 from ..errors import BertnpuError
-from ..errors import BertnpuWarning
-from ..schema import Field, Schema, read_json_lines
+from ..results_log import ResultLog, cache_key
+from ..schema import Field, Schema
 from ..model.load import LoadedModel
 from ..model.sentence_encoder import SentenceEncoder
 from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
 from ..memory import release_free_memory
-from ..version import __version__
 from ..quant.simulate import Simulation, simulate
 from .error_analysis import SQNR_SENTENCES, SiteReference, site_sqnr
 from .evaluate import cosine_rows, evaluate_sts, sts_scores, unique_sentences
@@ -158,11 +155,11 @@ class ProxyScorer:
         return {"proxy_cosine": float(cosine_rows(self.fp32, emb).mean()), "proxy_spearman": scores["spearman"]}
 
 
-def _cache_key(kind: str, signature: str, stats, pairs: StsPairs, extra: dict) -> str:
-    # every input that changes a score: the STS-B contents (not just the split's name), the tool version
-    ident = json.dumps({"kind": kind, "ranges": signature, "model": stats.meta.get("model_sha256"), "calibration": stats.meta.get("calibration_sha256"),
-                        "split": pairs.split, "pairs": len(pairs), "pairs_sha256": pairs.content_hash(), "bertnpu": __version__, **extra}, sort_keys=True)
-    return hashlib.sha256(ident.encode()).hexdigest()[:20]
+def _ident(signature: str, stats, pairs: StsPairs, extra: dict) -> dict:
+    # every input that changes a score: the range set, the model, the calibration, the STS-B contents (not just the
+    # split's name); the tool version is part of every key (results_log.cache_key)
+    return {"ranges": signature, "model": stats.meta.get("model_sha256"), "calibration": stats.meta.get("calibration_sha256"),
+            "split": pairs.split, "pairs": len(pairs), "pairs_sha256": pairs.content_hash(), **extra}
 
 
 def _cache_rule(row: dict, where: str, fix: str) -> None:
@@ -171,37 +168,16 @@ def _cache_rule(row: dict, where: str, fix: str) -> None:
         raise BertnpuError(f"A {row['kind']} row of {where} lacks {' or '.join(needed)}; {fix}")
 
 
-# One cached result (other keys, e.g. intervals, pass unchecked); correlations are NaN for constant embeddings.
+# One cached result (the log adds its key; other fields, e.g. pair cosines, pass unchecked); correlations are NaN for constant embeddings.
 _CORR = Field((float, type(None)), required=False, low=-1.0, high=1.0, finite=False)
-CACHE_ROW = Schema({"key": Field(str, max_len=64), "kind": Field(str, choices=("proxy", "full")), "spearman": _CORR, "pearson": _CORR,
+CACHE_ROW = Schema({"kind": Field(str, choices=("proxy", "full")), "spearman": _CORR, "pearson": _CORR,
                     "mean_sqnr_db": Field((float, type(None)), required=False), "proxy_cosine": _CORR, "proxy_spearman": _CORR},
                    rule=_cache_rule)
 
 
-def _read_cache(path: Optional[Path]) -> dict[str, dict]:
-    if path is None or not path.is_file():
-        return {}
-    rows, damaged = read_json_lines(path, CACHE_ROW, "sweep cache")  # a line cut by an interrupt or edited: recompute that result
-    if damaged:
-        warnings.warn(f"{damaged} damaged line(s) in the sweep cache {str(path)!r} were skipped; those results are computed again.",
-                      BertnpuWarning, stacklevel=2)
-    return {row["key"]: row for row in rows}
-
-
-def _append(path: Optional[Path], entry: dict) -> None:
-    if path is not None:
-        from ..artifacts import os_error_sentence
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a+b") as fh:  # one complete line per result
-                cut = False
-                if fh.seek(0, os.SEEK_END) > 0:
-                    fh.seek(-1, os.SEEK_END)
-                    cut = fh.read(1) != b"\n"
-                fh.write((("\n" if cut else "") + json.dumps(entry, sort_keys=True) + "\n").encode())  # never glue onto a line cut by an interrupt
-        except OSError as exc:  # a full disk or a read-only folder: one sentence (the lines already written stay valid)
-            raise BertnpuError(os_error_sentence(exc, path)) from None
+def sweep_log(path: Optional[str | os.PathLike]) -> ResultLog:
+    """The sweep's resumable results at ``path`` (None: in memory only); damaged lines are skipped with one warning."""
+    return ResultLog(path, CACHE_ROW, "sweep cache")
 
 
 def _full_evaluation(model: LoadedModel, sim: Simulation, pairs: StsPairs, probe: Sequence[str], references: dict, progress: bool = False) -> dict:
@@ -254,8 +230,8 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
           proxy: str = "cosine", seed: int = 0) -> list[dict]:
     """Score every candidate (QuantConfig or Recipe) on ``pairs``; one row per candidate, in order.
 
-    Results are appended to ``cache`` (JSON lines, keyed by the range set, the model, the
-    calibration and the split) as they finish, so an interrupted sweep resumes.
+    Results are appended to ``cache`` (a :class:`~bertnpu.results_log.ResultLog`, keyed by the range
+    set, the model, the calibration and the pairs' contents) as they finish, so an interrupted sweep resumes.
 
     Rows: the calibration knobs, ``spearman``/``pearson``/``mean_sqnr_db`` on ``pairs`` (None
     where not scored on the full split), ``spearman_ci`` (95 % paired bootstrap), ``diff_to_best``
@@ -277,8 +253,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
     if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
         raise BertnpuError(f"Sweep confirm={confirm!r} is invalid; give how many candidates to score on the full split (an integer >= 1, e.g. {CONFIRM}).")
     recipes = [_as_recipe(c) for c in configs]
-    cache_path = Path(cache) if cache is not None else None
-    done = _read_cache(cache_path)
+    log = sweep_log(cache)
 
     # 1. one simulation per candidate (cheap: ranges only; weights quantized once per bits/transforms)
     sims: list[Simulation] = []
@@ -305,13 +280,12 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
         scorer: Optional[ProxyScorer] = None
         extra = {"sentences": proxy_sentences, "seed": seed}
         for i in tqdm(distinct, desc="sweep: proxy", disable=not progress, leave=False):
-            key = _cache_key("proxy", signatures[i], stats, pairs, extra)
-            if key not in done:
+            key = cache_key("proxy", _ident(signatures[i], stats, pairs, extra))
+            if key not in log:
                 scorer = scorer or ProxyScorer(model, sample)
-                done[key] = {"key": key, "kind": "proxy", **scorer(sims[i])}
-                _append(cache_path, done[key])
+                log.put(key, {"kind": "proxy", **scorer(sims[i])})
                 release_free_memory()  # the candidate's freed batches go back to the system (glibc keeps them otherwise)
-            proxy_scores[signatures[i]] = done[key]
+            proxy_scores[signatures[i]] = log.get(key)
         metric = f"proxy_{proxy}"
         ranked = sorted(distinct, key=lambda i: -proxy_scores[signatures[i]][metric])
         to_confirm = ranked[:confirm]
@@ -325,12 +299,12 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
     bar = tqdm(to_confirm, desc="sweep: full split", disable=not progress, leave=False)  # a finished bar goes (notebooks, rendered pages)
     for i in bar:
         bar.set_postfix_str(recipes[i].calibration.label())
-        key = _cache_key("full", signatures[i], stats, pairs, {})
-        if key not in done or "pair_cosines" not in done[key]:  # a result from before the intervals: score it again
-            done[key] = {"key": key, "kind": "full", **_full_evaluation(model, sims[i], pairs, probe, references, progress=progress)}
-            _append(cache_path, done[key])
+        key = cache_key("full", _ident(signatures[i], stats, pairs, {}))
+        scored = log.get(key)
+        if scored is None or "pair_cosines" not in scored:  # a result from before the intervals: score it again
+            scored = log.put(key, {"kind": "full", **_full_evaluation(model, sims[i], pairs, probe, references, progress=progress)})
             release_free_memory()
-        full[signatures[i]] = done[key]
+        full[signatures[i]] = {**scored, "key": key}
 
     rank_of = {signatures[i]: r + 1 for r, i in enumerate(ranked)} if strategy == "fast" else {}
     marks = tie_marks({k: v["pair_cosines"] for k, v in full.items()}, {k: v["spearman"] for k, v in full.items()}, pairs.scores)[1] if full else {}

@@ -27,7 +27,7 @@ resumes. The chosen recipe is confirmed once on the test split and written as ``
 
 from ...quant.precision import site_bits  # noqa: F401  (re-exported: callers read a recipe's bits from here)
 from ...quant.sites import site_start  # noqa: F401  (re-exported for tests and callers)
-from .cache import ResultCache
+from .cache import PlanCache
 from .cost import activation_elements, traffic_share
 from .layer_cache import LayerCachedEncoder, run_layers
 from .pareto import PlanResult, format_pareto, profile_bracket
@@ -35,5 +35,5 @@ from .search import plan_recipe
 from .spec import CALIBRATION_CANDIDATES, TRANSFORM_CANDIDATES, PlanSpec
 from .stopping import accepted, pick_row
 
-__all__ = ["CALIBRATION_CANDIDATES", "TRANSFORM_CANDIDATES", "LayerCachedEncoder", "PlanResult", "PlanSpec", "ResultCache", "accepted",
+__all__ = ["CALIBRATION_CANDIDATES", "TRANSFORM_CANDIDATES", "LayerCachedEncoder", "PlanCache", "PlanResult", "PlanSpec", "accepted",
            "activation_elements", "format_pareto", "pick_row", "plan_recipe", "profile_bracket", "run_layers", "site_bits", "traffic_share"]

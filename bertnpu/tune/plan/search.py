@@ -21,7 +21,7 @@ from ...memory import release_free_memory
 from ...version import __version__
 from ..bootstrap import bootstrap_for
 from ..evaluate import cosine_rows, pair_cosines, recipe_key, sts_scores, unique_sentences
-from .cache import ResultCache
+from .cache import PlanCache
 from .cost import activation_elements, traffic_share
 from .layer_cache import LayerCachedEncoder
 from .pareto import PlanResult
@@ -57,7 +57,7 @@ class _Planner:
                  "calibration": self.base_stats.meta.get("calibration_sha256") or calibration_hash(calib),
                  "validation": validation.content_hash(), "proxy": spec.proxy_sentences,  # sentences AND scores
                  "tool": __version__}
-        self.cache = ResultCache(cache, ident)
+        self.cache = PlanCache(cache, ident)
         self.sims: dict[tuple, Simulation] = {}
 
     def stats_for(self, names: tuple):
