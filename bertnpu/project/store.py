@@ -83,6 +83,7 @@ class ProjectStore:
         are as written, else ``work()``'s (then recorded). ``force``: compute even when a result is there."""
         step = f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}" if name in STAGES else name
         marker = self.at("stages") / f"{name}.json"
+        key = _plain(key)
         key_hash = cache_key(f"stage:{name}", key)
         with self.writing():
             if marker.exists() and not (force or self.config.force):
@@ -106,7 +107,7 @@ class ProjectStore:
             result["seconds"] = round(time.perf_counter() - start, 2)
             written = _written(result)
             self.files.record(*written)
-            atomic_write_json(marker, {"key": key_hash, "inputs": json.loads(json.dumps(key, default=str)), "files": self.files.digests(written), "result": result}, force=True)
+            atomic_write_json(marker, {"key": key_hash, "inputs": key, "files": self.files.digests(written), "result": result}, force=True)
             self.files.record(f"{LAYOUT['stages']}/{name}.json")
         from ..memory import memory_line, release_free_memory
 
@@ -222,6 +223,16 @@ class ProjectStore:
             return Recipe.load(self.at("recommended_recipe")), ("recommended by the sweep (INT8 only; press Plan in notebook 4 "
                                                                 "for the planned recipe)")
         return Recipe(), "the tutorial's config; run notebook 4 for a plan"
+
+
+def _plain(key: dict) -> dict:
+    """A stage's inputs as JSON data (a config object as its ``to_dict``), the form :func:`cache_key` hashes and the marker keeps."""
+    def convert(value: Any) -> Any:
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+        raise TypeError(f"a stage key holds {type(value).__name__}, which has no JSON form")
+
+    return json.loads(json.dumps(key, default=convert))
 
 
 def _read_marker(marker: Path) -> tuple[Optional[dict], Optional[str]]:
