@@ -43,8 +43,8 @@ class QParams:
 
     Example:
         >>> qp = calculate_qparams(stats["layer.0.ffn.gelu.out"], QuantConfig(method=2, mode=0))
-        >>> qp.scheme, qp.qmin, qp.qmax, qp.zero_point
-        ('affine', 0, 255, 3)
+        >>> qp.scheme, qp.qmin, qp.qmax, qp.scale == (qp.hi - qp.lo) / 255
+        ('affine', 0, 255, True)
     """
 
     scheme: str
@@ -126,8 +126,8 @@ def calculate_qparams(obs: SiteObserver, config: QuantConfig, *, rng: Optional[C
 
     Example:
         >>> qp = calculate_qparams(stats["layer.0.attention.softmax.out"], QuantConfig(method=0, mode=0))
-        >>> qp.scheme, qp.qmin, qp.qmax, float(qp.scale) == float(torch.tensor(qp.hi)) / 255
-        ('unsigned', 0, 255, True)
+        >>> qp.scheme, qp.lo, qp.qmin, qp.qmax, qp.zero_point
+        ('unsigned', 0.0, 0, 255, 0)
     """
     rng = site_range(obs, config) if rng is None else rng
     bits = config.bits if bits is None else bits
