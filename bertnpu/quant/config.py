@@ -105,8 +105,10 @@ class QuantConfig:
 
 def warn_pointless_calibration(config: QuantConfig, source: str) -> None:
     """One warning when a loaded config is legal but clips far more than anyone means to."""
+    from .thresholds import clipped_share
+
     if config.mode == 1 and config.percentile < LOW_PERCENTILE:
-        share = config.topk_ratio * (1 - config.percentile)
+        share = clipped_share(config.percentile, config.topk_ratio)
         warnings.warn(
             f"percentile={config.percentile:g} in the {source} clips {share:.3g} of every site's values (nearly all of the top "
             f"topk_ratio={config.topk_ratio:g} share MaxPercentile keeps apart), so the largest activations are cut off; "

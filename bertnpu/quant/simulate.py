@@ -11,6 +11,8 @@ What is simulated (bertnpu's model of the NPU, since Mobilint's kernels are not 
 * the clip range from :func:`~bertnpu.quant.thresholds.clip_thresholds`: symmetric per tensor
   (methods 0, 1), or with a zero-point (methods 2, 3); a symmetric site that never goes
   negative uses the unsigned range; methods 1 and 3 share one range per site role across layers;
+  scale, zero point and code range from :func:`~bertnpu.quant.qparams.calculate_qparams` (the panels
+  show the same: ``FakeQuantTap.qparams`` is what the tap applies);
 * ``output`` 0: one scale per Linear output; 1: one scale per output channel of each Linear
   output site (each channel's abs-max shrunk by the site's clip ratio; with a zero point, each
   channel's min and max shrunk by the site's clip ratio on that side, and one zero point per
@@ -40,11 +42,11 @@ from ..model.load import LoadedModel
 from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
-from .fake_quant import (affine_channel_params, affine_params, fake_quant_affine_with, fake_quant_with_scale,
-                         qmax_symmetric, quantize_weight_per_channel, symmetric_scale, weight_codes_per_channel)
+from .fake_quant import fake_quant_affine_with, fake_quant_with_scale, quantize_weight_per_channel, weight_codes_per_channel
 from .int_gemm import IntInput, IntWeight, kernel
 from .kernel_policy import current_policy
 from .precision import DEFAULT_PROFILE, site_bits, site_role
+from .qparams import AFFINE, QParams, calculate_qparams, clip_plan
 from .recipe import Recipe
 from .sites import LAYER_LINEARS
 from .thresholds import ClipRange, clip_thresholds
@@ -106,34 +108,18 @@ class FakeQuantTap:
         self.config = config
         self.skip = set(skip)
         self.bits = dict(bits or {})
+        self.stats, self.ranges, self.ranges16 = stats, ranges, ranges16
         self.plans = self._plans(ranges, config, stats)
         # the range rule applied at 16 bits (differs from the 8-bit range only for mode 2, whose MSE search depends on the step)
         self.plans16 = self._plans(ranges16, config, stats) if ranges16 is not None else {}
         self._ops: dict = {}  # (site, bits, dtype) -> the ready fake-quant call; shared by with_bits copies (same plans)
 
     def _plans(self, ranges: dict[str, ClipRange], config: QuantConfig, stats) -> dict[str, tuple]:
-        plans: dict[str, tuple] = {}
-        for name, rng in ranges.items():
-            if name in self.skip:
-                continue
-            obs = stats[name]
-            per_channel = config.output == 1 and site_role(name) in LINEAR_OUTPUT_ROLES
-            if config.zero_point:
-                if per_channel and (obs.min < 0 or obs.max > 0):
-                    # per-channel zero points: each channel's [min, max] keeps the site's clip ratio on each side
-                    lo = obs.channel_min.float() * (rng.lo / obs.min if obs.min < 0 else 0.0)
-                    hi = obs.channel_max.float() * (rng.hi / obs.max if obs.max > 0 else 0.0)
-                    plans[name] = ("affine_channels", lo, hi)
-                else:
-                    plans[name] = ("affine", rng.lo, rng.hi)
-                continue
-            unsigned = obs.min >= 0
-            threshold = torch.tensor(rng.hi if unsigned else rng.threshold)
-            if per_channel and obs.absmax > 0:
-                # per-channel scales: each channel keeps the site's clip ratio
-                threshold = (obs.channel_absmax.float() * (rng.threshold / obs.absmax)).clamp(min=1e-12)
-            plans[name] = ("symmetric", threshold, unsigned)
-        return plans
+        return {name: clip_plan(stats[name], rng, config, self.per_channel(name)) for name, rng in ranges.items() if name not in self.skip}
+
+    def per_channel(self, site: str) -> bool:
+        """``output`` 1 gives a Linear output one scale (and zero point) per channel; every other site one per tensor."""
+        return self.config.output == 1 and site_role(site) in LINEAR_OUTPUT_ROLES
 
     def with_bits(self, changes: Mapping[str, int]) -> "FakeQuantTap":
         """A copy sharing the plans, with some sites' bit widths changed (cheap: no new ranges)."""
@@ -144,19 +130,24 @@ class FakeQuantTap:
     def site_bits(self, site: str) -> int:
         return self.bits.get(site, self.config.bits)
 
+    def qparams(self, site: str, bits: Optional[int] = None, dtype: torch.dtype = torch.float32) -> Optional[QParams]:
+        """The :class:`~bertnpu.quant.qparams.QParams` the tap applies to ``site`` at ``bits`` (default: the site's
+        width) on activations of ``dtype``, or None (unquantized)."""
+        bits = self.site_bits(site) if bits is None else bits
+        if site not in self.plans:
+            return None
+        # the range rule at 16 bits where it differs (mode 2), else the 8-bit range
+        ranges = self.ranges16 if bits > 8 and self.plans16 and site in self.plans16 else self.ranges
+        return calculate_qparams(self.stats[site], self.config, rng=ranges[site], bits=bits, per_channel=self.per_channel(site), dtype=dtype)
+
     def _op(self, site: str, bits: int, dtype: torch.dtype):
         """The site's fake quantization at ``bits`` with its scale computed once: ``(fn, *args)``, or None (unquantized)."""
-        plan = self.plans16.get(site) if bits > 8 and self.plans16 else None
-        if plan is None:
-            plan = self.plans.get(site)
-        if plan is None:
+        qp = self.qparams(site, bits, dtype)
+        if qp is None:
             return None
-        if plan[0] == "affine":
-            return (fake_quant_affine_with, *affine_params(plan[1], plan[2], bits))
-        if plan[0] == "affine_channels":
-            return (fake_quant_affine_with, *affine_channel_params(plan[1], plan[2], bits))
-        qmax = (2**bits - 1) if plan[2] else qmax_symmetric(bits)
-        return (fake_quant_with_scale, symmetric_scale(plan[1], bits, plan[2], dtype), 0 if plan[2] else -qmax, qmax)
+        if qp.scheme == AFFINE:
+            return (fake_quant_affine_with, qp.scale, qp.zero_point, qp.qmax)
+        return (fake_quant_with_scale, qp.scale, qp.qmin, qp.qmax)
 
     def _prepared(self, site: str, dtype: torch.dtype):
         key = (site, self.bits.get(site, self.config.bits), dtype)

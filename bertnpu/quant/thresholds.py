@@ -42,9 +42,14 @@ class ClipRange:
         return max(abs(self.lo), abs(self.hi))
 
 
+def clipped_share(percentile: float, topk_ratio: float) -> float:
+    """Share of a site's values MaxPercentile clips: ``topk_ratio * (1 - percentile)`` (the percentile is taken within the top set)."""
+    return topk_ratio * (1.0 - percentile)
+
+
 def clipped_count(count: int, percentile: float, topk_ratio: float) -> int:
     """Values clipped by MaxPercentile: ``floor(topk_ratio * (1 - percentile) * count)``."""
-    return int(math.floor(topk_ratio * (1.0 - percentile) * count + 1e-9))
+    return int(math.floor(clipped_share(percentile, topk_ratio) * count + 1e-9))
 
 
 def mse_threshold(hist: np.ndarray, absmax: float, bits: int) -> float:
@@ -87,6 +92,12 @@ def site_range(obs: SiteObserver, config: QuantConfig) -> ClipRange:
     return ClipRange(-t, t)
 
 
+def shares_range(site, config: QuantConfig) -> bool:
+    """Whether methods 1/3 give ``site`` (a :class:`~bertnpu.quant.sites.SiteInfo`) the range shared by its role across layers
+    (the embeddings and pooler sites, outside the layers, keep their own)."""
+    return config.multi_layer and site.layer >= 0
+
+
 def clip_thresholds(stats, config: QuantConfig) -> dict[str, ClipRange]:
     """Clip range of every site of ``stats`` (an :class:`~bertnpu.stats.ActivationStats`).
 
@@ -99,7 +110,7 @@ def clip_thresholds(stats, config: QuantConfig) -> dict[str, ClipRange]:
     if config.multi_layer:
         groups: dict[str, list[str]] = {}
         for s in stats.sites:
-            if s.layer >= 0:
+            if shares_range(s, config):
                 groups.setdefault(s.role, []).append(s.name)
         for names in groups.values():
             shared = ClipRange(min(ranges[n].lo for n in names), max(ranges[n].hi for n in names))

@@ -170,6 +170,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "explorer.own_threshold": {"en": "; this layer's own threshold would be {threshold:.4g}", "ko": "; 이 층만의 임계값이라면 {threshold:.4g}"},
     "explorer.range": {"en": "quantization range [{lo:.4g}, {hi:.4g}]; clipped <span class='bertnpu-clipped'>{clipped:.5f}%</span> of {count:,} values",
                        "ko": "양자화 범위 [{lo:.4g}, {hi:.4g}]; 값 {count:,}개 중 <span class='bertnpu-clipped'>{clipped:.5f}%</span> 잘림"},
+    "explorer.grid": {"en": "{bits}-bit grid: scale <span class='bertnpu-scale'>{scale:.6g}</span>, zero point "
+                            "<span class='bertnpu-zero-point'>{zero_point}</span>, codes {qmin}..{qmax}",
+                      "ko": "{bits}비트 격자: 스케일 <span class='bertnpu-scale'>{scale:.6g}</span>, 영점 "
+                            "<span class='bertnpu-zero-point'>{zero_point}</span>, 코드 {qmin}..{qmax}"},
     "explorer.tail": {"en": "MaxPercentile clips the top r(1-p) = {topk:g} x (1 - {percentile:g}) = {tail:.3g} of the values ({tail_pct:.4g}%)",
                       "ko": "MaxPercentile은 값의 상위 r(1-p) = {topk:g} x (1 - {percentile:g}) = {tail:.3g}를 자릅니다({tail_pct:.4g}%)"},
     "simulate.idle": {"en": "press Simulate to predict the INT8 accuracy of the config above (select sites to keep in FP32)",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..quant.outliers import outlier_table  # noqa: F401  (computed in quant/, re-exported for the notebooks)
+from ..quant.qparams import SiteQParams, site_qparams
 
 
 def role_summary(obs) -> dict[str, dict]:
@@ -23,24 +24,33 @@ def role_summary(obs) -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class SiteRangeView:
-    """The range the simulator applies to one site, with what a panel needs to draw and describe it.
+    """The quantization parameters the simulator applies to one site, read out for a panel to draw and describe.
 
-    ``lo``/``hi`` are the quantization grid's ends as fake-quant uses them: ``[0, hi]`` for a
-    symmetric-method site that is never negative (``unsigned``, e.g. softmax), ``[lo, hi]``
-    with a zero-point (methods 2/3), else ``[-t, t]``; ``threshold`` is the upper clip point ``hi``
-    (the symmetric ``t``). ``shared`` is true when methods 1/3 give the site the range shared by
-    every layer's site of its role.
+    Every number comes from :func:`~bertnpu.quant.qparams.site_qparams` (``of``); this only names them
+    for display. ``lo``/``hi`` are the clip range as fake quantization applies it: ``[0, hi]`` for a
+    symmetric-method site that is never negative (``unsigned``, e.g. softmax), ``[lo, hi]`` with a
+    zero-point (methods 2/3), else ``[-t, t]``; ``threshold`` is the upper clip point ``hi`` (the
+    symmetric ``t``); ``scale``, ``zero_point`` and ``qmin..qmax`` are the grid at ``config.bits``,
+    one per tensor (under ``output`` 1 the simulator shrinks it per channel of a Linear output).
+    ``shared`` is true when methods 1/3 give the site the range shared by every layer's site of its role.
     """
 
-    site: str
-    lo: float
-    hi: float
-    threshold: float
-    shared: bool
-    unsigned: bool
-    clipped_fraction: float
-    count: int
-    own_threshold: float  # the site's own (per-layer) upper clip point, for comparison
+    of: SiteQParams
+
+    site = property(lambda self: self.of.site)
+    lo = property(lambda self: self.of.qparams.lo)
+    hi = property(lambda self: self.of.qparams.hi)
+    threshold = property(lambda self: self.of.qparams.threshold)
+    unsigned = property(lambda self: self.of.qparams.unsigned)
+    clipped_fraction = property(lambda self: self.of.qparams.clipped_fraction)
+    scale = property(lambda self: float(self.of.qparams.scale))
+    zero_point = property(lambda self: int(self.of.qparams.zero_point))
+    qmin = property(lambda self: self.of.qparams.qmin)
+    qmax = property(lambda self: self.of.qparams.qmax)
+    bits = property(lambda self: self.of.qparams.bits)
+    shared = property(lambda self: self.of.shared)
+    count = property(lambda self: self.of.count)
+    own_threshold = property(lambda self: self.of.own.threshold)  # the site's own (per-layer) upper clip point, for comparison
 
     @property
     def label(self) -> str:
@@ -48,30 +58,16 @@ class SiteRangeView:
         return f"applied, {kind}{', unsigned' if self.unsigned else ''}"
 
 
-def site_range_view(stats, config, site: str) -> SiteRangeView:
-    """The :class:`SiteRangeView` of ``site`` under ``config``: the same ``clip_thresholds`` range
-    :func:`~bertnpu.quant.simulate.simulate_int8` applies, so readout, line and title agree.
+def site_range_view(stats, config, site: str, ranges=None) -> SiteRangeView:
+    """The :class:`SiteRangeView` of ``site`` under ``config``: the :func:`~bertnpu.quant.qparams.site_qparams`
+    the simulator applies (``ranges``: ``clip_thresholds(stats, config)`` when at hand), so readout, line and title agree.
 
     Example:
         >>> v = site_range_view(stats, QuantConfig(method=1), "layer.0.ffn.residual")
         >>> v.shared, v.threshold == clip_thresholds(stats, QuantConfig(method=1))["layer.0.ffn.residual"].threshold
         (True, True)
     """
-    from ..quant.thresholds import clip_thresholds, clipped_fraction, site_range
-
-    obs = stats[site]
-    rng = clip_thresholds(stats, config)[site]
-    info = next(s for s in stats.sites if s.name == site)
-    unsigned = not config.zero_point and obs.min >= 0
-    if config.zero_point:
-        lo, hi = rng.lo, rng.hi
-    elif unsigned:
-        lo, hi = 0.0, rng.hi
-    else:
-        lo, hi = -rng.threshold, rng.threshold
-    return SiteRangeView(site=site, lo=float(lo), hi=float(hi), threshold=float(hi), shared=bool(config.multi_layer and info.layer >= 0),
-                         unsigned=bool(unsigned), clipped_fraction=float(clipped_fraction(obs, rng)), count=int(obs.count),
-                         own_threshold=float(site_range(obs, config).hi))
+    return SiteRangeView(site_qparams(stats, config, site, ranges))
 
 
 def format_value(value, digits: int = 4) -> str:

@@ -192,22 +192,24 @@ class ThresholdExplorer:
         return self._range_cache[cfg]
 
     def update(self) -> None:
+        from ..quant.thresholds import clipped_share
         from .range_plots import plot_site_histogram
         from .range_tables import site_range_view
 
         start = time.perf_counter()
         cfg = self.config
         name = self.site.value
-        view = site_range_view(self.stats, cfg, name)  # the range the simulator applies: readout, line and title
+        view = site_range_view(self.stats, cfg, name, self._ranges(cfg))  # the qparams the simulator applies: readout, line and title
         refs = {f"{MODES[m]}{' (shared)' if view.shared else ''}": self._ranges(cfg.with_(mode=m))[name].threshold
                 for m in MODES if m != cfg.mode}
-        tail = cfg.topk_ratio * (1 - cfg.percentile)
+        tail = clipped_share(cfg.percentile, cfg.topk_ratio)
         own = "" if not view.shared else message("explorer.own_threshold", threshold=view.own_threshold)
         applied = message("explorer.shared" if view.shared else "explorer.own") + (message("explorer.unsigned") if view.unsigned else "")
         self.readout.value = (
             f"<b>{esc(name)}</b>: {message('explorer.upper_clip' if cfg.zero_point else 'explorer.threshold')} "
             f"<span class='bertnpu-threshold'>{view.threshold:.6g}</span> ({applied}{own}); "
             + message("explorer.range", lo=view.lo, hi=view.hi, clipped=view.clipped_fraction * 100, count=view.count)
+            + "<br>" + message("explorer.grid", bits=view.bits, scale=view.scale, zero_point=view.zero_point, qmin=view.qmin, qmax=view.qmax)
             + ("<br><small>" + message("explorer.tail", topk=cfg.topk_ratio, percentile=cfg.percentile, tail=tail, tail_pct=tail * 100)
                + "</small>" if cfg.mode == 1 else ""))
         fig = plot_site_histogram(self.stats[name], view, refs)
