@@ -1,7 +1,7 @@
 """The entry page of rendered notebooks (``index.html``) and the footer every page carries.
 
 The facts come from the render's work folder (``evaluation.json`` written by notebook 4,
-``plan/recipe.json``, ``stats.npz``'s model hash) and the STS-B splits; everything is escaped
+``recipe.json``, ``stats.npz``'s model hash) and the STS-B splits; everything is escaped
 and nothing is fetched, so the pages open offline.
 """
 

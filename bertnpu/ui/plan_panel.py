@@ -27,9 +27,9 @@ class PlanPanel:
         >>> panel.widget            # doctest: +SKIP
     """
 
-    def __init__(self, workspace, tolerance: float = PlanSpec.tolerance, profile: str = PlanSpec.profile, max_sites: int = PlanSpec.max_sites,
+    def __init__(self, project, tolerance: float = PlanSpec.tolerance, profile: str = PlanSpec.profile, max_sites: int = PlanSpec.max_sites,
                  min_cosine: float = PlanSpec.min_cosine):
-        self.ws = workspace
+        self.ws = project
         self.tolerance = W.FloatSlider(value=tolerance, min=0.001, max=0.05, step=0.001, readout_format=".3f",
                                        description=label("widget.tolerance"), continuous_update=False)
         self.min_cosine = W.FloatSlider(value=min_cosine, min=0.0, max=0.999, step=0.001, readout_format=".3f",
@@ -95,6 +95,6 @@ def _rounded(value, digits: int = 4):
     return value
 
 
-def plan_panel(workspace, tolerance: Optional[float] = None) -> PlanPanel:
+def plan_panel(project, tolerance: Optional[float] = None) -> PlanPanel:
     """A PlanPanel with the planner's default tolerance (PlanSpec's) unless ``tolerance`` is given."""
-    return PlanPanel(workspace, tolerance=PlanSpec.tolerance if tolerance is None else tolerance)
+    return PlanPanel(project, tolerance=PlanSpec.tolerance if tolerance is None else tolerance)

@@ -113,8 +113,8 @@ class ModelPicker:
 class CalibrationBuilder:
     """Count / seed / strategy controls, a Build button, a progress bar and the embedding-range figures."""
 
-    def __init__(self, workspace, count: int = 128, seed: int = 0):
-        self.ws = workspace
+    def __init__(self, project, count: int = 128, seed: int = 0):
+        self.ws = project
         self.count = W.IntSlider(value=count, min=8, max=1024, step=8, description=label("widget.samples"))
         self.seed = W.IntText(value=seed, description=label("widget.seed"), layout=W.Layout(width="160px"))
         self.strategy = W.Dropdown(options=STRATEGIES, value="random", description=label("widget.strategy"))
@@ -259,11 +259,11 @@ class SimulatePanel:
              "encode the other sentences with INT8")
     ENCODE_BATCH = 32
 
-    def __init__(self, workspace, explorer: ThresholdExplorer, split: str = "validation", pairs: int = SIMULATE_PAIRS, seed: int = 0):
-        self.ws, self.explorer, self.split = workspace, explorer, split
+    def __init__(self, project, explorer: ThresholdExplorer, split: str = "validation", pairs: int = SIMULATE_PAIRS, seed: int = 0):
+        self.ws, self.explorer, self.split = project, explorer, split
         self.sample_size, self.seed = pairs, seed
         self.button = W.Button(description=label("widget.simulate"), button_style="success")
-        names = [s.name for s in workspace.stats.sites]
+        names = [s.name for s in project.stats.sites]
         self.a16 = W.SelectMultiple(options=names, rows=6, description=label("widget.a16"), layout=W.Layout(width="420px"))
         self.keep_fp32 = W.SelectMultiple(options=names, rows=6, description=label("widget.keep_fp32"), layout=W.Layout(width="420px"),
                                           tooltip="keep in FP32: a diagnostic with no device counterpart (the NPU has no FP32 activations)")
@@ -397,11 +397,11 @@ class SimulatePanel:
 class CompilePanel:
     """Compile (qbcompiler installed) or Export bundle (not installed), with a log area."""
 
-    def __init__(self, workspace, config, out: str | Path):
+    def __init__(self, project, config, out: str | Path):
         from ..device.qbcompiler_adapter import MISSING, qbcompiler_available
         from ..quant.recipe import Recipe
 
-        self.ws, self.out = workspace, Path(out)
+        self.ws, self.out = project, Path(out)
         self.recipe = config if isinstance(config, Recipe) else Recipe(calibration=config)  # a QuantConfig means no overrides
         self.config = self.recipe.calibration
         self.available = qbcompiler_available()
