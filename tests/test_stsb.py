@@ -75,3 +75,16 @@ def test_sentences_may_hold_unicode_line_separators(tmp_path):
     (tmp_path / "sts-test.csv").write_text("main\tf\t2012\t1\t0.0\ta\u2028b\tc\x1cd\r\nmain\tf\t2012\t2\t5.0\te\tf\n", encoding="utf-8")
     pairs = load_stsb("test", tmp_path)
     assert pairs.sentence1 == ["a\u2028b", "e"] and pairs.sentence2 == ["c\x1cd", "f"] and pairs.scores.tolist() == [0.0, 5.0]
+
+
+def test_sample_is_seeded_in_file_order_and_keeps_pairs_aligned(stsb_dir):
+    """The one sampler (sweep proxy, Simulate panel): n distinct pairs, in file order, each row's two sentences and score together."""
+    from bertnpu.data.stsb import load_stsb
+
+    pairs = load_stsb("validation", stsb_dir)
+    a, b = pairs.sample(50, seed=3), pairs.sample(50, seed=3)
+    assert a.sentence1 == b.sentence1 and len(a) == 50
+    rows = [next(i for i in range(len(pairs)) if (pairs.sentence1[i], pairs.sentence2[i]) == (s1, s2)) for s1, s2 in zip(a.sentence1, a.sentence2)]
+    assert rows == sorted(set(rows)) and [float(pairs.scores[i]) for i in rows] == [float(x) for x in a.scores]
+    assert pairs.sample(50, seed=4).sentence1 != a.sentence1
+    assert pairs.sample(0) is pairs and pairs.sample(len(pairs) + 1) is pairs

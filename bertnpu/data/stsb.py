@@ -52,6 +52,14 @@ class StsPairs:
         """The first ``n`` pairs (for quick runs and tests)."""
         return StsPairs(self.sentence1[:n], self.sentence2[:n], self.scores[:n], self.split, self.source)
 
+    def sample(self, n: int, seed: int = 0) -> "StsPairs":
+        """A seeded random sample of ``n`` pairs, in file order (all of them when ``n`` is 0 or not smaller): the one
+        sampler of the sweep's proxy and the Simulate panel."""
+        if not n or n >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        return StsPairs([self.sentence1[i] for i in idx], [self.sentence2[i] for i in idx], self.scores[idx], self.split, self.source)
+
 
 def check_split(split: str) -> str:
     if split not in SPLITS:

@@ -135,9 +135,7 @@ def range_signature(sim: Simulation) -> str:
 
 def proxy_sample(pairs: StsPairs, sentences: int = PROXY_SENTENCES, seed: int = 0) -> StsPairs:
     """A seeded random subset of ``pairs`` holding about ``sentences`` sentences (two per pair), in file order."""
-    n = min(len(pairs), max(sentences // 2, 2))
-    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), n, replace=False))
-    return StsPairs([pairs.sentence1[i] for i in idx], [pairs.sentence2[i] for i in idx], pairs.scores[idx], pairs.split, pairs.source)
+    return pairs.sample(max(sentences // 2, 2), seed)
 
 
 class ProxyScorer:

@@ -226,15 +226,8 @@ SIMULATE_PAIRS = 500  # validation pairs the Simulate button scores (a seeded sa
 
 
 def sample_pairs(pairs, n: int, seed: int = 0):
-    """A seeded random sample of ``n`` pairs in file order (all of them when ``n`` is 0 or not smaller)."""
-    import numpy as np
-
-    from ..data.stsb import StsPairs
-
-    if not n or n >= len(pairs):
-        return pairs
-    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), n, replace=False))
-    return StsPairs([pairs.sentence1[i] for i in idx], [pairs.sentence2[i] for i in idx], pairs.scores[idx], pairs.split, pairs.source)
+    """A seeded random sample of ``n`` pairs in file order (all of them when ``n`` is 0 or not smaller): ``StsPairs.sample``."""
+    return pairs.sample(n, seed)
 
 
 class SimulatePanel:
@@ -267,7 +260,9 @@ class SimulatePanel:
         self.a16 = W.SelectMultiple(options=names, rows=6, description=label("widget.a16"), layout=W.Layout(width="420px"))
         self.keep_fp32 = W.SelectMultiple(options=names, rows=6, description=label("widget.keep_fp32"), layout=W.Layout(width="420px"),
                                           tooltip="keep in FP32: a diagnostic with no device counterpart (the NPU has no FP32 activations)")
-        self.profile = W.Dropdown(options=["aries", "all-int8", "optimistic"], value="aries", description=label("widget.profile"))
+        from ..quant.precision import DEFAULT_PROFILE, PROFILES
+
+        self.profile = W.Dropdown(options=list(PROFILES), value=DEFAULT_PROFILE, description=label("widget.profile"))
         self.progress = W.IntProgress(value=0, min=0, max=len(self.STEPS), description=label("widget.progress"))
         self.result = W.HTML(message("simulate.idle"))
         self._fp32 = None  # (embeddings, sentences, rows1, rows2, spearman), computed once
