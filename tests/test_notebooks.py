@@ -152,7 +152,9 @@ def test_notebooks_only_call_the_package():
             assert word not in code, (name, word)  # wiring only: logic lives in bertnpu
         assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "committed notebooks carry no outputs"
-        assert "CALIB_COUNT = 256" in code  # the same calibration size as `bertnpu run`
+        # the defaults are `bertnpu run`'s own: read from the one run configuration, not written out again
+        assert "RUN = RunConfig.full()" in code and "CALIB_COUNT = RUN.calib_count" in code and "EVAL_PAIRS = RUN.test_pairs" in code
+        assert not re.search(r"CALIB_COUNT = \d", code)
 
 
 def test_every_narrative_cell_has_its_korean_pair():

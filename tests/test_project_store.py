@@ -97,3 +97,16 @@ def test_a_notebook_opened_on_a_run_folder_reuses_its_calibration_and_stats(tiny
     assert clip_thresholds(ws.stats, QuantConfig()) == clip_thresholds(run_side.stats, QuantConfig())
     assert "stats: reused (inputs unchanged), files verified" in capsys.readouterr().out
     assert (tmp_path / "stats.npz").stat().st_mtime_ns == stamp
+
+
+def test_calibration_draws_from_the_whole_split_whatever_the_evaluation_cut(tiny_model_dir, stsb_dir, tmp_path):
+    """5 evaluation pairs hold fewer than 20 unique sentences: the set still has 20, drawn from the whole split
+    exactly as the calibration builder draws them from the uncut release."""
+    from bertnpu.data.calibration import select_samples
+    from bertnpu.model.sentence_encoder import tokenize
+
+    ws = open_project(tmp_path, model=str(tiny_model_dir), stsb_dir=str(stsb_dir), calib_count=20, eval_pairs=5)
+    spec = CalibrationSpec(count=20)
+    want, _ = select_samples(load_stsb(spec.split, stsb_dir), spec, lambda s: [len(x) for x in tokenize(ws.model, s, spec.max_length)])
+    assert len(ws.pairs("validation")) == 5 and len(ws.calibration) == 20
+    assert list(ws.calibration.sentences) == list(want)

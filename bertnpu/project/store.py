@@ -47,7 +47,7 @@ class ProjectStore:
         self.reused: list[str] = []
         self.live: dict[str, Any] = {}  # stage results computed in this process (objects): later stages reuse their arrays
         self._depth = 0
-        self._pairs: dict[str, Any] = {}
+        self._pairs: dict[tuple[str, bool], Any] = {}
 
     # -- the folder ---------------------------------------------------------------------------
     def at(self, artifact: str) -> Path:
@@ -129,15 +129,17 @@ class ProjectStore:
 
         return model_hash(self.model)[:16]
 
-    def pairs(self, split: str):
-        """An STS-B split, cut to the configuration's ``validation_pairs`` / ``test_pairs`` (0: all)."""
-        if split not in self._pairs:
+    def pairs(self, split: str, *, whole: bool = False):
+        """An STS-B split, cut to the configuration's ``validation_pairs`` / ``test_pairs`` (0: all);
+        ``whole``: uncut (the calibration set draws from the whole split, whatever the evaluation's cut)."""
+        if (split, whole) not in self._pairs:
             from ..data.stsb import load_stsb
 
-            pairs = load_stsb(split, self.config.stsb_dir)
-            limit = {"validation": self.config.validation_pairs, "test": self.config.test_pairs}.get(split, 0)
-            self._pairs[split] = pairs.subset(limit) if limit else pairs
-        return self._pairs[split]
+            pairs = self._pairs[(split, True)] if (split, True) in self._pairs else load_stsb(split, self.config.stsb_dir)
+            self._pairs[(split, True)] = pairs
+            limit = 0 if whole else {"validation": self.config.validation_pairs, "test": self.config.test_pairs}.get(split, 0)
+            self._pairs[(split, whole)] = pairs.subset(limit) if limit else pairs
+        return self._pairs[(split, whole)]
 
     @cached_property
     def data_sha(self) -> str:
@@ -165,7 +167,7 @@ class ProjectStore:
 
         spec = spec if spec is not None else CalibrationSpec(count=self.config.calib_count)
         result = self.stage("calibration", self.calibration_key(spec), lambda: calibrate(CalibrateInputs(
-            self.model, self.at("calib"), spec, source=self.pairs(spec.split), evaluation=self.pairs(EVALUATION_SPLIT), force=True,
+            self.model, self.at("calib"), spec, source=self.pairs(spec.split, whole=True), evaluation=self.pairs(EVALUATION_SPLIT), force=True,
             progress=progress)), force=force)
         for name in ("calibration", "stats", "stats_result"):
             self.__dict__.pop(name, None)
