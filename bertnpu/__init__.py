@@ -15,7 +15,7 @@ _LAZY = {
     "LoadedModel": ".model.load",
     "load_model": ".model.load",
     "QuantConfig": ".quant.config",
-    "simulate_int8": ".quant.simulate",
+    "simulate": ".quant.simulate",
     "list_sites": ".quant.sites",
     "CpuEmbedding": ".model.cpu_part",
     "export_weight_dict": ".model.cpu_part",
@@ -58,5 +58,5 @@ __all__ = [
     "load_stats",
     "load_stsb",
     "load_weight_dict",
-    "simulate_int8",
+    "simulate",
 ]

@@ -16,7 +16,7 @@ from ..model.load import LoadedModel
 from ..quant.config import QuantConfig
 from ..quant.recipe import Recipe
 from ..quant.sites import site_start
-from ..quant.simulate import Int8Simulation, simulate_int8
+from ..quant.simulate import Simulation, simulate
 from ..data.stsb import StsPairs
 
 SQNR_SENTENCES = 64  # sentences probed for per-site SQNR in sweeps and the Simulate panel
@@ -63,11 +63,11 @@ class SiteReference:
                 self.batches.append((hidden, batch.attention_mask, recorded))
                 self.orders.append(batch.order)
 
-    def matches(self, sim: Int8Simulation, sentences: Sequence[str]) -> bool:
+    def matches(self, sim: Simulation, sentences: Sequence[str]) -> bool:
         return self.sentences == list(sentences) and self.transforms == tuple(getattr(sim.encoder, "transforms", ()) or ())
 
 
-def site_sqnr(model: LoadedModel, sim: Int8Simulation, sentences: Sequence[str], batch_size: int = 32, progress: bool = False,
+def site_sqnr(model: LoadedModel, sim: Simulation, sentences: Sequence[str], batch_size: int = 32, progress: bool = False,
               reference: Optional[SiteReference] = None, embeddings: Optional[np.ndarray] = None) -> dict[str, float]:
     """SQNR in dB, ``10 log10(sum x^2 / sum (x - x_int8)^2)``, of every site over ``sentences``.
 
@@ -123,7 +123,7 @@ def site_sensitivity(
     unknown = [n for n in names if n not in info]
     if unknown:
         raise BertnpuError(f"Unknown site(s) {', '.join(unknown)} for site_sensitivity; list the sites with `bertnpu sites`.")
-    full = simulate_int8(model, stats, config)
+    full = simulate(model, stats, config)
     fp32_encoder = full.reference if full.reference is not None else NpuEncoder(model.bert)
     layers = fp32_encoder.num_layers
     # a transformed encoder maps values inside its tap, so its layer inputs cannot be taken from a tap: run it whole

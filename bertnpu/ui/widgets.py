@@ -335,7 +335,7 @@ class SimulatePanel:
 
         from ..tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
         from ..tune.evaluate import sts_scores
-        from ..quant.simulate import simulate_int8
+        from ..quant.simulate import simulate
         from .conclusions import simulate_conclusion, sqnr_conclusion
 
         start = time.perf_counter()
@@ -350,8 +350,8 @@ class SimulatePanel:
         probe = sentences[:SQNR_SENTENCES]
         reference = self._site_reference(probe)
         self._step(1, head)
-        sim = simulate_int8(self.ws.model, self.ws.stats, cfg, keep_fp32=keep, profile=self.profile.value, activation_16bits=a16,
-                            encoder=self._weight_quantized(cfg.bits))
+        sim = simulate(self.ws.model, self.ws.stats, cfg, keep_fp32=keep, profile=self.profile.value, activation_16bits=a16,
+                       encoder=self._weight_quantized(cfg.bits))
         self._step(2, head)
         int8_emb = np.zeros_like(fp32_emb)
         sqnr = {k: v for k, v in site_sqnr(self.ws.model, sim, probe, reference=reference, embeddings=int8_emb[: len(probe)]).items()
