@@ -154,7 +154,6 @@ def button(model, stats, skip_old: bool = False) -> None:
     def before_presses(panel) -> tuple[list[float], list[dict]]:
         """A press as before this round (same subset, FP32 embeddings and weight-quantized encoder cached): all
         sentences encoded in batches of 64, then the per-site SQNR with its own FP32 and simulated passes."""
-        from bertnpu.quant.simulate import simulate_int8
         from bertnpu.tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings
         from bertnpu.tune.evaluate import sts_scores
 
@@ -163,7 +162,7 @@ def button(model, stats, skip_old: bool = False) -> None:
             start = time.perf_counter()
             pairs = panel.pairs()
             fp32_emb, sentences, rows1, rows2, fp32 = panel._fp32_embeddings()
-            sim = simulate_int8(model, stats, cfg, encoder=panel._weight_quantized(cfg.bits))
+            sim = simulate(model, stats, cfg, encoder=panel._weight_quantized(cfg.bits))
             int8_emb = sim.encoder_for()(sentences)
             int8 = sts_scores(int8_emb, rows1, rows2, pairs.scores)["spearman"]
             fid = fidelity_from_embeddings(fp32_emb, int8_emb, sentences, rows1, rows2, pairs)

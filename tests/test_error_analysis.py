@@ -6,15 +6,15 @@ from bertnpu.errors import BertnpuError
 from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.tune.error_analysis import embedding_fidelity, neighbour_recall, site_sensitivity, site_sqnr
 from bertnpu.quant.config import QuantConfig
-from bertnpu.quant.simulate import simulate_int8
+from bertnpu.quant.simulate import simulate
 
 
 def test_sqnr_against_direct_computation(tiny_model, tiny_stats, stsb_validation):
     sentences = stsb_validation.sentence1[:20]
-    off = simulate_int8(tiny_model, tiny_stats, QuantConfig(), quantize_weights=False, quantize_activations=False)
+    off = simulate(tiny_model, tiny_stats, QuantConfig(), quantize_weights=False, quantize_activations=False)
     assert all(v == float("inf") for v in site_sqnr(tiny_model, off, sentences).values())
-    q8 = site_sqnr(tiny_model, simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0)), sentences)
-    q4 = site_sqnr(tiny_model, simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0, bits=4)), sentences)
+    q8 = site_sqnr(tiny_model, simulate(tiny_model, tiny_stats, QuantConfig(method=0, mode=0)), sentences)
+    q4 = site_sqnr(tiny_model, simulate(tiny_model, tiny_stats, QuantConfig(method=0, mode=0, bits=4)), sentences)
     assert len(q8) == len(tiny_stats.sites)
     assert np.mean(list(q8.values())) > np.mean(list(q4.values())) + 10  # ~6 dB per bit
     # the NPU input site sees no propagated error: its SQNR is the plain quantization SQNR
@@ -33,7 +33,7 @@ def test_sqnr_reference_reused_across_simulations(tiny_model, tiny_stats, stsb_v
     ref = SiteReference(tiny_model, sentences)
     site = "layer.1.ffn.output.out"
     for cfg in (QuantConfig(method=0, mode=0), QuantConfig(method=2, mode=0, bits=4)):
-        sim = simulate_int8(tiny_model, tiny_stats, cfg, keep_fp32=["embeddings.out"])
+        sim = simulate(tiny_model, tiny_stats, cfg, keep_fp32=["embeddings.out"])
         got = site_sqnr(tiny_model, sim, sentences, reference=ref)
         assert got == site_sqnr(tiny_model, sim, sentences)  # the same numbers as with its own FP32 pass
         assert got["embeddings.out"] == float("inf")  # kept in FP32, no error before it
@@ -56,7 +56,7 @@ def test_sqnr_reference_reused_across_simulations(tiny_model, tiny_stats, stsb_v
     site_sqnr(tiny_model, sim, sentences, reference=ref, embeddings=emb)  # the same forward also gives the embeddings
     assert np.array_equal(emb, sim.encoder_for(batch_size=32)(sentences))
     other = SiteReference(tiny_model, sentences[:5])  # made for other sentences: not used
-    sim = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, mode=0))
+    sim = simulate(tiny_model, tiny_stats, QuantConfig(method=0, mode=0))
     assert site_sqnr(tiny_model, sim, sentences, reference=other) == site_sqnr(tiny_model, sim, sentences)
 
 
@@ -78,7 +78,7 @@ def test_neighbour_recall_brute_force():
 def test_embedding_fidelity(tiny_model, tiny_stats, stsb_validation):
     pairs = stsb_validation.subset(60)
     fp32 = SentenceEncoder(tiny_model, progress=False)
-    int8 = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, bits=4)).encoder_for()
+    int8 = simulate(tiny_model, tiny_stats, QuantConfig(method=0, bits=4)).encoder_for()
     f = embedding_fidelity(fp32, int8, pairs)
     assert 0 < f["cosine_min"] <= f["cosine_p05"] <= f["cosine_mean"] < 1
     assert f["worst_sentences"][0]["cosine"] == f["cosine_min"]
@@ -108,12 +108,12 @@ def test_sensitivity_equals_whole_model_simulations(tiny_model, tiny_stats, stsb
     sites = [f"layer.{last}.ffn.residual", "layer.0.attention.query.out", "embeddings.out", f"layer.{last}.ffn.layernorm.out"]
     rows = {r["site"]: r for r in site_sensitivity(tiny_model, tiny_stats, config, pairs, sites=sites, progress=False)}
     fp32 = evaluate_sts(SentenceEncoder(tiny_model, progress=False), pairs)["spearman"]
-    full = evaluate_sts(simulate_int8(tiny_model, tiny_stats, config).encoder_for(), pairs)["spearman"]
+    full = evaluate_sts(simulate(tiny_model, tiny_stats, config).encoder_for(), pairs)["spearman"]
     everything = [s.name for s in tiny_stats.sites]
     for site in sites:
-        only = evaluate_sts(simulate_int8(tiny_model, tiny_stats, config, quantize_weights=False,
-                                          keep_fp32=[n for n in everything if n != site]).encoder_for(), pairs)["spearman"]
-        all_but = evaluate_sts(simulate_int8(tiny_model, tiny_stats, config, keep_fp32=[site]).encoder_for(), pairs)["spearman"]
+        only = evaluate_sts(simulate(tiny_model, tiny_stats, config, quantize_weights=False,
+                                     keep_fp32=[n for n in everything if n != site]).encoder_for(), pairs)["spearman"]
+        all_but = evaluate_sts(simulate(tiny_model, tiny_stats, config, keep_fp32=[site]).encoder_for(), pairs)["spearman"]
         r = rows[site]
         # FP32 here takes the fused attention path, the sensitivity pass the op-by-op one: equal to float rounding
         assert r["fp32"] == pytest.approx(fp32, abs=1e-6) and r["int8"] == pytest.approx(full, abs=1e-6)

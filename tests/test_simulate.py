@@ -8,7 +8,7 @@ from bertnpu.errors import BertnpuError
 from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import Recipe
-from bertnpu.quant.simulate import KEEP_FP32_NOTE, simulate, simulate_int8
+from bertnpu.quant.simulate import KEEP_FP32_NOTE, simulate
 from bertnpu.quant.stats import collect_activation_stats
 from bertnpu.quant.thresholds import clip_thresholds
 
@@ -21,17 +21,17 @@ def default_stats(default_model, stsb_validation, tmp_path_factory):
 
 def test_quantization_off_is_fp32_exactly(tiny_model, tiny_stats, stsb_test):
     sentences = stsb_test.sentence1[:50]
-    off = simulate_int8(tiny_model, tiny_stats, QuantConfig(), quantize_weights=False, quantize_activations=False)
+    off = simulate(tiny_model, tiny_stats, QuantConfig(), quantize_weights=False, quantize_activations=False)
     sim = off.encoder_for()(sentences)
     fp32_same_path = SentenceEncoder(tiny_model, tap=lambda s, x, m: x, progress=False)(sentences)
     assert np.array_equal(sim, fp32_same_path)
     assert np.abs(sim - SentenceEncoder(tiny_model, progress=False)(sentences)).max() < 1e-5
-    everything_kept = simulate_int8(tiny_model, tiny_stats, QuantConfig(), keep_fp32=list(tiny_stats.observers), quantize_weights=False)
+    everything_kept = simulate(tiny_model, tiny_stats, QuantConfig(), keep_fp32=list(tiny_stats.observers), quantize_weights=False)
     assert np.array_equal(everything_kept.encoder_for()(sentences), sim)
 
 
 def test_weights_are_per_channel_int8(tiny_model, tiny_stats):
-    sim = simulate_int8(tiny_model, tiny_stats, QuantConfig())
+    sim = simulate(tiny_model, tiny_stats, QuantConfig())
     w0 = tiny_model.bert.encoder.layer[1].intermediate.dense.weight.detach()
     wq = sim.encoder.layers[1].intermediate.dense.weight.detach()
     scales = w0.abs().amax(1, keepdim=True) / 127
@@ -43,7 +43,7 @@ def test_weights_are_per_channel_int8(tiny_model, tiny_stats):
 
 def test_activation_fake_quant_uses_the_clip_ranges(tiny_model, tiny_stats):
     cfg = QuantConfig(method=0, mode=1, percentile=0.99, topk_ratio=0.5)
-    sim = simulate_int8(tiny_model, tiny_stats, cfg, profile="all-int8")
+    sim = simulate(tiny_model, tiny_stats, cfg, profile="all-int8")
     rng = clip_thresholds(tiny_stats, cfg)["layer.0.ffn.intermediate.out"]
     x = torch.linspace(-3 * rng.threshold, 3 * rng.threshold, 1001)[None, None, :].expand(1, 1, 1001)
     y = sim.tap("layer.0.ffn.intermediate.out", x, torch.ones(1, 1, dtype=torch.bool))
@@ -55,7 +55,7 @@ def test_activation_fake_quant_uses_the_clip_ranges(tiny_model, tiny_stats):
 
 def test_zero_point_methods_are_asymmetric(tiny_model, tiny_stats):
     cfg = QuantConfig(method=2, mode=0)
-    sim = simulate_int8(tiny_model, tiny_stats, cfg)
+    sim = simulate(tiny_model, tiny_stats, cfg)
     obs = tiny_stats["layer.0.ffn.gelu.out"]  # GELU: min about -0.17, max large
     x = torch.linspace(obs.min, obs.max, 5000)[None, None, :]
     y = sim.tap("layer.0.ffn.gelu.out", x, torch.ones(1, 1, dtype=torch.bool))
@@ -64,7 +64,7 @@ def test_zero_point_methods_are_asymmetric(tiny_model, tiny_stats):
 
 
 def test_output_per_channel_scales(tiny_model, tiny_stats):
-    sim = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0, output=1))
+    sim = simulate(tiny_model, tiny_stats, QuantConfig(method=0, output=1))
     plan = sim.tap.plans["layer.0.attention.query.out"]
     assert plan[1].shape == (36,)
     assert sim.tap.plans["layer.0.attention.residual"][1].dim() == 0
@@ -73,7 +73,7 @@ def test_output_per_channel_scales(tiny_model, tiny_stats):
 def test_output_per_channel_zero_points_match_numpy(tiny_model, tiny_stats):
     """Methods 2/3 with output 1: one scale and zero point per channel of a Linear output (was per tensor)."""
     cfg = QuantConfig(method=2, mode=0, output=1)
-    sim = simulate_int8(tiny_model, tiny_stats, cfg)
+    sim = simulate(tiny_model, tiny_stats, cfg)
     site = "layer.0.ffn.output.out"
     obs = tiny_stats[site]
     lo_c = np.minimum(obs.channel_min.numpy(), 0.0)
@@ -92,9 +92,9 @@ def test_output_per_channel_zero_points_match_numpy(tiny_model, tiny_stats):
 
 def test_bad_requests(tiny_model, tiny_stats):
     with pytest.raises(BertnpuError, match="output=2 \\(sigmoid-based\\) is not modelled"):
-        simulate_int8(tiny_model, tiny_stats, QuantConfig(output=2))
+        simulate(tiny_model, tiny_stats, QuantConfig(output=2))
     with pytest.raises(BertnpuError, match="Unknown site\\(s\\) layer.9.x"):
-        simulate_int8(tiny_model, tiny_stats, QuantConfig(), keep_fp32=["layer.9.x"])
+        simulate(tiny_model, tiny_stats, QuantConfig(), keep_fp32=["layer.9.x"])
 
 
 def test_profiles_and_16_bit_overrides(tiny_model, tiny_stats):
@@ -147,9 +147,9 @@ def test_unknown_16_bit_site_and_profile(tiny_model, tiny_stats):
 @pytest.mark.slow
 def test_16_bit_is_within_0001_of_fp32(default_model, default_stats, stsb_test):
     fp32 = evaluate_sts(SentenceEncoder(default_model, progress=False), stsb_test)["spearman"]
-    int16 = evaluate_sts(simulate_int8(default_model, default_stats, QuantConfig(bits=16)).encoder_for(), stsb_test)["spearman"]
+    int16 = evaluate_sts(simulate(default_model, default_stats, QuantConfig(bits=16)).encoder_for(), stsb_test)["spearman"]
     assert abs(int16 - fp32) <= 0.001
-    int8 = evaluate_sts(simulate_int8(default_model, default_stats, QuantConfig(method=0)).encoder_for(), stsb_test)["spearman"]
+    int8 = evaluate_sts(simulate(default_model, default_stats, QuantConfig(method=0)).encoder_for(), stsb_test)["spearman"]
     assert int8 < fp32 - 0.01  # INT8 per-tensor really costs accuracy on MiniLM
 
 

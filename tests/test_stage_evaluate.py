@@ -34,10 +34,10 @@ def test_evaluate_fp32_against_sentence_transformers(tiny_model, tiny_stats, tes
     assert r.recommended["config"]["method"] == 0 and 0 < r.fidelity["cosine_mean"] <= 1
     # one encode per model gives the numbers of the separate paths (evaluate_sts; embedding_fidelity)
     from bertnpu.model.sentence_encoder import SentenceEncoder
-    from bertnpu.quant.simulate import simulate_int8
+    from bertnpu.quant.simulate import simulate
     from bertnpu.tune.error_analysis import embedding_fidelity
 
-    rec = simulate_int8(tiny_model, tiny_stats, QuantConfig(method=0))
+    rec = simulate(tiny_model, tiny_stats, QuantConfig(method=0))
     fid = embedding_fidelity(SentenceEncoder(tiny_model, progress=False), rec.encoder_for(), test40)
     assert r.fidelity["cosine_mean"] == pytest.approx(fid["cosine_mean"], abs=1e-12) and r.fidelity["recall@10"] == fid["recall@10"]
     assert r.recommended["cosine_mean"] == r.fidelity["cosine_mean"] and 0 < r.tutorial_default["cosine_mean"] <= 1

@@ -3,7 +3,7 @@ import pytest
 from bertnpu.model.sentence_encoder import SentenceEncoder
 from bertnpu.tune.evaluate import evaluate_sts
 from bertnpu.quant.config import QuantConfig
-from bertnpu.quant.simulate import simulate_int8
+from bertnpu.quant.simulate import simulate
 from bertnpu.quant.thresholds import clip_thresholds
 from bertnpu.ui.widgets import CalibrationBuilder, CompilePanel, ModelPicker, SimulatePanel, ThresholdExplorer
 from bertnpu.ui.project import open_project
@@ -67,7 +67,7 @@ def test_simulate_panel_matches_direct_evaluation(ws):
     result = SimulatePanel(ws, ex).simulate()
     pairs = ws.pairs("validation")
     assert result["fp32"] == pytest.approx(evaluate_sts(SentenceEncoder(ws.model, progress=False), pairs)["spearman"])
-    direct = evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, percentile=0.999)).encoder_for(), pairs)["spearman"]
+    direct = evaluate_sts(simulate(ws.model, ws.stats, QuantConfig(method=0, percentile=0.999)).encoder_for(), pairs)["spearman"]
     assert result["int8"] == pytest.approx(direct)
 
 
@@ -78,18 +78,18 @@ def test_simulate_panel_keep_fp32_toggles(ws):
     panel.keep_fp32.value = keep
     result = panel.simulate()
     pairs = ws.pairs("validation")
-    direct = evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep).encoder_for(), pairs)["spearman"]
+    direct = evaluate_sts(simulate(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep).encoder_for(), pairs)["spearman"]
     assert result["int8"] == pytest.approx(direct) and result["keep_fp32"] == list(keep)
     assert "2 site(s) kept in FP32" in panel.result.value
     from bertnpu.tune.error_analysis import site_sqnr
     from bertnpu.tune.evaluate import unique_sentences
 
     probe = unique_sentences(ws.pairs("validation"))[0][:64]  # the panel's probe
-    direct_sqnr = site_sqnr(ws.model, simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep), probe)
+    direct_sqnr = site_sqnr(ws.model, simulate(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep), probe)
     assert result["sqnr_db"] == pytest.approx(direct_sqnr)
     from bertnpu.tune.error_analysis import embedding_fidelity
 
-    sim = simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep)
+    sim = simulate(ws.model, ws.stats, QuantConfig(method=0, bits=4), keep_fp32=keep)
     fid = embedding_fidelity(SentenceEncoder(ws.model, progress=False), sim.encoder_for(), pairs)
     assert result["cosine_mean"] == pytest.approx(fid["cosine_mean"]) and result["recall@10"] == pytest.approx(fid["recall@10"])
     assert "recall@10" in panel.result.value and "SQNR" in panel.result.value
@@ -150,14 +150,14 @@ def test_simulate_panel_scores_a_named_seeded_subset_and_reuses_its_encoders(ws)
     assert first["pairs"] == 20 and panel.pairs().sentence1 == sample.sentence1
     assert "validation subset: 20 of 60 pairs (seeded sample, seed 1)" in panel.result.value and first["subset"] in panel.result.value
     assert first["fp32"] == pytest.approx(evaluate_sts(SentenceEncoder(ws.model, progress=False), sample)["spearman"])
-    assert first["int8"] == pytest.approx(evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, percentile=0.999)).encoder_for(), sample)["spearman"])
+    assert first["int8"] == pytest.approx(evaluate_sts(simulate(ws.model, ws.stats, QuantConfig(method=0, percentile=0.999)).encoder_for(), sample)["spearman"])
     encoder8 = panel._encoders[8]
     panel.explorer = ThresholdExplorer(ws.stats, QuantConfig(method=0, bits=4))  # another weight width: another encoder
     second = panel.simulate()
-    assert second["int8"] == pytest.approx(evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=0, bits=4)).encoder_for(), sample)["spearman"])
+    assert second["int8"] == pytest.approx(evaluate_sts(simulate(ws.model, ws.stats, QuantConfig(method=0, bits=4)).encoder_for(), sample)["spearman"])
     assert second["int8"] != pytest.approx(first["int8"])
     panel.explorer = ThresholdExplorer(ws.stats, QuantConfig(method=1, percentile=0.99))
     third = panel.simulate()
     assert panel._encoders[8] is encoder8  # reused, and still right:
-    assert third["int8"] == pytest.approx(evaluate_sts(simulate_int8(ws.model, ws.stats, QuantConfig(method=1, percentile=0.99)).encoder_for(), sample)["spearman"])
+    assert third["int8"] == pytest.approx(evaluate_sts(simulate(ws.model, ws.stats, QuantConfig(method=1, percentile=0.99)).encoder_for(), sample)["spearman"])
     assert "validation: all 60 pairs" in (SimulatePanel(ws, panel.explorer, pairs=0).subset_label())
