@@ -219,9 +219,6 @@ class Simulation:
                                desc=f"encode (sim, {self.profile})", embedding=embedding)
 
 
-Int8Simulation = Simulation  # the name before precision profiles
-
-
 def as_recipe(recipe_or_config: Recipe | QuantConfig | None, profile: Optional[str] = None,
               activation_16bits: Optional[Iterable[str]] = None) -> Recipe:
     """A Recipe from a Recipe or a QuantConfig, with ``profile`` / ``activation_16bits`` overriding (replacing) when given."""
@@ -307,20 +304,4 @@ def simulate(
     return Simulation(model, config, encoder, tap, ranges, recipe, bits, tuple(sorted(keep)), reference)
 
 
-def simulate_int8(
-    model: LoadedModel, stats, config: Recipe | QuantConfig = QuantConfig(), *, keep_fp32: Iterable[str] = (),
-    quantize_weights: bool = True, quantize_activations: bool = True, encoder: Optional[NpuEncoder] = None,
-    profile: Optional[str] = None, activation_16bits: Optional[Iterable[str]] = None,
-) -> Simulation:
-    """:func:`simulate` under its earlier name (the profile defaults to ``aries`` like everywhere).
-
-    Example:
-        >>> sim = simulate_int8(model, stats, QuantConfig())
-        >>> evaluate_sts(sim.encoder_for(), pairs)["spearman"]  # doctest: +SKIP
-    """
-    return simulate(model, stats, config, profile=profile, activation_16bits=activation_16bits, keep_fp32=keep_fp32,
-                    quantize_weights=quantize_weights, quantize_activations=quantize_activations, encoder=encoder)
-
-
-__all__ = ["DEFAULT_PROFILE", "FakeQuantTap", "Int8Simulation", "KEEP_FP32_NOTE", "Simulation", "as_recipe", "quantize_weights_",
-           "simulate", "simulate_int8"]
+__all__ = ["DEFAULT_PROFILE", "FakeQuantTap", "KEEP_FP32_NOTE", "Simulation", "as_recipe", "quantize_weights_", "simulate"]
