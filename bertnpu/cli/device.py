@@ -156,6 +156,8 @@ def _compile(args) -> int:
     print(f"wrote {r.mxq} and {record_path_for(r.mxq)} ({record.output.describe()})")
     for site, name in record.operators.items():
         print(f"  16-bit: {site} -> operator {name}")
+    for name in record.operators_16bit[len(record.sites_16bit):]:
+        print(f"  16-bit: operator {name} (from the recipe's activation_16bits_operators)")
     if record.knobs_dropped:
         print(f"compiled WITHOUT {', '.join(record.knobs_dropped)} (--allow-missing-knobs): the .mxq is not the recipe that was simulated", file=sys.stderr)
     return 0
