@@ -9,6 +9,7 @@ import pytest
 from bertnpu.device.compile_record import SCHEMA_VERSION, CompileRecord, read_compile_record, record_path_for
 from bertnpu.device.export_wrapper import CompiledOutput
 from bertnpu.errors import BertnpuError
+from bertnpu.project.layout import LAYOUT
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import EquivalentTransformations, Recipe
 from bertnpu.version import __version__
@@ -24,6 +25,8 @@ RECORD = CompileRecord(RECIPE, CompiledOutput("last_hidden_state", 36, "mean"), 
 def test_path_is_beside_the_mxq(tmp_path):
     assert record_path_for(tmp_path / "m.mxq") == tmp_path / "m.mxq.recipe.json"
     assert record_path_for("a/b.mxq").name == "b.mxq.recipe.json"
+    assert str(record_path_for(LAYOUT["mxq"])) == LAYOUT["mxq_recipe"]  # the project layout names the record the compile writes
+    assert not [name for name in LAYOUT.values() if name.startswith(LAYOUT["mxq"] + ".") and name != LAYOUT["mxq_recipe"]]
 
 
 def test_every_field_round_trips(tmp_path):

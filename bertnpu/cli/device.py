@@ -58,7 +58,9 @@ def _eval_npu(args, model, pairs) -> int:
 
     if read_compile_record(args.mxq) is not None:
         return _eval_three_way(args, model, pairs)
-    print(f"No {record_path_for(args.mxq)} beside the .mxq, so its recipe is unknown: plain evaluation (FP32 vs NPU); "
+    simulated = ("" if not (args.calib or args.stats) else f", simulating {args.config}" if args.config else
+                 ", simulating the tutorial's config; pass --config FILE to simulate the one it was compiled with")
+    print(f"No {record_path_for(args.mxq)} beside the .mxq, so its recipe is unknown: plain evaluation (FP32 vs NPU{simulated}); "
           "compile with `bertnpu compile --recipe` for the three-way check.", file=sys.stderr)
     return _eval_npu_plain(args, model, pairs)
 
@@ -89,7 +91,6 @@ def _eval_three_way(args, model, pairs) -> int:
 
 def _eval_npu_plain(args, model, pairs) -> int:
     from ..device.npu_runtime import QbruntimeEncoder
-    from ..device.qbcompiler_adapter import config_path_for
     from ..stages.simulate import fp32_scores, simulated_scores
     from ..tune.evaluate import evaluate_sts
 
@@ -97,8 +98,7 @@ def _eval_npu_plain(args, model, pairs) -> int:
     fp32 = fp32_scores(model, pairs, progress=not args.json, keep_cosines=True)  # the NPU's difference is paired with it
     result["fp32_spearman"], result["fp32_spearman_ci"] = fp32["spearman"], fp32["spearman_ci"]
     if args.calib or args.stats:
-        cfg_file = args.config or (config_path_for(args.mxq) if config_path_for(args.mxq).is_file() else None)
-        recipe = recipe_arg(cfg_file)
+        recipe = recipe_arg(args.config)  # the .mxq's own recipe would be in its compile record, which it lacks here
         result["int8_sim_spearman"] = simulated_scores(model, stats_arg(args, model), recipe, pairs, progress=not args.json)[0]["spearman"]
         result["config"] = recipe.calibration.to_dict()
     with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json, facts=args.facts, verbose=args.verbose) as npu:

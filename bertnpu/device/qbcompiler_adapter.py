@@ -221,10 +221,6 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
     return out
 
 
-def config_path_for(mxq: str | os.PathLike) -> Path:
-    return Path(f"{mxq}.config.json")
-
-
 def compile_mblt(model: LoadedModel, out: str | os.PathLike, *, force: bool = False, target_device: Optional[str] = None) -> Path:
     """Write the MBLT graph (``mblt_compile(..., cpu_offload=True)``) of the module ``compile_mxq`` compiles, for Netron."""
     from .export_wrapper import PoolingReadyBert
