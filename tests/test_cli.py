@@ -52,3 +52,23 @@ def test_user_errors_are_one_line(capsys, stsb_dir, argv, needle):
     assert rc == 2
     lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("bertnpu: error: ")
+
+
+@pytest.mark.parametrize("name, required", [("simulate", []), ("sweep", ["--out", "s"]), ("compile", ["--calib", "c"]), ("eval", [])])
+def test_recipe_option_with_config_as_hidden_alias(name, required, capsys):
+    """Every command that reads a recipe spells it --recipe; --config, its older name, still works but is not in --help."""
+    from bertnpu.cli import build_parser
+
+    parser = build_parser()
+    assert (parser.parse_args([name, *required, "--recipe", "r.json"]).recipe == parser.parse_args([name, *required, "--config", "r.json"]).recipe
+            == "r.json")
+    assert parser.parse_args([name, *required]).recipe is None
+    with pytest.raises(SystemExit):
+        parser.parse_args([name, "--help"])
+    shown = capsys.readouterr().out
+    assert "--recipe RECIPE" in shown and "--config" not in shown
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args([name, *required, "--recipe", "a.json", "--config", "b.json"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"bertnpu {name}: error: --config b.json repeats the recipe a.json; pass --recipe once; see `bertnpu {name} --help`."

@@ -1,6 +1,7 @@
 """The bundle's standalone compile script (bertnpu/device/bundle_template/compile_mxq.py), run as a user runs it:
 the same qbcompiler calls and operators as the package, from any directory, one sentence when it cannot compile."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 from bertnpu.data.calibration import CalibrationSpec, build_calibration_set
 from bertnpu.device.bundle import write_compile_bundle
-from bertnpu.device.compile_record import read_compile_record
+from bertnpu.device.compile_record import SCHEMA_VERSION, read_compile_record, record_path_for
 from bertnpu.device.qbcompiler_adapter import compile_mxq
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import Recipe
@@ -61,8 +62,13 @@ def test_script_maps_the_same_operators_as_the_package(qbcompiler_double, tiny_m
     assert s_mxq["bit_config_not_found"] == [] and s_mxq["equivalent_transformation"] == d_mxq["equivalent_transformation"]
     assert s_mxq["equivalent_transformation"] == {"norm_conv": False, "qk": False, "ud": False, "vo": True}
     scripted = read_compile_record(bundle / f"{tiny_model.name.split('/')[-1]}.mxq")
-    assert scripted.operators == read_compile_record(tmp_path / "direct.mxq").operators
+    direct = read_compile_record(tmp_path / "direct.mxq")
+    assert (scripted.sites_16bit, scripted.operators_16bit) == (direct.sites_16bit, direct.operators_16bit) == (RECIPE.activation_16bits, tuple(s_mxq["activation_16bits"]))
     assert scripted.recipe == RECIPE
+    # the script writes the record itself (it runs without bertnpu): same schema, same fields
+    s_json = json.loads(record_path_for(bundle / f"{tiny_model.name.split('/')[-1]}.mxq").read_text())
+    d_json = json.loads(record_path_for(tmp_path / "direct.mxq").read_text())
+    assert s_json["schema_version"] == d_json["schema_version"] == SCHEMA_VERSION and set(s_json) == set(d_json)
 
 
 def test_script_stops_on_an_unmappable_site(qbcompiler_double, tiny_model, calib, tmp_path):

@@ -83,6 +83,7 @@ def test_cli_eval_three_way_and_fallback(compiled, tiny_model_dir, stsb_dir, cap
     assert main(args + ["--json"]) == 0
     captured = capsys.readouterr()
     assert f"No {mxq}.recipe.json beside the .mxq" in captured.err and "plain evaluation" in captured.err
+    assert "simulating the tutorial's config; pass --recipe FILE" in captured.err
     result = json.loads(captured.out.strip().splitlines()[-1])
     assert "best_profile" not in result and result["npu_spearman"] == pytest.approx(result["fp32_spearman"], abs=1e-6)
 

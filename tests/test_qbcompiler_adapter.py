@@ -74,7 +74,10 @@ def test_two_pass_compile_passes_the_exact_operator_names(qbcompiler_double, tin
     assert mxq["equivalent_transformation"] == {"norm_conv": True, "qk": True, "ud": False, "vo": False}
     assert mxq["target_device"] == "aries2"
     data = json.loads(record_path_for(out).read_text())
-    assert data["operators"] == dict(zip(SITES, OPERATORS)) and data["passed"]["activation_16bits"] == OPERATORS
+    # site names and operator names in two fields: the recipe's vocabulary and qbcompiler's, never one key for both
+    assert data["sites_16bit"] == list(SITES) and data["operators_16bit"] == OPERATORS
+    assert "activation_16bits" not in data["passed"] and "operators" not in data
+    assert read_compile_record(out).operators == dict(zip(SITES, OPERATORS))
     assert Recipe.from_dict(data["recipe"]) == RECIPE and data["knobs_dropped"] == [] and data["qbcompiler_api"] == "1.1+"
     assert data["output"]["returns"] == "last_hidden_state"
     assert _leftovers(tmp_path) == []  # the temp .mblt and its folder are gone
@@ -253,6 +256,12 @@ def test_cli_target_device_and_raw_operators(qbcompiler_double, tiny_model_dir, 
     assert main(base + ["--recipe", str(raw.save(tmp_path / "raw.json")), "--target-device", "regulus-ra"]) == 0
     call = _calls(qbcompiler_double)[-1]
     assert call["activation_16bits"] == ["/encoder/layer.0/attention/self/MatMul", "/encoder/layer.1/output/Add"]
+    record = read_compile_record(out)  # the raw operator has no site: it follows the sites' operators
+    assert record.sites_16bit == ("layer.0.attention.scores",) and record.operators_16bit == tuple(call["activation_16bits"])
+    assert record.operators == {"layer.0.attention.scores": "/encoder/layer.0/attention/self/MatMul"}
+    printed = capsys.readouterr().out
+    assert "16-bit: layer.0.attention.scores -> operator /encoder/layer.0/attention/self/MatMul" in printed
+    assert "16-bit: operator /encoder/layer.1/output/Add (from the recipe's activation_16bits_operators)" in printed
     assert call["target_device"] == "regulus-ra" and call["bit_config_not_found"] == []
     wrong = Recipe(activation_16bits_operators=("/encoder/layer.1/output/Addd",))
     assert main(base + ["--recipe", str(wrong.save(tmp_path / "wrong.json")), "--force"]) == 2

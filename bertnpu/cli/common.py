@@ -107,9 +107,20 @@ def stats_source_options(required: bool = False) -> Options:
     return add
 
 
-def config_option(default_text: str = "the tutorial's config") -> Options:
+class _RecipeOnce(argparse.Action):
+    """Stores the recipe path; a second one (``--recipe`` and its alias ``--config`` together) is an error, not a silent pick."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} {values} repeats the recipe {getattr(namespace, self.dest)}; pass --recipe once")
+        setattr(namespace, self.dest, values)
+
+
+def recipe_option(what: str = "recipe or QuantConfig JSON", default_text: str = "the tutorial's config") -> Options:
+    """``--recipe FILE`` into ``args.recipe`` (None: ``default_text``), with ``--config``, its older name, as a hidden alias."""
     def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help=f"recipe or QuantConfig JSON (default: {default_text})")
+        p.add_argument("--recipe", action=_RecipeOnce, help=f"{what} (default: {default_text})")
+        p.add_argument("--config", dest="recipe", action=_RecipeOnce, help=argparse.SUPPRESS)
     return add
 
 

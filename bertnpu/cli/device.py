@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, config_option, emit_json, force_option, json_option, limit_option,
-                     load_model_arg, model_options, pairs_arg, path_text, pooling_option, recipe_arg, stats_arg, stats_source_options,
+from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, emit_json, force_option, json_option, limit_option,
+                     load_model_arg, model_options, pairs_arg, path_text, pooling_option, recipe_arg, recipe_option, stats_arg, stats_source_options,
                      stsb_options, target_device_option, warn_moot_overrides, whole_number)
 
 
@@ -17,13 +17,13 @@ def _eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weight_dict.pth for the CPU part with --mxq (default: from the model)")
     p.add_argument("--calib", help="with --mxq: calibration set, to simulate the recipe of <mxq>.recipe.json under each precision profile")
     p.add_argument("--stats", help="with --mxq: stats file instead of --calib")
-    p.add_argument("--config", help="with --mxq and no <mxq>.recipe.json: recipe or QuantConfig JSON to simulate (default: the tutorial's)")
     p.add_argument("--report", help="with --mxq: JSON file for the three-way check (default: <mxq>.check.json)")
     p.add_argument("--verbose", action="store_true", help="with --mxq: keep the runtime's native log lines")
 
 
 @command("eval", "STS-B Spearman/Pearson of the FP32 model (with --mxq: FP32 vs simulated vs NPU)", model_options, pooling_option, stsb_options("test"),
-         limit_option, json_option, _eval_options, force_option("--report file"))
+         limit_option, json_option, _eval_options, recipe_option("with --mxq and no <mxq>.recipe.json: recipe or QuantConfig JSON to simulate"),
+         force_option("--report file"))
 def _eval(args) -> int:
     from ..device.preflight import check_model, preflight
 
@@ -58,7 +58,9 @@ def _eval_npu(args, model, pairs) -> int:
 
     if read_compile_record(args.mxq) is not None:
         return _eval_three_way(args, model, pairs)
-    print(f"No {record_path_for(args.mxq)} beside the .mxq, so its recipe is unknown: plain evaluation (FP32 vs NPU); "
+    simulated = ("" if not (args.calib or args.stats) else f", simulating {args.recipe}" if args.recipe else
+                 ", simulating the tutorial's config; pass --recipe FILE to simulate the one it was compiled with")
+    print(f"No {record_path_for(args.mxq)} beside the .mxq, so its recipe is unknown: plain evaluation (FP32 vs NPU{simulated}); "
           "compile with `bertnpu compile --recipe` for the three-way check.", file=sys.stderr)
     return _eval_npu_plain(args, model, pairs)
 
@@ -67,8 +69,8 @@ def _eval_three_way(args, model, pairs) -> int:
     from ..artifacts import atomic_write_json
     from ..device.three_way import format_three_way, three_way_check
 
-    if args.config:
-        raise BertnpuError(f"{args.mxq} has its recipe in {args.mxq}.recipe.json, which the check simulates; drop --config {args.config}.")
+    if args.recipe:
+        raise BertnpuError(f"{args.mxq} has its recipe in {args.mxq}.recipe.json, which the check simulates; drop --recipe {args.recipe}.")
     if not (args.calib or args.stats):
         raise BertnpuError(f"The three-way check simulates the recipe in {args.mxq}.recipe.json: pass --calib DIR (or --stats FILE).")
     report = Path(args.report or f"{args.mxq}.check.json")
@@ -89,7 +91,6 @@ def _eval_three_way(args, model, pairs) -> int:
 
 def _eval_npu_plain(args, model, pairs) -> int:
     from ..device.npu_runtime import QbruntimeEncoder
-    from ..device.qbcompiler_adapter import config_path_for
     from ..stages.simulate import fp32_scores, simulated_scores
     from ..tune.evaluate import evaluate_sts
 
@@ -97,8 +98,7 @@ def _eval_npu_plain(args, model, pairs) -> int:
     fp32 = fp32_scores(model, pairs, progress=not args.json, keep_cosines=True)  # the NPU's difference is paired with it
     result["fp32_spearman"], result["fp32_spearman_ci"] = fp32["spearman"], fp32["spearman_ci"]
     if args.calib or args.stats:
-        cfg_file = args.config or (config_path_for(args.mxq) if config_path_for(args.mxq).is_file() else None)
-        recipe = recipe_arg(cfg_file)
+        recipe = recipe_arg(args.recipe)  # the .mxq's own recipe would be in its compile record, which it lacks here
         result["int8_sim_spearman"] = simulated_scores(model, stats_arg(args, model), recipe, pairs, progress=not args.json)[0]["spearman"]
         result["config"] = recipe.calibration.to_dict()
     with QbruntimeEncoder(model, args.mxq, weights=args.weights, progress=not args.json, facts=args.facts, verbose=args.verbose) as npu:
@@ -120,20 +120,18 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="the .mxq to write", type=path_text)
     p.add_argument("--bundle", help="write a self-contained compile bundle to this folder instead (no qbcompiler needed)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="qbcompiler's compile device")
-    p.add_argument("--recipe", help="recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)")
     p.add_argument("--allow-missing-knobs", action="store_true",
                    help="compile with a qbcompiler that lacks a knob the recipe uses (1.0.x: bit_config, equivalent_transformation_config)")
 
 
 @command("compile", "compile to .mxq with qbcompiler, or export a compile bundle", model_options, stats_source_options(required=True),
-         config_option(), _compile_options, target_device_option, force_option(".mxq or bundle"))
+         recipe_option("recipe JSON to compile exactly (from `bertnpu plan`; a QuantConfig JSON also works)"), _compile_options,
+         target_device_option, force_option(".mxq or bundle"))
 def _compile(args) -> int:
     from ..device.qbcompiler_adapter import load_qbcompiler
     from ..stages import CompileInputs, compile_or_bundle
 
-    if args.recipe and args.config:
-        raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
-    recipe = recipe_arg(args.recipe or args.config)
+    recipe = recipe_arg(args.recipe)
     if args.target_device is not None:  # into the recipe, so the .mxq's record and a bundle's recipe.json carry it
         from ..device.qb_calls import resolve_target_device
 
@@ -156,6 +154,8 @@ def _compile(args) -> int:
     print(f"wrote {r.mxq} and {record_path_for(r.mxq)} ({record.output.describe()})")
     for site, name in record.operators.items():
         print(f"  16-bit: {site} -> operator {name}")
+    for name in record.operators_16bit[len(record.sites_16bit):]:
+        print(f"  16-bit: operator {name} (from the recipe's activation_16bits_operators)")
     if record.knobs_dropped:
         print(f"compiled WITHOUT {', '.join(record.knobs_dropped)} (--allow-missing-knobs): the .mxq is not the recipe that was simulated", file=sys.stderr)
     return 0

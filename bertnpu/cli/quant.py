@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, config_option, emit_json, floats_arg, force_option, ints_arg, json_option,
+from .common import (BertnpuError, batch_size_arg, batch_size_option, calibration_arg, command, emit_json, floats_arg, force_option, ints_arg, json_option,
                      limit_option, line_then_json, list_sites_of, load_model_arg, model_options, out_option, pairs_arg, recipe_arg,
-                     stats_arg, stats_source_options, stsb_options, warn_moot_overrides, whole_number)
+                     recipe_option, stats_arg, stats_source_options, stsb_options, warn_moot_overrides, whole_number)
 
 
 @command("stats", "activation statistics of every site over a calibration set", model_options, stats_source_options(required=True),
@@ -25,23 +25,21 @@ def _stats(args) -> int:
 
 def _keep_fp32_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-fp32", default="", help="comma-separated sites to keep in FP32 (a diagnostic: no device counterpart; use --a16)")
-    p.add_argument("--recipe", help="recipe JSON (from `bertnpu plan`); same as --config")
     p.add_argument("--profile", help="precision profile: aries (default), all-int8 or optimistic")
     p.add_argument("--a16", default="", help="comma-separated sites whose activations go to 16 bits (added to the recipe's)")
 
 
 def _recipe_with_overrides(args):
-    """The recipe of --recipe/--config with --profile and --a16 applied."""
-    if args.recipe and args.config:
-        raise BertnpuError(f"Pass the recipe once: --recipe {args.recipe} or --config {args.config}, not both.")
-    recipe = recipe_arg(args.recipe or args.config)
+    """The recipe of --recipe with --profile and --a16 applied."""
+    recipe = recipe_arg(args.recipe)
     extra = tuple(s for s in (args.a16 or "").split(",") if s.strip())
     if args.profile:
         recipe = recipe.with_(profile=args.profile)
     return recipe.with_16bits(extra) if extra else recipe  # --a16 adds to the recipe's sites (Recipe.with_16bits)
 
 
-@command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"), config_option(),
+@command("simulate", "STS-B Spearman of the simulated INT8 model next to FP32", model_options, stsb_options("validation"),
+         recipe_option("recipe JSON (from `bertnpu plan`) or QuantConfig JSON"),
          stats_source_options(), _keep_fp32_option, limit_option, json_option)
 def _simulate(args) -> int:
     from ..stages import SimulateInputs, simulate
@@ -54,10 +52,10 @@ def _simulate(args) -> int:
     warn_moot_overrides(recipe)
     calib = calibration_arg(args, model) if args.calib else None
     stats = stats_arg(args, model)
-    if args.recipe or args.config:  # a file's topk_ratio too small for this calibration set: one note (the defaults stay quiet)
+    if args.recipe:  # a file's topk_ratio too small for this calibration set: one note (the defaults stay quiet)
         from ..quant.config import warn_pointless_topk
 
-        warn_pointless_topk(recipe.calibration, max(o.count for o in stats.observers.values()), f"file {Path(args.recipe or args.config).name!r}")
+        warn_pointless_topk(recipe.calibration, max(o.count for o in stats.observers.values()), f"file {Path(args.recipe).name!r}")
     r = simulate(SimulateInputs(model, stats, pairs, recipe, keep_fp32=keep, progress=not args.json, bracket=True, calib=calib))
     if args.json:
         emit_json(r.to_dict())
@@ -92,7 +90,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
 
 
 @command("sweep", "grid over percentile x topk_ratio on validation, with a recommendation", model_options, stsb_options(), stats_source_options(),
-         out_option("folder for sweep.csv/json, the heatmap, the cache and the recommended config"), config_option("the tutorial's config, as the base"),
+         out_option("folder for sweep.csv/json, the heatmap, the cache and the recommended config"), recipe_option("recipe or QuantConfig JSON to sweep around", "the tutorial's config"),
          _sweep_options, limit_option, json_option, force_option("file bertnpu did not write (or edited since) in --out"))
 def _sweep(args) -> int:
     from ..project.folder import OutputFolder
@@ -111,7 +109,7 @@ def _sweep(args) -> int:
                 topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios") if args.topk_ratios is not None else None,
                 modes=ints_arg(args.modes, "--modes") if args.modes is not None else None, methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
                 outputs=ints_arg(args.outputs, "--outputs", allow_empty=True) or None, search="wide" if args.wide else "grid", strategy=args.strategy)
-    base = recipe_arg(args.config)
+    base = recipe_arg(args.recipe)
     validation = pairs_arg(args, "validation")
     model = load_model_arg(args)
     stats = stats_arg(args, model)

@@ -18,6 +18,7 @@ from ..quant.config import QuantConfig
 from ..quant.precision import get_profile
 from ..quant.recipe import TRANSFORMATIONS, Recipe
 from ..quant.sites import list_sites
+from .compile_record import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
 from .export_wrapper import CompiledOutput, compiled_output
 from ..model.cpu_part import export_weight_dict
 
@@ -187,7 +188,8 @@ def write_compile_bundle(model: LoadedModel, calib: CalibrationSet, recipe: Reci
         (tmp / "sites.json").write_text(json.dumps(sites, indent=1) + "\n")
         (tmp / "bundle.json").write_text(json.dumps({"model": model.name, "mxq_name": mxq_name, "feed_sentence": FEED_SENTENCE,
                                                      "layer_norm_eps": model.config.layer_norm_eps, "pooling": model.pooling.mode,
-                                                     "output": output.to_dict(), "tool": f"bertnpu {__version__}"},
+                                                     "output": output.to_dict(), "tool": f"bertnpu {__version__}",
+                                                     "record_schema_version": RECORD_SCHEMA_VERSION},
                                                     indent=2, sort_keys=True) + "\n")
         export_weight_dict(model.bert, tmp / "weight_dict.pth")
         (tmp / "compile_mxq.py").write_text(compile_script())

@@ -1,6 +1,7 @@
 """``bertnpu doctor``: one screen of what this machine has for bertnpu, to paste into a support ticket.
 
-Versions come from package metadata (nothing heavy is imported), the NPUs from
+Versions come from package metadata (nothing heavy is imported; qbruntime's says where its came
+from, see :func:`~bertnpu.device.preflight.runtime_version`), the NPUs from
 ``qbruntime.get_available_devices()`` with its native log lines captured, qbcompiler from an
 import attempt (it is not on PyPI: without it, the Docker image of the recipe's release).
 """
@@ -28,7 +29,7 @@ def _version(dist: str) -> Optional[str]:
 
 
 def _runtime() -> dict[str, Any]:
-    from .preflight import native_log
+    from .preflight import native_log, runtime_version
 
     try:
         qb = importlib.import_module("qbruntime")
@@ -40,7 +41,7 @@ def _runtime() -> dict[str, Any]:
             error = None
         except Exception as exc:  # noqa: BLE001  a broken driver install raises from native code; doctor reports, never fails
             devices, error = [], f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
-    return {"installed": True, "version": str(getattr(qb, "__version__", "")), "devices": devices, "error": error or log.reason() or None,
+    return {"installed": True, **runtime_version(qb), "devices": devices, "error": error or log.reason() or None,
             "test_double": bool(getattr(qb, "IS_TEST_DOUBLE", False))}
 
 
@@ -97,7 +98,10 @@ def format_doctor(r: dict[str, Any]) -> str:
     lines = [f"python        {r['python']}"] + [f"{k:<13} {v or 'not installed'}" for k, v in p.items() if k != "qbruntime"]
     if rt["installed"]:
         npus = ", ".join(rt["devices"]) or "none"
-        lines.append(f"qbruntime     {rt['version']}{' (bertnpu TEST DOUBLE)' if rt['test_double'] else ''}; NPUs detected: {npus}"
+        reported = rt["version_reported"]
+        # the wheel's module says "v1.5.0" for 1.5.0: named only when it says another release
+        says = f" (the module says {reported})" if reported and reported.removeprefix("v") != (rt["version"] or "").removeprefix("v") else ""
+        lines.append(f"qbruntime     {rt['version'] or 'unknown version'}{says}{' (bertnpu TEST DOUBLE)' if rt['test_double'] else ''}; NPUs detected: {npus}"
                      + (f" ({rt['error']})" if rt.get("error") and not rt["devices"] else ""))
     else:
         lines.append(f"qbruntime     not installed ({rt['fix']})")

@@ -39,6 +39,38 @@ RUNTIME_API = {
     },
 }
 
+RUNTIME_DISTRIBUTION = "mobilint-qb-runtime"  # qbruntime's name on PyPI
+
+
+def runtime_version(qb: Any) -> dict[str, Optional[str]]:
+    """Which qbruntime release the imported module is, and where that answer came from.
+
+    ``version``: the installed package's metadata (``importlib.metadata.version("mobilint-qb-runtime")``)
+    when the imported module is that package's own file; otherwise (a test double or another copy earlier
+    on ``sys.path``) what the module says. ``version_reported``: what the module says of itself
+    (``qbruntime.__version__``, its native library's, e.g. ``v1.5.0`` for the 1.5.0 wheel), None where it has none.
+
+    Example:
+        >>> runtime_version(importlib.import_module("qbruntime"))  # doctest: +SKIP
+        {'version': '1.5.0', 'version_source': 'package metadata (mobilint-qb-runtime)', 'version_reported': 'v1.5.0', ...}
+    """
+    from importlib import metadata
+
+    reported = str(getattr(qb, "__version__", "") or "") or None
+    module = getattr(qb, "__file__", None)
+    try:
+        dist = metadata.distribution(RUNTIME_DISTRIBUTION)
+        own = module is not None and Path(str(dist.locate_file("qbruntime/__init__.py"))).resolve() == Path(module).resolve()
+    except metadata.PackageNotFoundError:
+        dist, own = None, False
+    if own:
+        version, source = dist.version, f"package metadata ({RUNTIME_DISTRIBUTION})"
+    else:
+        why = f"the imported module is not the installed {RUNTIME_DISTRIBUTION} package's" if dist else f"no {RUNTIME_DISTRIBUTION} package installed"
+        version, source = reported, f"qbruntime.__version__ ({why})"
+    return {"version": version, "version_source": source, "version_reported": reported, "module": module}
+
+
 # bertnpu's core-mode names -> the ModelConfig method that selects each (auto is ModelConfig()'s default)
 CORE_MODES = {"auto": "set_auto_core_mode", "single": "set_single_core_mode", "multi": "set_multi_core_mode",
               "global4": "set_global4_core_mode", "global8": "set_global8_core_mode"}
@@ -231,7 +263,7 @@ def preflight(mxq: str | os.PathLike, *, hidden_size: Optional[int] = None, requ
         why = log.reason() or str(error).splitlines()[0]
         raise BertnpuError(f"{str(path)!r} is not a loadable .mxq (qbruntime: {why}); recompile it with `bertnpu compile` "
                            "(or the bundle's compile_mxq.py) and copy it again.")
-    facts = MxqFacts(str(path), devices, ins, outs, str(getattr(qb, "__version__", "")), bool(getattr(qb, "IS_TEST_DOUBLE", False)), summary)
+    facts = MxqFacts(str(path), devices, ins, outs, runtime_version(qb)["version"] or "", bool(getattr(qb, "IS_TEST_DOUBLE", False)), summary)
     _check_shapes(facts, record, hidden_size if hidden_size is not None else (record.output.hidden_size if record else None))
     if require_npu and not devices:
         raise BertnpuError(f"No Mobilint NPU was found (qbruntime.get_available_devices() is empty), so {path.name} cannot run here; "

@@ -115,8 +115,11 @@ def bit_kwargs(qb: Any, operator_names: list[str]) -> dict[str, Any]:
 
 
 def map_recipe_sites(qb: Any, module: Any, model: LoadedModel, feed: dict, recipe: Recipe, workdir: Path,
-                     target: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """Pass 1: ``mblt_compile`` to a temp file, read its graph, and resolve the recipe's 16-bit sites to operator names."""
+                     target: dict[str, Any]) -> list[str]:
+    """Pass 1: ``mblt_compile`` to a temp file, read its graph, and resolve the recipe's 16-bit sites to operator names.
+
+    Returns the operator names for ``bit_config``: one per site of ``recipe.activation_16bits``, in its order,
+    then the recipe's raw ``activation_16bits_operators`` not already among them."""
     from ..quant.sites import list_sites
     from .mblt_map import graph_ops, map_sites
 
@@ -128,7 +131,7 @@ def map_recipe_sites(qb: Any, module: Any, model: LoadedModel, feed: dict, recip
     names = site_map.resolve(recipe.activation_16bits)
     qb_calls.check_operator_names(recipe.activation_16bits_operators, [o.name for o in ops])
     raw = [n for n in recipe.activation_16bits_operators if n not in names]
-    return dict(zip(recipe.activation_16bits, names)), names + raw
+    return names + raw
 
 
 def _calibration_path(calibration: Any, workdir: Path) -> str:
@@ -157,7 +160,8 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
     ``bit_config`` and ``equivalent_transformation_config``. The compiled module is
     :class:`~bertnpu.device.export_wrapper.PoolingReadyBert` (returns what the pooling needs).
     The ``.mxq`` is written to a temp name and renamed, never over an existing one without
-    ``force``; ``<out>.recipe.json`` beside it holds the recipe, the operator names and the output.
+    ``force``; ``<out>.recipe.json`` beside it (:class:`~bertnpu.device.compile_record.CompileRecord`) holds
+    the recipe, the 16-bit sites and the operator names passed for them, and the output.
 
     Args:
         calibration: a calibration folder, an ``npy_files.txt`` listing, or a ``CalibrationSet``.
@@ -184,7 +188,8 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
     feed = build_feed_dict(model)
     target = qb_calls.target_kwargs(chosen if "target_device" not in dropped else None)
     kwargs = quantization_kwargs(qb, recipe.calibration)
-    operators: dict[str, str] = {}
+    sites_16bit: tuple[str, ...] = ()
+    operators_16bit: list[str] = []
     passed: dict[str, Any] = {"calibration": recipe.calibration.to_dict(), **target}
     if "equivalent_transformation_config" in supported_knobs(qb):
         kwargs.update(transformation_kwargs(qb, recipe))
@@ -192,18 +197,19 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
     record_path = record_path_for(out)
 
     def write(tmp: Path) -> None:
-        nonlocal operators
+        nonlocal sites_16bit, operators_16bit
         # named like every bertnpu temp, so the next write into this folder removes it after a kill
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-compile-", dir=out.parent) as work, _streamed(log):
             workdir = Path(work)
             if (recipe.activation_16bits or recipe.activation_16bits_operators) and "bit_config" not in dropped:
-                operators, names = map_recipe_sites(qb, module, model, feed, recipe, workdir, target)
-                kwargs.update(bit_kwargs(qb, names))
-                passed["activation_16bits"] = names
+                operators_16bit = map_recipe_sites(qb, module, model, feed, recipe, workdir, target)
+                sites_16bit = recipe.activation_16bits
+                kwargs.update(bit_kwargs(qb, operators_16bit))
             calib_path = _calibration_path(calibration, workdir)
             qb.mxq_compile(**qb_calls.mxq_compile_kwargs(module, tmp, calib_path, feed, kwargs, target.get("target_device"), device))
-        record = CompileRecord(recipe, module.output, operators, passed, tuple(dropped), qb_calls.API_LABELS[generation], model.name,
-                               qb_calls.installed_version(qb))
+        record = CompileRecord(recipe, module.output, sites_16bit=sites_16bit, operators_16bit=tuple(operators_16bit), passed=passed,
+                               knobs_dropped=tuple(dropped), qbcompiler_api=qb_calls.API_LABELS[generation], model=model.name,
+                               qbcompiler_version=qb_calls.installed_version(qb))
         record.save(record_path)  # before the .mxq appears: an .mxq is never without its record
 
     try:
@@ -213,10 +219,6 @@ def compile_mxq(model: LoadedModel, calibration: Any, recipe: Recipe | QuantConf
             record_path.unlink(missing_ok=True)
         raise
     return out
-
-
-def config_path_for(mxq: str | os.PathLike) -> Path:
-    return Path(f"{mxq}.config.json")
 
 
 def compile_mblt(model: LoadedModel, out: str | os.PathLike, *, force: bool = False, target_device: Optional[str] = None) -> Path:

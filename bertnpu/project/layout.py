@@ -24,8 +24,7 @@ LAYOUT = {
     "plan_log": "plan-cache.jsonl",  # the planner's result log (resumable)
     "evaluation": "evaluation.json",  # notebook 4's closing comparison (the run keeps its own in stages/evaluation.json)
     "mxq": "model.mxq",
-    "mxq_recipe": "model.mxq.recipe.json",
-    "mxq_config": "model.mxq.config.json",
+    "mxq_recipe": "model.mxq.recipe.json",  # its compile record (device.compile_record.record_path_for), written with it
     "bundle": "compile_bundle",
     "summary": "summary.json",
     "report": "report.html",

@@ -71,7 +71,8 @@ def build_bundle_feed(bundle):
 
 
 def map_sites_to_operators(qbcompiler, module, feed, sites, recipe, workdir, target_device):
-    """Pass 1: the operator name of each wanted site, from the MBLT graph's structure, plus the recipe's raw operator names."""
+    """Pass 1: the operator name of each wanted site (in the recipe's order), from the MBLT graph's structure, then the
+    recipe's raw operator names."""
     sys.path.insert(0, HERE)
     import mblt_map
 
@@ -87,7 +88,7 @@ def map_sites_to_operators(qbcompiler, module, feed, sites, recipe, workdir, tar
     except ValueError as exc:
         sys.exit(str(exc))
     raw = [n for n in recipe.get("activation_16bits_operators", []) if n not in names]
-    return dict(zip(wanted, names)), names + raw
+    return names + raw
 
 
 def main():
@@ -130,16 +131,17 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix=".compile.", dir=os.path.dirname(out))
     tmp = os.path.join(workdir, "model.mxq")
-    operators = {}
+    sites_16bit, operators_16bit = [], []  # bertnpu site names, and the qbcompiler operator names passed for them
     try:
         if (recipe.get("activation_16bits") or recipe.get("activation_16bits_operators")) and "bit_config" not in missing:
-            operators, names = map_sites_to_operators(qbcompiler, module, feed, sites, recipe, workdir, target_device)
-            kwargs.update(bit_kwargs(qbcompiler, names))
-            passed["activation_16bits"] = names
+            operators_16bit = map_sites_to_operators(qbcompiler, module, feed, sites, recipe, workdir, target_device)
+            sites_16bit = list(recipe.get("activation_16bits", []))
+            kwargs.update(bit_kwargs(qbcompiler, operators_16bit))
         qbcompiler.mxq_compile(**mxq_compile_kwargs(module, tmp, calibration_listing(workdir), feed, kwargs, target_device, args.device))
-        record = {"schema_version": 1, "tool": f"{bundle['tool']} (bundle script)", "model": bundle["model"], "recipe": recipe,
-                  "operators": operators, "passed": passed, "knobs_dropped": missing, "qbcompiler_api": api,
-                  "qbcompiler_version": installed_version(qbcompiler), "output": bundle["output"]}
+        record = {"schema_version": bundle["record_schema_version"], "tool": f"{bundle['tool']} (bundle script)", "model": bundle["model"],
+                  "recipe": recipe, "sites_16bit": sites_16bit, "operators_16bit": operators_16bit, "passed": passed,
+                  "knobs_dropped": missing, "qbcompiler_api": api, "qbcompiler_version": installed_version(qbcompiler),
+                  "output": bundle["output"]}
         with open(os.path.join(workdir, "record.json"), "w") as fh:
             json.dump(record, fh, indent=2, sort_keys=True)
         os.replace(os.path.join(workdir, "record.json"), record_path)  # an .mxq never appears without its record
