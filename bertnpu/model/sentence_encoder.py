@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..memory import release_free_memory
 from .npu_part import NpuEncoder, Tap
 from .load import LoadedModel, Pooling
 from .pooling import pool
@@ -101,4 +102,5 @@ class SentenceEncoder:
         with torch.inference_mode():
             for batch in tqdm(batches, desc=self.desc, disable=not self.progress, leave=False):
                 out[batch.order] = self.forward_batch(batch).float().numpy()
+        release_free_memory()  # the pass's freed batches go back to the system: candidate after candidate, glibc would keep them
         return out
