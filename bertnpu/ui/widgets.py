@@ -50,12 +50,8 @@ def sweep_like_run(ws, out: Optional[str | Path] = None, quick: bool = False, pr
     from ..run_config import RunConfig
     from ..stages import SweepInputs, run_sweep
 
-    from dataclasses import fields
-
     options = RunConfig.quick() if quick else RunConfig.full()
-    # every sweep knob the run defines (grid, strategy, ...) is passed on, so the two cannot drift apart
-    own = {"model", "stats", "pairs", "out", "figures", "recommended", "progress", "force"}
-    grid = {f.name: getattr(options, f.name) for f in fields(SweepInputs) if f.name not in own and hasattr(options, f.name)}
+    grid = options.sweep_options  # every sweep knob the run's search and strategy read, as bertnpu run passes them
     out = Path(out) if out is not None else ws.at("sweep")
     with ws.writing(str(out.relative_to(ws.path)) if out.is_relative_to(ws.path) else "sweep", "recommended_config.json", "recommended_recipe.json"):
         return run_sweep(SweepInputs(ws.model, ws.stats, ws.pairs("validation"), out=out, recommended=ws.at("recommended_config"),
