@@ -332,7 +332,7 @@ class SimulatePanel:
         from ..tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
         from ..tune.evaluate import sts_scores
         from ..quant.simulate import simulate_int8
-        from .conclusions import simulate_conclusion, sqnr_conclusion
+        from .conclusions import GOOD, simulate_conclusion, sqnr_conclusion
 
         start = time.perf_counter()
         pairs = self.pairs()
@@ -373,8 +373,9 @@ class SimulatePanel:
             "<div class='bertnpu-simulate'>"
             + message("simulate.scores", subset=f"<span class='bertnpu-subset'>{esc(subset)}</span>", fp32=fp32, label=esc(cfg.label() + kept),
                       int8=int8, delta=int8 - fp32, lo=lo, hi=hi) + "<br>"
-            + message("simulate.fidelity", mean=fid["cosine_mean"], min=fid["cosine_min"], recall=fid["recall@10"]) + "<br>"
-            + (message("simulate.sqnr", mean=float(np.mean(list(sqnr.values()))), n=len(sqnr), low=min(sqnr.values())) if sqnr
+            + message("simulate.fidelity", mean=fid["cosine_mean"], min=fid["cosine_min"], recall=fid["recall@10"], good_cosine=GOOD["cosine"],
+                      good_recall=GOOD["recall@10"]) + "<br>"
+            + (message("simulate.sqnr", mean=float(np.mean(list(sqnr.values()))), n=len(sqnr), low=min(sqnr.values()), good_sqnr=GOOD["sqnr_db"]) if sqnr
                else message("simulate.sqnr_none"))
             + f"<br><b>{esc(message('conclusion.label'))}</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>"
             + "<br><small>" + message("simulate.timing", seconds=time.perf_counter() - start, subset=esc(subset)) + "</small></div>")
