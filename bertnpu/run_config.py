@@ -9,18 +9,17 @@ carry it as JSON (validated on the way in, like every config here).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .errors import BertnpuError
 from .quant.config import QuantConfig
-from .stages.sweep import SEARCHES
 from .tune.plan.spec import PlanSpec
-from .tune.sweep import CONFIRM, PROXY_SENTENCES, STRATEGIES
+from .tune.sweep import CONFIRM, PERCENTILES, PROXY_SENTENCES, TOPK_RATIOS, Spelling, check_sweep_knobs, ignored_knobs, read_knobs
 
 PRESETS = ("full", "quick")
 SCHEMA_VERSION = 1
+SWEEP_FIELDS = ("percentiles", "topk_ratios", "methods", "outputs", "confirm", "proxy_sentences")  # the sweep's knobs RunConfig holds
 
 # ``--quick`` is a smoke run (target: about 20 s on 2 cores for the default model): 32 calibration
 # samples, a 4-cell sweep ranked on 64 proxy sentences (128 earlier: the same two cells
@@ -43,7 +42,10 @@ class RunConfig:
     the plan and the evaluation (its summary says ``quick``; its numbers are not the full run's).
 
     The full run searches the wide space (``search="wide"``: methods x outputs x modes 0-2 with its own
-    percentile x topk cells), so ``percentiles`` / ``topk_ratios`` are None there: they belong to the grid search.
+    percentile x topk cells), so ``percentiles`` / ``topk_ratios`` are None there: they belong to the grid search
+    (None there: the grid's defaults). ``confirm`` and ``proxy_sentences`` steer the fast strategy only. A sweep knob
+    the chosen search or strategy ignores (:func:`bertnpu.tune.sweep.ignored_knobs`) is refused when it differs from
+    the preset's value, and never enters the sweep's cache key (:attr:`sweep_options`).
     ``plan_*`` None: :class:`~bertnpu.tune.plan.PlanSpec`'s defaults. ``validation_pairs`` / ``test_pairs`` 0: all.
 
     Example:
@@ -68,8 +70,8 @@ class RunConfig:
     outputs: tuple[int, ...] = (0, 1)
     search: str = "wide"
     strategy: str = "fast"
-    confirm: int = CONFIRM
-    proxy_sentences: int = PROXY_SENTENCES  # validation sentences the sweep's proxy encodes per candidate
+    confirm: int = CONFIRM  # fast strategy only
+    proxy_sentences: int = PROXY_SENTENCES  # fast strategy only: validation sentences the sweep's proxy encodes per candidate
     validation_pairs: int = 0
     test_pairs: int = 0
     plan_max_sites: int = PlanSpec.max_sites
@@ -111,35 +113,44 @@ class RunConfig:
                 raise bad("target_device", "one of " + ", ".join(TARGET_DEVICES) + ", or None")
         if self.preset not in PRESETS:
             raise bad("preset", " or ".join(PRESETS))
-        if self.search not in SEARCHES:
-            raise bad("search", " or ".join(SEARCHES))
-        if self.strategy not in STRATEGIES:
-            raise bad("strategy", " or ".join(STRATEGIES))
-        for name, low in (("calib_count", 1), ("confirm", 1), ("proxy_sentences", 1), ("validation_pairs", 0), ("test_pairs", 0), ("plan_max_sites", 0)):
+        self._check_sweep()
+        for name, low in (("calib_count", 1), ("validation_pairs", 0), ("test_pairs", 0), ("plan_max_sites", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise bad(name, f"a whole number of at least {low}")
         if self.plan_proxy_sentences is not None and (isinstance(self.plan_proxy_sentences, bool) or not isinstance(self.plan_proxy_sentences, int)
                                                       or self.plan_proxy_sentences < 1):
             raise bad("plan_proxy_sentences", "a whole number of at least 1, or None for PlanSpec's")
-        if self.search == "wide":
-            for name in ("percentiles", "topk_ratios"):
-                if getattr(self, name) is not None:
-                    raise BertnpuError(f"RunConfig.{name}={getattr(self, name)!r} would be ignored: the wide search scores its own "
-                                       f"percentile x topk_ratio cells; leave {name} None or use search='grid'.")
-        else:
-            for name in ("percentiles", "topk_ratios"):
-                v = getattr(self, name)
-                if not v or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or not 0 < x <= 1 for x in v):
-                    raise bad(name, "numbers in (0, 1] for the grid search")
-        if not self.methods or any(m not in (0, 1, 2, 3) for m in self.methods):
-            raise bad("methods", "values among 0, 1, 2, 3")
-        if not self.outputs or any(o not in (0, 1) for o in self.outputs):
-            raise bad("outputs", "values among 0, 1")
         if self.plan_configs is not None:
             object.__setattr__(self, "plan_configs", tuple(c if isinstance(c, QuantConfig) else QuantConfig.from_dict(c) for c in self.plan_configs))
         # the plan fields as the planner checks them (profile, tolerance, ...: PlanSpec's own defaults)
         PlanSpec(max_sites=self.plan_max_sites, **self.plan_options)
+
+    def _check_sweep(self) -> None:
+        # "set by the user": away from the preset's value (the quick preset's grid cells are no choice of the user's); None is unset
+        preset = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.is_quick:
+            preset.update(QUICK)
+        knobs = {name: getattr(self, name) for name in SWEEP_FIELDS}
+        check_sweep_knobs(self.search, self.strategy, knobs, given=[k for k, v in knobs.items() if v is not None and v != preset[k]],
+                          spelling=Spelling.fields_of("RunConfig"))
+        ignored = ignored_knobs(self.search, self.strategy)
+        for name, grid_default in (("percentiles", PERCENTILES), ("topk_ratios", TOPK_RATIOS)):
+            if name in ignored:  # the quick preset's cells under the wide search: None says they are not read
+                object.__setattr__(self, name, None)
+            elif getattr(self, name) is None:
+                object.__setattr__(self, name, grid_default)
+
+    @property
+    def sweep_options(self) -> dict:
+        """The :class:`~bertnpu.stages.SweepInputs` fields this run's search and strategy read (:func:`bertnpu.tune.sweep.read_knobs`):
+        what the sweep stage gets and what its cache key holds, so a knob they ignore changes neither.
+
+        Example:
+            >>> RunConfig.full().sweep_options
+            {'search': 'wide', 'strategy': 'fast', 'methods': (0, 1, 2, 3), 'outputs': (0, 1), 'confirm': 4, 'proxy_sentences': 256}
+        """
+        return read_knobs(self.search, self.strategy, {name: getattr(self, name) for name in SWEEP_FIELDS})
 
     @property
     def plan_options(self) -> dict:

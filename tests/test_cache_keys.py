@@ -48,3 +48,34 @@ def test_a_cache_that_cannot_be_written_is_one_sentence(tiny_model, tiny_stats, 
     with pytest.raises(BertnpuError, match="a part of its path is a file, not a folder"):
         sweep(tiny_model, tiny_stats, stsb_validation.subset(30), configs, cache=tmp_path / "afile" / "cache.jsonl", progress=False, strategy="exhaustive")
     assert (tmp_path / "afile").read_text() == "user"
+
+
+def test_knobs_the_search_or_strategy_ignores_never_enter_the_sweep_stage_key():
+    """Two runs whose sweep knobs differ only in ones their search or strategy ignores share the sweep stage's key (the
+    quick preset's proxy size and confirm count are ignored by the exhaustive strategy, its grid cells by the wide search);
+    a knob that is read changes it."""
+    from bertnpu.project.run import sweep_stage_key
+    from bertnpu.results_log import cache_key
+    from bertnpu.run_config import QUICK, RunConfig
+
+    def key(config):
+        return cache_key("stage:sweep", sweep_stage_key(config, {"stats": "ab12"}, "cd34"))
+
+    same_grid = {k: QUICK[k] for k in ("percentiles", "topk_ratios", "methods", "outputs")}
+    exhaustive_quick, exhaustive_full = RunConfig.quick(strategy="exhaustive"), RunConfig.full(strategy="exhaustive", search="grid", **same_grid)
+    assert (exhaustive_quick.confirm, exhaustive_quick.proxy_sentences) != (exhaustive_full.confirm, exhaustive_full.proxy_sentences)
+    assert key(exhaustive_quick) == key(exhaustive_full)
+    wide_quick = RunConfig.quick(search="wide")
+    assert key(wide_quick) == key(RunConfig.full(search="wide", methods=QUICK["methods"], outputs=QUICK["outputs"], confirm=QUICK["confirm"],
+                                                 proxy_sentences=QUICK["proxy_sentences"]))
+    assert key(RunConfig.full(proxy_sentences=128)) != key(RunConfig.full())  # the fast strategy reads it
+    assert key(RunConfig.full(search="grid")) != key(RunConfig.full(search="grid", percentiles=(0.99,)))
+
+
+def test_calibration_knobs_a_mode_ignores_never_enter_the_sweep_cache_key(tiny_model, tiny_stats, stsb_validation, tmp_path):
+    """Max (mode 0) reads neither percentile nor topk_ratio: cells differing only in them share one cached result."""
+    pairs = stsb_validation.subset(40)
+    configs = [QuantConfig(method=0, mode=0, percentile=0.99, topk_ratio=0.1), QuantConfig(method=0, mode=0, percentile=0.9999, topk_ratio=0.001)]
+    cache = tmp_path / "cache.jsonl"
+    rows = sweep(tiny_model, tiny_stats, pairs, configs, cache=cache, progress=False, strategy="exhaustive")
+    assert rows[0]["key"] == rows[1]["key"] and len(cache.read_text().splitlines()) == 1

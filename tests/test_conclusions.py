@@ -119,3 +119,22 @@ def test_ranges_conclusion_counts_clipped_and_widened_sites(tiny_stats):
     assert text.startswith(f"{clipped} of {len(names)} sites clip their largest values")
     assert (f"; {widened} get a range over 1.5x" in text) == (widened > 0)
     assert C.ranges_conclusion(tiny_stats, clip_thresholds(tiny_stats, QuantConfig(method=0, mode=0))).startswith(f"0 of {len(names)}")
+
+
+def test_good_reads_the_planners_acceptance_rule():
+    """"Close to FP32" is one rule: the conclusions' Spearman drop and cosine are PlanSpec's defaults, and the help texts say them."""
+    from bertnpu.tune.plan.spec import PlanSpec
+
+    assert (C.GOOD["spearman_drop"], C.GOOD["cosine"]) == (PlanSpec.tolerance, PlanSpec.min_cosine)
+    assert f"a drop under {PlanSpec.tolerance:g}" in C.METRIC_HELP["spearman"] and f">= {PlanSpec.min_cosine:g} is close" in C.METRIC_HELP["cosine"]
+
+
+def test_sweep_within_noise_reads_the_tie_marks_else_the_rule_of_thumb():
+    drop = C.GOOD["spearman_drop"]
+    assert C.sweep_within_noise([{"spearman": 0.80}, {"spearman": 0.80 + drop / 2}, {"spearman": None}])
+    assert not C.sweep_within_noise([{"spearman": 0.80}, {"spearman": 0.80 + 2 * drop}])
+    assert not C.sweep_within_noise([{"spearman": 0.80}])  # one scored cell: nothing to compare
+    wide_but_tied = [{"spearman": 0.80, "tied_with_best": True}, {"spearman": 0.80 + 2 * drop, "tied_with_best": True}]
+    assert C.sweep_within_noise(wide_but_tied)
+    close_but_apart = [{"spearman": 0.80, "tied_with_best": False}, {"spearman": 0.801, "tied_with_best": True}]
+    assert not C.sweep_within_noise(close_but_apart)

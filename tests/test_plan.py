@@ -54,11 +54,14 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
     # the table: n = 0, 1, ... with the sites added in order; the traffic share grows
     assert [row["n_sites"] for row in result.pareto] == list(range(len(result.pareto)))
     assert all(b["traffic_16bit"] > a["traffic_16bit"] for a, b in zip(result.pareto, result.pareto[1:]))
-    assert result.pareto[0]["sites"] == [] and len(result.pareto) == 3  # full_table: up to max_sites
+    assert result.pareto[0]["sites"] == () and len(result.pareto) == 3  # full_table: up to max_sites
+    # a row's sites are the tuple of its recipe, each row's extending the previous one's (no list in memory)
+    assert all(type(row["sites"]) is tuple for row in result.pareto)
+    assert all(b["sites"][:-1] == a["sites"] and b["sites"][-1] == b["added"] for a, b in zip(result.pareto, result.pareto[1:]))
     from bertnpu.tune.plan import pick_row
 
     chosen = pick_row(result.pareto, result.fp32_validation - spec.tolerance, spec.min_cosine)[0]  # the noise rules (tests/test_stopping.py)
-    assert list(result.recipe.activation_16bits) == chosen["sites"]
+    assert result.recipe.activation_16bits == chosen["sites"]
     assert result.cosine_met == (chosen["validation_cosine"] >= spec.min_cosine) and result.validation_cosine == chosen["validation_cosine"]
     # the chosen recipe's numbers are those of an independent simulation
     stats = tiny_stats if not result.recipe.equivalent_transformation.enabled() else collect_transformed_stats(
@@ -67,7 +70,7 @@ def test_plan_on_tiny_bert(tiny_model, tiny_calib, tiny_stats, stsb_validation, 
     assert evaluate_sts(sim.encoder_for(), test)["spearman"] == pytest.approx(result.test_spearman, abs=1e-6)
     assert evaluate_sts(SentenceEncoder(tiny_model, progress=False), test)["spearman"] == pytest.approx(result.fp32_test, abs=1e-9)
     for row in result.pareto[1:]:
-        r = result.best_int8.with_(activation_16bits=tuple(row["sites"]))
+        r = result.best_int8.with_(activation_16bits=row["sites"])
         s = simulate(tiny_model, stats if r.equivalent_transformation.enabled() else tiny_stats, r)
         assert evaluate_sts(s.encoder_for(), val)["spearman"] == pytest.approx(row["validation_spearman"], abs=1e-6)
         from bertnpu.tune.evaluate import unique_sentences
@@ -132,7 +135,7 @@ def test_cosine_floor_keeps_adding_sites(tiny_model, tiny_calib, tiny_stats, sts
     assert off.pareto[0]["validation_cosine"] < 0.999  # 4-bit activations: the embeddings are off
     strict = plan_recipe(tiny_model, tiny_calib, val, test, PlanSpec(min_cosine=0.999, **common), stats=tiny_stats, progress=False)
     assert len(strict.pareto) == 3 and not strict.cosine_met and strict.stop_rule == "max_sites"
-    assert strict.recipe.activation_16bits == tuple(pick_row(strict.pareto, strict.fp32_validation - 0.5, 0.999)[0]["sites"])
+    assert strict.recipe.activation_16bits == pick_row(strict.pareto, strict.fp32_validation - 0.5, 0.999)[0]["sites"]
     assert "stopped (max_sites)" in format_pareto(strict)
     # every row carries its paired intervals against FP32 (and against the previous row)
     assert all(r["diff_to_fp32_ci"][0] <= r["diff_to_fp32"] <= r["diff_to_fp32_ci"][1] for r in strict.pareto)
@@ -163,3 +166,18 @@ def test_layernorm_outputs_are_not_planned_by_default(tiny_model, tiny_calib, ti
     first = allowed.pareto[1]["added"]
     if first not in layernorms:
         assert default.pareto[1]["added"] == first
+
+
+def test_plan_cache_key_holds_the_sites_as_a_sorted_tuple_and_hashes_as_before():
+    """recipe_ident keeps the recipe's tuple (sorted); the key is the one the list form gave, so earlier plan caches still serve."""
+    from bertnpu.results_log import cache_key
+    from bertnpu.tune.plan import PlanCache
+    from bertnpu.tune.plan.cache import recipe_ident
+
+    recipe = Recipe(activation_16bits=("layer.1.ffn.residual", "layer.0.ffn.residual"), prediction={"test_spearman": 0.8})
+    ident = recipe_ident(recipe)
+    assert ident["activation_16bits"] == ("layer.0.ffn.residual", "layer.1.ffn.residual")
+    cache = PlanCache(None, {"model": "ab12"})
+    assert cache.key("proxy", recipe) == cache.key("proxy", recipe.with_(activation_16bits=tuple(reversed(recipe.activation_16bits)), prediction={}))
+    as_list = {**ident, "activation_16bits": sorted(recipe.to_dict()["activation_16bits"])}  # the earlier ident
+    assert cache.key("proxy", recipe) == cache_key("proxy", {"recipe": as_list, "model": "ab12"})

@@ -132,6 +132,11 @@ def test_sweep_heatmap_every_cell_sweep_draws_each_rows_spearman():
     assert shared == {(xs.index(col_label[1.0, 1.0]), ys.index(row_label[0]))}
     close = [dict(r, spearman=0.80 + r["spearman"] / 10) for r in rows]  # span 0.0013: within noise, and the bar says so
     assert "under 0.005: within the split's noise" in plot_sweep_heatmap(close, chosen).axes[1].get_ylabel()
+    # with the sweep's tie marks the bar reads the paired intervals (conclusions.sweep_within_noise), not the span
+    tied = [dict(r, tied_with_best=True) for r in rows]  # span 0.013, yet every cell tied with the best
+    assert "every cell tied with the best: within the split's noise" in plot_sweep_heatmap(tied, chosen).axes[1].get_ylabel()
+    apart = [dict(r, tied_with_best=r is close[0]) for r in close]  # span 0.0013, yet only one cell tied
+    assert "noise" not in plot_sweep_heatmap(apart, chosen).axes[1].get_ylabel()
 
 
 def test_sweep_heatmap_wide_search_shows_all_48_ranked_cells():

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -255,9 +256,83 @@ def test_wide_search_refuses_grid_cells_it_would_ignore(tiny_model, tiny_stats, 
 
     assert main(["sweep", "--model", str(tiny_model_dir), "--out", str(tmp_path / "s"), "--wide", "--percentiles", "0.99"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert err == ["bertnpu: error: --percentiles applies to the grid search, but --wide scores its own percentile x topk_ratio x mode cells; "
-                   "drop --percentiles or drop --wide."]
-    with pytest.raises(BertnpuError, match="SweepInputs.topk_ratios applies to the grid search"):
+    assert err == ["bertnpu: error: --percentiles would be ignored: the wide search scores its own cells (Max, four MaxPercentile "
+                   "percentile x topk_ratio cells, Histogram); drop --percentiles or drop --wide."]
+    with pytest.raises(BertnpuError, match=re.escape("SweepInputs.topk_ratios=(0.1,) would be ignored: the wide search")):
         SweepInputs(tiny_model, tiny_stats, stsb_validation, search="wide", topk_ratios=(0.1,))
     grid = SweepInputs(tiny_model, tiny_stats, stsb_validation)
     assert (grid.percentiles, grid.topk_ratios, grid.modes) == (PERCENTILES, TOPK_RATIOS, (1,))  # the grid's defaults, unchanged
+
+
+@pytest.mark.parametrize("search, strategy, modes, ignored", [
+    ("grid", "fast", None, {}),
+    ("grid", "fast", (0, 1, 2), {}),
+    ("grid", "fast", (0, 2), {"percentiles": "no mode 1", "topk_ratios": "no mode 1"}),
+    ("wide", "fast", None, {"percentiles": "wide", "topk_ratios": "wide", "modes": "wide"}),
+    ("grid", "exhaustive", None, {"confirm": "exhaustive", "proxy_sentences": "exhaustive"}),
+    ("wide", "exhaustive", (1,), {"percentiles": "wide", "topk_ratios": "wide", "modes": "wide", "confirm": "exhaustive",
+                                  "proxy_sentences": "exhaustive"}),
+])
+def test_what_each_search_and_strategy_ignores(search, strategy, modes, ignored):
+    from bertnpu.tune.sweep import ignored_knobs, read_knobs
+
+    assert ignored_knobs(search, strategy, modes) == ignored
+    knobs = {"percentiles": (0.99,), "topk_ratios": (0.1,), "modes": modes, "methods": (0,), "outputs": (0,), "confirm": 2, "proxy_sentences": 64}
+    assert set(read_knobs(search, strategy, knobs)) == {"search", "strategy"} | set(knobs) - set(ignored)
+
+
+def test_ignored_knobs_really_are_unread():
+    """What ignored_knobs says matches the grids: the wide grid is the same whatever the cells, and without mode 1 the grid's
+    cells read no percentile or topk_ratio."""
+    without_mode_1 = config_grid(QuantConfig(), [0.99, 1.0], [0.1, 0.01], modes=[0, 2])
+    assert [(c.mode, c.percentile, c.topk_ratio) for c in without_mode_1] == [(0, 0.999, 0.01), (2, 0.999, 0.01)]  # the base's, unread
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--modes", "0,2", "--percentiles", "0.99"], "--percentiles would be ignored: only MaxPercentile (mode 1) reads percentiles and topk "
+                                                  "ratios, and the grid's modes leave it out; drop --percentiles or add 1 to --modes."),
+    (["--percentiles", "0.99,1.5"], "--percentiles holds 1.5, which lies outside (0, 1]; give e.g. 0.99, 0.999, 1.0."),
+    (["--topk-ratios", "0"], "--topk-ratios holds 0.0, which lies outside (0, 1]; give e.g. 0.001, 0.01, 0.1."),
+    (["--modes", "3"], "--modes holds 3, which is not one of 0, 1, 2; give e.g. 0, 1, 2."),
+    (["--modes", "nan"], "--modes 'nan' holds nan, not a whole number; write e.g. 0,1."),
+    (["--methods", "0,4"], "--methods holds 4, which is not one of 0, 1, 2, 3; give e.g. 0, 1."),
+    (["--outputs", "2"], "--outputs holds 2, which is not one of 0, 1 (output 2, sigmoid-based, is not modelled by the simulator); give e.g. 0, 1."),
+    (["--wide", "--modes", "1"], "--modes would be ignored: the wide search scores its own cells (Max, four MaxPercentile percentile x "
+                                 "topk_ratio cells, Histogram); drop --modes or drop --wide."),
+])
+def test_sweep_options_are_checked_before_the_model_is_loaded(argv, says, tmp_path, capsys):
+    """A bad grid value or an option the search ignores: one sentence, and no model is loaded (this one does not exist)."""
+    assert main(["sweep", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "s"), *argv]) == 2
+    assert [line for line in capsys.readouterr().err.splitlines() if line] == [f"bertnpu: error: {says}"]
+
+
+def test_sweep_inputs_refuse_what_the_grid_or_strategy_would_ignore(tiny_model, tiny_stats, stsb_validation):
+    from bertnpu.stages.sweep import SweepInputs, grid
+
+    with pytest.raises(BertnpuError, match=re.escape("SweepInputs.percentiles=(0.99,) would be ignored: only MaxPercentile (mode 1) reads "
+                                                     "percentiles and topk ratios, and the grid's modes leave it out; leave "
+                                                     "SweepInputs.percentiles out or add 1 to SweepInputs.modes.")):
+        SweepInputs(tiny_model, tiny_stats, stsb_validation, modes=(0, 2), percentiles=(0.99,))
+    with pytest.raises(BertnpuError, match=re.escape("SweepInputs.confirm=2 would be ignored: the exhaustive strategy")):
+        SweepInputs(tiny_model, tiny_stats, stsb_validation, strategy="exhaustive", confirm=2)
+    with pytest.raises(BertnpuError, match=re.escape("SweepInputs.proxy_sentences=0 is invalid")):
+        SweepInputs(tiny_model, tiny_stats, stsb_validation, proxy_sentences=0)
+    exhaustive = SweepInputs(tiny_model, tiny_stats, stsb_validation, strategy="exhaustive")
+    assert (exhaustive.confirm, exhaustive.proxy_sentences) == (None, None)  # unread, so unset
+    plain = SweepInputs(tiny_model, tiny_stats, stsb_validation, modes=(0, 2))
+    assert (plain.percentiles, plain.topk_ratios) == (None, None)
+    assert [r.calibration.mode for r in grid(plain)] == [0, 2]
+
+
+def test_a_base_config_the_search_replaces_is_one_note(tiny_model_dir, tmp_path, capsys):
+    from bertnpu.tune.sweep import replaced_base_knobs
+
+    assert replaced_base_knobs(QuantConfig(), "wide") == []  # the tutorial's config: nothing the user set
+    assert replaced_base_knobs(QuantConfig(method=0, mode=0, bits=6), "grid") == ["mode"]
+    assert replaced_base_knobs(QuantConfig(method=0, output=1), "grid", methods=(0, 1)) == ["method"]
+    assert replaced_base_knobs(QuantConfig(method=0, output=1, topk_ratio=0.1), "wide") == ["method", "output", "topk_ratio"]
+    cfg = QuantConfig(percentile=0.99).save(tmp_path / "cfg.json")
+    assert main(["sweep", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "s"), "--recipe", str(cfg)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("bertnpu: note: --recipe's percentile=0.99 is replaced by every cell of the grid search (its bits, profile, "
+                      "16-bit sites and transformations are kept).")

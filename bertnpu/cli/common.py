@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -204,7 +205,7 @@ def floats_arg(text: str, option: str = "the list", allow_empty: bool = False) -
 
 def ints_arg(text: str, option: str = "the list", allow_empty: bool = False) -> list[int]:
     values = floats_arg(text, option, allow_empty)
-    bad = [v for v in values if v != int(v)]
+    bad = [v for v in values if not math.isfinite(v) or v != int(v)]  # int() of nan or inf raises
     if bad:
         raise BertnpuError(f"{option} {text!r} holds {bad[0]:g}, not a whole number; write e.g. 0,1.")
     return [int(v) for v in values]

@@ -77,7 +77,8 @@ SWEEP_OUTPUTS = ("sweep.csv", "sweep.json", "sweep_heatmap.png", "sweep_cache.js
 
 
 def _sweep_options(p: argparse.ArgumentParser) -> None:
-    # grid search only (unset: the grid's defaults, tune.sweep.PERCENTILES / TOPK_RATIOS, mode 1); --wide refuses them
+    # grid search only (unset: the grid's defaults, tune.sweep.PERCENTILES / TOPK_RATIOS, mode 1); --wide refuses them, and
+    # --percentiles / --topk-ratios are refused by --modes without 1 (tune.sweep.ignored_knobs)
     p.add_argument("--percentiles", default=None, help="grid search: e.g. 0.99,0.999,0.9999,1.0 (the default)")
     p.add_argument("--topk-ratios", default=None, help="grid search: e.g. 0.001,0.01,0.1 (the default)")
     p.add_argument("--modes", default=None, help="grid search: e.g. 0,1,2 (default 1)")
@@ -95,27 +96,28 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
 def _sweep(args) -> int:
     from ..project.folder import OutputFolder
     from ..stages import EvaluateInputs, SweepInputs, evaluate, run_sweep
+    from ..tune.sweep import check_sweep_knobs, warn_replaced_base
     from ..ui.stage_figures import present
 
     out = Path(args.out)
     folder = OutputFolder(out, force=args.force)
     folder.preflight(SWEEP_OUTPUTS)  # before the long part; writes nothing
-    cells = {"--percentiles": args.percentiles, "--topk-ratios": args.topk_ratios, "--modes": args.modes}
-    ignored = [name for name, value in cells.items() if value is not None]
-    if args.wide and ignored:
-        raise BertnpuError(f"{ignored[0]} applies to the grid search, but --wide scores its own percentile x topk_ratio x mode cells; "
-                           f"drop {ignored[0]} or drop --wide.")
+    search = "wide" if args.wide else "grid"
     grid = dict(percentiles=floats_arg(args.percentiles, "--percentiles") if args.percentiles is not None else None,
                 topk_ratios=floats_arg(args.topk_ratios, "--topk-ratios") if args.topk_ratios is not None else None,
                 modes=ints_arg(args.modes, "--modes") if args.modes is not None else None, methods=ints_arg(args.methods, "--methods", allow_empty=True) or None,
-                outputs=ints_arg(args.outputs, "--outputs", allow_empty=True) or None, search="wide" if args.wide else "grid", strategy=args.strategy)
+                outputs=ints_arg(args.outputs, "--outputs", allow_empty=True) or None)
+    # values in range, and no option the search ignores, before the model is loaded
+    check_sweep_knobs(search, args.strategy, grid, given=[k for k, v in grid.items() if v is not None])
     base = recipe_arg(args.recipe)
+    warn_replaced_base(base.calibration, search, grid["methods"], grid["outputs"], "--recipe")
     validation = pairs_arg(args, "validation")
     model = load_model_arg(args)
     stats = stats_arg(args, model)
     with folder:  # lock, and a record of what the sweep wrote (its cache is claimed, so an interrupted sweep resumes)
         folder.claim(*SWEEP_OUTPUTS)
-        result = run_sweep(SweepInputs(model, stats, validation, base, **grid, out=out, progress=not args.json))
+        result = run_sweep(SweepInputs(model, stats, validation, base, **grid, search=search, strategy=args.strategy, out=out,
+                                       progress=not args.json))
         result = present(result, out, force=True)  # sweep_heatmap.png beside sweep.csv (redrawn as the table is)
         summary = {"configs": result.configs, "recommended": result.recommended, "recommended_recipe": result.recommended_recipe.to_dict(),
                    "validation_spearman": result.validation_spearman, "validation_spearman_ci": result.validation_spearman_ci,

@@ -66,21 +66,13 @@ def _run(store: ProjectStore, report: Optional[Callable[[dict, Path], Sequence[P
     stats_key = store.stats_key()
     s["stats"] = store.stats_result
     stats = load_stats(store.at("stats"), model)
-    sweep_key = {**stats_key, "data": store.data_sha, "methods": o.methods, "outputs": o.outputs, "search": o.search, "strategy": o.strategy,
-                 "confirm": o.confirm, "intervals": 1}  # intervals: results from before the bootstrap are recomputed
-    if o.search == "grid":  # the wide search scores its own cells: percentiles and topk ratios never enter its key
-        sweep_key.update(p=o.percentiles, k=o.topk_ratios)
-    if o.is_quick:
-        sweep_key["proxy_sentences"] = o.proxy_sentences
+    sweep_key = sweep_stage_key(o, stats_key, store.data_sha)
     s["sweep"] = store.stage("sweep", sweep_key, lambda: st.run_sweep(st.SweepInputs(
-        model, stats, validation, percentiles=o.percentiles, topk_ratios=o.topk_ratios, methods=o.methods, outputs=o.outputs,
-        search=o.search, strategy=o.strategy, confirm=o.confirm, proxy_sentences=o.proxy_sentences,
-        out=store.at("sweep"), recommended=store.at("recommended_config"))))
+        model, stats, validation, **o.sweep_options, out=store.at("sweep"), recommended=store.at("recommended_config"))))
     chosen = Recipe.from_dict(s["sweep"]["recommended_recipe"])
     plan_key = {**stats_key, "data": store.data_sha, "profile": PlanSpec.profile, "tolerance": PlanSpec.tolerance, "min_cosine": PlanSpec.min_cosine,
-                "max_sites": o.plan_max_sites, "try_layernorm": PlanSpec.try_layernorm, "intervals": 1}
-    if o.is_quick:
-        plan_key.update(bracket=o.plan_bracket, **o.plan_options)
+                "max_sites": o.plan_max_sites, "try_layernorm": PlanSpec.try_layernorm, "intervals": 1,
+                "bracket": o.plan_bracket, **o.plan_options}  # every plan knob the run sets, whatever the preset
     if o.plan:
         s["plan"] = store.stage("plan", plan_key, lambda: st.plan(st.PlanInputs(
             model, calib, validation, test, stats=stats, max_sites=o.plan_max_sites, out=store.at("recipe"),
@@ -111,6 +103,12 @@ def _run(store: ProjectStore, report: Optional[Callable[[dict, Path], Sequence[P
     store.record("summary.json", *(Path(p).name for p in written))
     store.log(f"wrote {out}/summary.json and {out}/report.html in {s['seconds']:.0f} s")
     return s
+
+
+def sweep_stage_key(config: RunConfig, stats_key: dict, data_sha: str) -> dict:
+    """The sweep stage's inputs: the statistics, the STS-B contents and the knobs the run's search and strategy read
+    (:attr:`RunConfig.sweep_options`), so a knob they ignore never changes the key."""
+    return {**stats_key, "data": data_sha, **config.sweep_options, "intervals": 1}  # intervals: results from before the bootstrap are recomputed
 
 
 def _package_versions() -> dict[str, str]:

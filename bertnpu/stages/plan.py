@@ -125,9 +125,9 @@ def plan(inputs: PlanInputs) -> PlanResult:
     return PlanResult(
         fp32_spearman=result.fp32_test, spearman=result.test_spearman, validation_spearman=result.validation_spearman,
         fp32_validation_spearman=result.fp32_validation, cosine_to_fp32=result.test_cosine_mean,
-        activation_16bits=tuple(result.recipe.activation_16bits), profile=result.profile, tolerance=result.tolerance,
+        activation_16bits=result.recipe.activation_16bits, profile=result.profile, tolerance=result.tolerance,
         within_tolerance=result.within_tolerance, validation_cosine=result.validation_cosine, min_cosine=result.min_cosine,
-        cosine_met=result.cosine_met, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8.to_dict()},
+        cosine_met=result.cosine_met, best_int8_only={**s["best_int8_only"], "recipe_json": result.best_int8},  # a Recipe, written as its JSON
         pareto=result.pareto, recipe=result.recipe, traffic_16bit=s["traffic_16bit"], seconds=result.seconds, files=tuple(files),
         not_tried=tuple(result.not_tried), brackets=brackets, plan=result,
         site_bits=dict(bits), layers=int(inputs.model.config.num_hidden_layers),

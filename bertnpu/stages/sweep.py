@@ -9,13 +9,9 @@ from typing import Any, Mapping, Optional, Sequence
 from ..data.stsb import StsPairs
 from ..model.load import LoadedModel
 from ..quant.recipe import Recipe
-from ..errors import BertnpuError
-from ..tune.sweep import CONFIRM, PERCENTILES, PROXY_SENTENCES, STRATEGIES, TOPK_RATIOS
+from ..tune.sweep import CONFIRM, GRID_KNOBS, PERCENTILES, PROXY_SENTENCES, STRATEGY_KNOBS, TOPK_RATIOS, Spelling, check_sweep_knobs
 from ..tune.sweep_rows import SweepRow
 from .result import StageResult
-
-
-SEARCHES = ("grid", "wide")
 
 
 @dataclass(frozen=True)
@@ -38,26 +34,25 @@ class SweepInputs:
     outputs: Optional[Sequence[int]] = None
     search: str = "grid"  # "grid": percentiles x topk_ratios x modes x methods x outputs; "wide": tune.sweep.wide_grid over methods x outputs
     strategy: str = "fast"  # "fast": shared range sets + proxy ranking + `confirm` best on the full split; "exhaustive": every distinct set
-    confirm: int = CONFIRM
-    proxy_sentences: int = PROXY_SENTENCES  # validation sentences the fast strategy's proxy encodes per candidate
+    confirm: Optional[int] = None  # fast strategy only (None: CONFIRM)
+    proxy_sentences: Optional[int] = None  # fast strategy only: validation sentences the proxy encodes per candidate (None: PROXY_SENTENCES)
     out: Optional[Path] = None
     recommended: Optional[Path] = None
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.search not in SEARCHES:
-            raise BertnpuError(f"SweepInputs.search={self.search!r} is invalid; use one of {', '.join(SEARCHES)}.")
-        if self.strategy not in STRATEGIES:
-            raise BertnpuError(f"SweepInputs.strategy={self.strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.")
-        if self.search == "wide":
-            given = [name for name in ("percentiles", "topk_ratios", "modes") if getattr(self, name) is not None]
-            if given:
-                raise BertnpuError(f"SweepInputs.{given[0]} applies to the grid search, but search='wide' scores its own cells "
-                                   f"(tune.sweep.wide_grid); leave {given[0]} unset or use search='grid'.")
-        else:
-            for name, default in (("percentiles", PERCENTILES), ("topk_ratios", TOPK_RATIOS), ("modes", (1,))):
-                if getattr(self, name) is None:
-                    object.__setattr__(self, name, default)
+        # a knob set here (not None) that the search or strategy would ignore is refused, like a value out of range
+        knobs = {name: getattr(self, name) for name in GRID_KNOBS + STRATEGY_KNOBS}
+        check_sweep_knobs(self.search, self.strategy, knobs, given=[k for k, v in knobs.items() if v is not None],
+                          spelling=Spelling.fields_of("SweepInputs"))
+        defaults = {"confirm": CONFIRM, "proxy_sentences": PROXY_SENTENCES} if self.strategy == "fast" else {}
+        if self.search == "grid":
+            defaults["modes"] = (1,)
+            if 1 in (self.modes or (1,)):
+                defaults.update(percentiles=PERCENTILES, topk_ratios=TOPK_RATIOS)
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,9 @@ def grid(inputs: SweepInputs) -> list[Recipe]:
     if inputs.search == "wide":
         configs = wide_grid(inputs.base.calibration, inputs.methods or (0, 1, 2, 3), inputs.outputs or (0, 1))
     else:
-        configs = config_grid(inputs.base.calibration, inputs.percentiles, inputs.topk_ratios, inputs.modes, inputs.methods, inputs.outputs)
+        base = inputs.base.calibration  # without mode 1 the cells read no percentile or topk_ratio: the base's stand in
+        configs = config_grid(base, inputs.percentiles or (base.percentile,), inputs.topk_ratios or (base.topk_ratio,), inputs.modes,
+                              inputs.methods, inputs.outputs)
     return [inputs.base.with_(calibration=cfg) for cfg in configs]
 
 
@@ -101,8 +98,8 @@ def run_sweep(inputs: SweepInputs) -> SweepResult:
     recipes = grid(inputs)
     out = Path(inputs.out) if inputs.out is not None else None
     raw = sweep(inputs.model, inputs.stats, inputs.pairs, recipes, cache=out / "sweep_cache.jsonl" if out is not None else None,
-                progress=inputs.progress, strategy=inputs.strategy, confirm=inputs.confirm,
-                proxy_sentences=inputs.proxy_sentences)
+                progress=inputs.progress, strategy=inputs.strategy, confirm=inputs.confirm or CONFIRM,
+                proxy_sentences=inputs.proxy_sentences or PROXY_SENTENCES)  # None under the exhaustive strategy, which reads neither
     assert len(raw) == len(recipes), "sweep returns one row per config, in order"
     rows = tuple(SweepRow.from_dict(row, recipe) for row, recipe in zip(raw, recipes))
     best = recommended_row(rows)

@@ -21,9 +21,11 @@ import dataclasses
 import hashlib
 import io
 import os
+import warnings
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -31,12 +33,12 @@ from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_json, atomic_write_text
 from ..data.stsb import StsPairs
-from ..errors import BertnpuError
+from ..errors import BertnpuError, BertnpuWarning
 from ..results_log import ResultLog, cache_key
 from ..schema import Field, Schema
 from ..model.load import LoadedModel
 from ..model.sentence_encoder import SentenceEncoder
-from ..quant.config import QuantConfig
+from ..quant.config import METHODS, MODES, QuantConfig
 from ..quant.recipe import Recipe
 from ..memory import release_free_memory
 from ..quant.simulate import Simulation, simulate
@@ -59,6 +61,12 @@ TABLE_COLUMNS = ("method", "output", "mode", "percentile", "topk_ratio", "bits",
 RECOMMENDATION_RULE = ("among the cells statistically tied with the best (the paired 95 % bootstrap interval of their Spearman difference "
                        "to the best contains 0), the one with the fewest knobs changed from the tutorial's config; ties broken by the higher Spearman")
 KNOBS = ("method", "output", "mode", "percentile", "topk_ratio", "bits")
+SEARCHES = ("grid", "wide")
+# the sweep's own knobs (one value list per calibration knob, and the fast strategy's two): each search or strategy reads
+# some of them (ignored_knobs); check_sweep_knobs validates them and refuses those the choice would ignore
+GRID_KNOBS = ("percentiles", "topk_ratios", "modes", "methods", "outputs")
+STRATEGY_KNOBS = ("confirm", "proxy_sentences")
+SWEEP_OUTPUTS = (0, 1)  # output 2 (sigmoid-based) is not modelled by the simulator (quant.simulate refuses it)
 
 
 def config_grid(base: QuantConfig = QuantConfig(), percentiles: Sequence[float] = PERCENTILES, topk_ratios: Sequence[float] = TOPK_RATIOS,
@@ -89,6 +97,163 @@ def wide_grid(base: QuantConfig = QuantConfig(), methods: Sequence[int] = (0, 1,
         configs += [one.with_(mode=1, percentile=p, topk_ratio=r) for p, r in cells]
         configs.append(one.with_(mode=2))
     return configs
+
+
+# why a knob goes unread, and the choice that would read it (a key of Spelling.choose)
+_UNREAD = {
+    "wide": ("the wide search scores its own cells (Max, four MaxPercentile percentile x topk_ratio cells, Histogram)", "grid"),
+    "no mode 1": ("only MaxPercentile (mode 1) reads percentiles and topk ratios, and the grid's modes leave it out", "mode 1"),
+    "exhaustive": ("the exhaustive strategy scores every distinct range set on the full split, with no proxy ranking", "fast"),
+}
+
+
+def ignored_knobs(search: str, strategy: str, modes: Optional[Sequence[int]] = None) -> dict[str, str]:
+    """The sweep knobs (:data:`GRID_KNOBS`, :data:`STRATEGY_KNOBS`) that ``search`` and ``strategy`` never read, each
+    with the reason's name (``"wide"``, ``"no mode 1"``, ``"exhaustive"``).
+
+    * ``wide``: percentiles, topk_ratios and modes (its cells are :data:`WIDE_MODE1_CELLS` under modes 0-2);
+    * ``grid`` whose ``modes`` lack 1: percentiles and topk_ratios (only MaxPercentile reads them; ``modes`` None is mode 1);
+    * ``exhaustive``: confirm and proxy_sentences (no proxy ranking).
+
+    methods and outputs are read by both searches.
+
+    Example:
+        >>> sorted(ignored_knobs("wide", "exhaustive"))
+        ['confirm', 'modes', 'percentiles', 'proxy_sentences', 'topk_ratios']
+        >>> ignored_knobs("grid", "fast", modes=(0, 2))
+        {'percentiles': 'no mode 1', 'topk_ratios': 'no mode 1'}
+    """
+    assert search in SEARCHES and strategy in STRATEGIES, (search, strategy)
+    ignored = {}
+    if search == "wide":
+        ignored.update(dict.fromkeys(("percentiles", "topk_ratios", "modes"), "wide"))
+    elif modes is not None and 1 not in modes:
+        ignored.update(dict.fromkeys(("percentiles", "topk_ratios"), "no mode 1"))
+    if strategy == "exhaustive":
+        ignored.update(dict.fromkeys(STRATEGY_KNOBS, "exhaustive"))
+    return ignored
+
+
+def read_knobs(search: str, strategy: str, knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """``search``, ``strategy`` and those of ``knobs`` they read (:func:`ignored_knobs`): what a cache key of the sweep holds,
+    so two runs that differ only in an ignored knob share their result.
+
+    Example:
+        >>> read_knobs("wide", "fast", {"percentiles": (0.99,), "methods": (0, 1), "confirm": 4})
+        {'search': 'wide', 'strategy': 'fast', 'methods': (0, 1), 'confirm': 4}
+    """
+    ignored = ignored_knobs(search, strategy, knobs.get("modes"))
+    return {"search": search, "strategy": strategy, **{k: v for k, v in knobs.items() if k not in ignored}}
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How a caller's user writes the sweep's knobs, so a refusal names the option they typed and the fix in their words.
+
+    ``knob``: a knob's name as written (``"{dashed}"`` is the name with dashes, ``"{name}"`` as is), e.g. ``"--{dashed}"``
+    or ``"RunConfig.{name}"``; ``unset``: how to leave it out (``"drop {knob}"``); ``choose``: how to make the choice that
+    reads it (keys ``"grid"``, ``"fast"``, ``"mode 1"``); ``with_value``: a refusal shows the ignored value too.
+    """
+
+    knob: str
+    unset: str
+    choose: Mapping[str, str]
+    with_value: bool = False  # a config's field, yes; an option's value is on the command line already
+
+    def name(self, knob: str) -> str:
+        return self.knob.format(name=knob, dashed=knob.replace("_", "-"))
+
+    @classmethod
+    def fields_of(cls, owner: str) -> "Spelling":
+        """The spelling of a config dataclass's fields, e.g. ``Spelling.fields_of("RunConfig")``."""
+        return cls(f"{owner}.{{name}}", "leave {knob} out", {"grid": "use search='grid'", "fast": "use strategy='fast'",
+                                                             "mode 1": f"add 1 to {owner}.modes"}, with_value=True)
+
+
+CLI_SPELLING = Spelling("--{dashed}", "drop {knob}", {"grid": "drop --wide", "fast": "use --strategy fast", "mode 1": "add 1 to --modes"})
+
+
+def _check_values(name: str, values: Any, spelling: Spelling) -> None:
+    knob = spelling.name(name)
+    if name in STRATEGY_KNOBS:
+        if isinstance(values, bool) or not isinstance(values, int) or values < 1:
+            raise BertnpuError(f"{knob}={values!r} is invalid; give a whole number of at least 1 (the default is "
+                               f"{CONFIRM if name == 'confirm' else PROXY_SENTENCES}).")
+        return
+    example = {"percentiles": "0.99, 0.999, 1.0", "topk_ratios": "0.001, 0.01, 0.1", "modes": "0, 1, 2", "methods": "0, 1",
+               "outputs": "0, 1"}[name]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise BertnpuError(f"{knob}={values!r} is invalid; give one or more values, e.g. {example}.")
+    allowed = {"modes": tuple(MODES), "methods": tuple(METHODS), "outputs": SWEEP_OUTPUTS}.get(name)
+    for v in values:
+        if allowed is not None:
+            if isinstance(v, bool) or not isinstance(v, int) or v not in allowed:
+                extra = " (output 2, sigmoid-based, is not modelled by the simulator)" if name == "outputs" and v == 2 else ""
+                raise BertnpuError(f"{knob} holds {v!r}, which is not one of {', '.join(map(str, allowed))}{extra}; give e.g. {example}.")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise BertnpuError(f"{knob} holds {v!r}, which lies outside (0, 1]; give e.g. {example}.")
+
+
+def check_sweep_knobs(search: str, strategy: str, knobs: Mapping[str, Any], given: Iterable[str] = (),
+                      spelling: Spelling = CLI_SPELLING) -> None:
+    """The one check of the sweep's knobs, before any model is loaded: each value in ``knobs`` (None: the default) in range
+    and of the right type, and no knob of ``given`` (those the user set) ignored by ``search`` / ``strategy``.
+
+    Raises one :class:`~bertnpu.errors.BertnpuError` sentence naming the option as ``spelling`` writes it and the fix.
+
+    Example:
+        >>> check_sweep_knobs("wide", "fast", {"percentiles": (0.99,)}, given=("percentiles",))
+        Traceback (most recent call last):
+        ...
+        bertnpu.errors.BertnpuError: --percentiles would be ignored: the wide search scores its own cells (Max, four MaxPercentile percentile x topk_ratio cells, Histogram); drop --percentiles or drop --wide.
+    """
+    if search not in SEARCHES:
+        raise BertnpuError(f"{spelling.name('search')}={search!r} is invalid; use one of {', '.join(SEARCHES)}.")
+    if strategy not in STRATEGIES:
+        raise BertnpuError(f"{spelling.name('strategy')}={strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.")
+    for name, values in knobs.items():
+        assert name in GRID_KNOBS + STRATEGY_KNOBS, name
+        if values is not None:
+            _check_values(name, values, spelling)
+    ignored = ignored_knobs(search, strategy, knobs.get("modes"))
+    for name in given:
+        if name in ignored:
+            why, choice = _UNREAD[ignored[name]]
+            knob = spelling.name(name)
+            shown = f"{knob}={knobs[name]!r}" if spelling.with_value and name in knobs else knob
+            raise BertnpuError(f"{shown} would be ignored: {why}; {spelling.unset.format(knob=knob)} or {spelling.choose[choice]}.")
+
+
+def replaced_base_knobs(base: QuantConfig, search: str, methods: Optional[Sequence[int]] = None,
+                        outputs: Optional[Sequence[int]] = None) -> list[str]:
+    """The base config's calibration knobs, set away from the tutorial's, that every cell of the search replaces.
+
+    mode, percentile and topk_ratio always (each cell brings its own); method and output where the search brings its own
+    list (the wide search always; the grid when ``methods`` / ``outputs`` are given). bits is always kept.
+
+    Example:
+        >>> replaced_base_knobs(QuantConfig(method=0, percentile=0.99), "grid")
+        ['percentile']
+        >>> replaced_base_knobs(QuantConfig(method=0, percentile=0.99), "wide")
+        ['method', 'percentile']
+    """
+    tutorial = QuantConfig()
+    replaced = ["mode", "percentile", "topk_ratio"]
+    if search == "wide" or methods:
+        replaced.append("method")
+    if search == "wide" or outputs:
+        replaced.append("output")
+    return [k for k in KNOBS if k in replaced and getattr(base, k) != getattr(tutorial, k)]
+
+
+def warn_replaced_base(base: QuantConfig, search: str, methods: Optional[Sequence[int]], outputs: Optional[Sequence[int]], source: str) -> None:
+    """One :class:`~bertnpu.errors.BertnpuWarning` when :func:`replaced_base_knobs` finds knobs of ``base`` (from ``source``,
+    e.g. ``"--config"``) that the search replaces."""
+    replaced = replaced_base_knobs(base, search, methods, outputs)
+    if replaced:
+        warnings.warn(f"{source}'s {', '.join(f'{k}={getattr(base, k)!r}' for k in replaced)} {'is' if len(replaced) == 1 else 'are'} "
+                      f"replaced by every cell of the {search} search (its bits, profile, 16-bit sites and transformations are kept).",
+                      BertnpuWarning, stacklevel=2)
 
 
 def _as_recipe(candidate: QuantConfig | Recipe) -> Recipe:

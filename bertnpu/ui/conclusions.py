@@ -13,23 +13,26 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..tune.plan.spec import PlanSpec
 from .messages import message
 
 #: bertnpu's rules of thumb for "close to FP32" (not published by Mobilint).
 GOOD = {
-    "spearman_drop": 0.005,  # the planner's default tolerance below FP32
-    "cosine": 0.99,          # mean cosine(FP32, INT8) of sentence embeddings
+    # the planner's acceptance rule, read from its defaults so the two never part: a Spearman drop below FP32 up to
+    # PlanSpec.tolerance counts as no loss, and a mean embedding cosine to FP32 of at least PlanSpec.min_cosine as close
+    "spearman_drop": PlanSpec.tolerance,
+    "cosine": PlanSpec.min_cosine,  # mean cosine(FP32, INT8) of sentence embeddings
     "recall@10": 0.90,       # share of each sentence's 10 nearest neighbours kept
     "sqnr_db": 30.0,         # per-site signal-to-quantization-noise ratio; ideal 8-bit uniform is ~40-50 dB
 }
 
 METRIC_HELP = {
     "spearman": "STS-B Spearman: rank correlation of the embeddings' cosine similarity with human similarity scores (higher is better; "
-                "compare with FP32, a drop under 0.005 is within noise of the split).",
-    "cosine": "cosine(FP32, INT8): how close each sentence's INT8 embedding stays to its FP32 embedding (1 = identical; >= 0.99 is close).",
+                f"compare with FP32, a drop under {GOOD['spearman_drop']:g} is within noise of the split).",
+    "cosine": f"cosine(FP32, INT8): how close each sentence's INT8 embedding stays to its FP32 embedding (1 = identical; >= {GOOD['cosine']:g} is close).",
     "recall@10": "recall@10: for each sentence, the share of its 10 nearest FP32 neighbours that are still among its 10 nearest INT8 "
-                 "neighbours (1 = search results unchanged; >= 0.9 is good).",
-    "sqnr_db": "SQNR (dB): 10 log10(signal power / quantization-error power) at one site; +6 dB per bit; > 30 dB is harmless, "
+                 f"neighbours (1 = search results unchanged; >= {GOOD['recall@10']:g} is good).",
+    "sqnr_db": f"SQNR (dB): 10 log10(signal power / quantization-error power) at one site; +6 dB per bit; > {GOOD['sqnr_db']:g} dB is harmless, "
                "< 20 dB loses information.",
 }
 
@@ -58,6 +61,28 @@ def noise_verdict(diff: float, ci: Sequence[float], reference: str = "FP32") -> 
         return message("noise.too_few", diff=diff, ref=reference)
     key = "noise.within" if lo <= 0.0 <= hi else ("noise.worse" if hi < 0 else "noise.better")
     return message(key, ref=reference, interval=interval_text(diff, ci))
+
+
+def sweep_within_noise(rows: Sequence[Mapping]) -> bool:
+    """Whether the sweep cells scored on the full split differ by no more than the split's noise.
+
+    With the sweep's tie marks (:func:`bertnpu.tune.sweep.tie_marks`) that is the paired 95 % bootstrap interval: every
+    scored cell is ``tied_with_best``. Rows without them (a table from before the intervals) fall back to the rule of
+    thumb: a spread of at most ``GOOD["spearman_drop"]``. Fewer than two scored cells: False (nothing to compare).
+
+    Example:
+        >>> sweep_within_noise([{"spearman": 0.812}, {"spearman": 0.809}])
+        True
+        >>> sweep_within_noise([{"spearman": 0.812, "tied_with_best": True}, {"spearman": 0.809, "tied_with_best": False}])
+        False
+    """
+    scored = [r for r in rows if r.get("spearman") is not None and np.isfinite(r["spearman"])]
+    if len(scored) < 2:
+        return False
+    if any(r.get("tied_with_best") is not None for r in scored):
+        return all(r.get("tied_with_best") for r in scored)
+    values = [r["spearman"] for r in scored]
+    return max(values) - min(values) <= GOOD["spearman_drop"]
 
 
 def simulate_conclusion(fp32: float, int8: float, cosine_mean: float, recall10: float, diff_ci=None) -> str:
@@ -182,7 +207,7 @@ def sweep_conclusion(rows: Sequence[Mapping], chosen: Mapping) -> str:
     label = f"method {chosen['method']}" + (f", output {chosen['output']}" if "output" in chosen else "") + f", {setting}"
     if len(values) == 1:
         matter = message("sweep.only")
-    elif spread <= GOOD["spearman_drop"]:
+    elif sweep_within_noise(rows):
         matter = message("sweep.noise")
     else:
         matter = message("sweep.matters", spread=spread)

@@ -189,12 +189,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                               "(delta {delta:+.4f} [{lo:+.4f}, {hi:+.4f}], paired 95 % bootstrap interval)",
                         "ko": "STS-B {subset}: FP32 Spearman <b>{fp32:.4f}</b>, 예측 INT8 ({label}) <b class='bertnpu-int8'>{int8:.4f}</b> "
                               "(차이 {delta:+.4f} [{lo:+.4f}, {hi:+.4f}], 대응 95 % 부트스트랩 구간)"},
-    "simulate.fidelity": {"en": "embedding cosine(FP32, INT8): mean {mean:.4f}, min {min:.4f} (good: mean &ge; 0.99); "
-                                "nearest-neighbour recall@10 {recall:.3f} (good: &ge; 0.9)",
-                          "ko": "임베딩 cosine(FP32, INT8): 평균 {mean:.4f}, 최소 {min:.4f} (좋음: 평균 &ge; 0.99); "
-                                "최근접 이웃 recall@10 {recall:.3f} (좋음: &ge; 0.9)"},
-    "simulate.sqnr": {"en": "SQNR: mean {mean:.1f} dB over {n} quantized sites, lowest {low:.1f} dB (good: &gt; 30 dB)",
-                      "ko": "SQNR: 양자화된 사이트 {n}개 평균 {mean:.1f} dB, 최저 {low:.1f} dB (좋음: &gt; 30 dB)"},
+    "simulate.fidelity": {"en": "embedding cosine(FP32, INT8): mean {mean:.4f}, min {min:.4f} (good: mean &ge; {good_cosine:g}); "
+                                "nearest-neighbour recall@10 {recall:.3f} (good: &ge; {good_recall:g})",
+                          "ko": "임베딩 cosine(FP32, INT8): 평균 {mean:.4f}, 최소 {min:.4f} (좋음: 평균 &ge; {good_cosine:g}); "
+                                "최근접 이웃 recall@10 {recall:.3f} (좋음: &ge; {good_recall:g})"},
+    "simulate.sqnr": {"en": "SQNR: mean {mean:.1f} dB over {n} quantized sites, lowest {low:.1f} dB (good: &gt; {good_sqnr:g} dB)",
+                      "ko": "SQNR: 양자화된 사이트 {n}개 평균 {mean:.1f} dB, 최저 {low:.1f} dB (좋음: &gt; {good_sqnr:g} dB)"},
     "simulate.sqnr_none": {"en": "SQNR: every site kept in FP32", "ko": "SQNR: 모든 사이트가 FP32"},
     "simulate.timing": {"en": "answered in {seconds:.1f} s on the {subset}; the sweep and <code>bertnpu run</code> score the whole split",
                         "ko": "{subset}에서 {seconds:.1f}초에 답함; 탐색과 <code>bertnpu run</code>은 분할 전체로 점수를 냅니다"},

@@ -13,6 +13,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..quant.observers import EDGES
+from .conclusions import GOOD, sweep_within_noise
 from .messages import figure_text
 from .plots import _axes
 from ..quant.thresholds import ClipRange
@@ -239,7 +240,11 @@ def plot_sweep_heatmap(rows: list[dict], chosen: Optional[dict] = None) -> Figur
                else "STS-B Spearman\n(validation; higher is better)")
     bar = fig.colorbar(im, ax=ax, format=FuncFormatter(lambda v, _: f"{v:.{digits}f}"))
     spread = f"span {span:.{digits}f}" if finite.size else "no values"
-    noise = " (under 0.005: within the split's noise)" if not proxy and finite.size and span < 0.005 else ""
+    noise = ""
+    if not proxy and sweep_within_noise(rows):  # the noise rule of the conclusions: the tie marks' intervals, else GOOD's rule of thumb
+        tie_marks = any(r.get("tied_with_best") is not None for r in rows)
+        noise = (" (every cell tied with the best: within the split's noise)" if tie_marks
+                 else f" (under {GOOD['spearman_drop']:g}: within the split's noise)")
     bar.set_label(f"{measure}\n{spread}{noise}", fontsize=8)
     profile = (rows[0].get("recipe") or {}).get("profile", "aries") if rows and isinstance(rows[0].get("recipe"), dict) else "aries"
     scored = sum(1 for r in rows if _finite(r.get("spearman")))

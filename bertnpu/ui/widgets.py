@@ -50,12 +50,8 @@ def sweep_like_run(ws, out: Optional[str | Path] = None, quick: bool = False, pr
     from ..run_config import RunConfig
     from ..stages import SweepInputs, run_sweep
 
-    from dataclasses import fields
-
     options = RunConfig.quick() if quick else RunConfig.full()
-    # every sweep knob the run defines (grid, strategy, ...) is passed on, so the two cannot drift apart
-    own = {"model", "stats", "pairs", "out", "figures", "recommended", "progress", "force"}
-    grid = {f.name: getattr(options, f.name) for f in fields(SweepInputs) if f.name not in own and hasattr(options, f.name)}
+    grid = options.sweep_options  # every sweep knob the run's search and strategy read, as bertnpu run passes them
     out = Path(out) if out is not None else ws.at("sweep")
     with ws.writing(str(out.relative_to(ws.path)) if out.is_relative_to(ws.path) else "sweep", "recommended_config.json", "recommended_recipe.json"):
         return run_sweep(SweepInputs(ws.model, ws.stats, ws.pairs("validation"), out=out, recommended=ws.at("recommended_config"),
@@ -336,7 +332,7 @@ class SimulatePanel:
         from ..tune.error_analysis import SQNR_SENTENCES, fidelity_from_embeddings, site_sqnr
         from ..tune.evaluate import sts_scores
         from ..quant.simulate import simulate
-        from .conclusions import simulate_conclusion, sqnr_conclusion
+        from .conclusions import GOOD, simulate_conclusion, sqnr_conclusion
 
         start = time.perf_counter()
         pairs = self.pairs()
@@ -377,8 +373,9 @@ class SimulatePanel:
             "<div class='bertnpu-simulate'>"
             + message("simulate.scores", subset=f"<span class='bertnpu-subset'>{esc(subset)}</span>", fp32=fp32, label=esc(cfg.label() + kept),
                       int8=int8, delta=int8 - fp32, lo=lo, hi=hi) + "<br>"
-            + message("simulate.fidelity", mean=fid["cosine_mean"], min=fid["cosine_min"], recall=fid["recall@10"]) + "<br>"
-            + (message("simulate.sqnr", mean=float(np.mean(list(sqnr.values()))), n=len(sqnr), low=min(sqnr.values())) if sqnr
+            + message("simulate.fidelity", mean=fid["cosine_mean"], min=fid["cosine_min"], recall=fid["recall@10"], good_cosine=GOOD["cosine"],
+                      good_recall=GOOD["recall@10"]) + "<br>"
+            + (message("simulate.sqnr", mean=float(np.mean(list(sqnr.values()))), n=len(sqnr), low=min(sqnr.values()), good_sqnr=GOOD["sqnr_db"]) if sqnr
                else message("simulate.sqnr_none"))
             + f"<br><b>{esc(message('conclusion.label'))}</b> <span class='bertnpu-conclusion'>{esc(self.conclusion)}</span>"
             + "<br><small>" + message("simulate.timing", seconds=time.perf_counter() - start, subset=esc(subset)) + "</small></div>")

@@ -16,10 +16,11 @@ ROW = Schema({"cosine": Field(float, low=-1.0, high=1.0), "spearman": _SCORE})
 
 
 def recipe_ident(recipe: Recipe) -> dict:
-    """What of a recipe changes a simulated result: everything but the prediction table and the target device;
-    the 16-bit sites as a sorted list (their order changes nothing)."""
+    """What of a recipe changes a simulated result, as the data :func:`~bertnpu.results_log.cache_key` hashes: everything but
+    the prediction table and the target device; the 16-bit sites sorted (their order changes nothing), still a tuple
+    (:func:`~bertnpu.results_log.canonical_json` hashes a tuple as the list it writes)."""
     body = {k: v for k, v in recipe.to_dict().items() if k not in ("prediction", "target_device")}
-    body["activation_16bits"] = sorted(body["activation_16bits"])
+    body["activation_16bits"] = tuple(sorted(recipe.activation_16bits))
     return body
 
 

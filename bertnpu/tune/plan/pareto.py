@@ -16,7 +16,8 @@ from .stopping import STOP_RULES
 
 @dataclass
 class PlanResult:
-    """What the planner found. ``pareto``: rows ``n_sites, sites, validation_spearman, proxy_cosine, traffic_16bit``."""
+    """What the planner found. ``pareto``: rows ``n_sites, sites, validation_spearman, proxy_cosine, traffic_16bit`` (``sites``:
+    the row's recipe's ``activation_16bits`` tuple)."""
 
     recipe: Recipe
     fp32_validation: float
@@ -53,7 +54,7 @@ class PlanResult:
         """The flat JSON line of ``bertnpu plan --json``."""
         return {"fp32_spearman": self.fp32_test, "spearman": self.test_spearman, "validation_spearman": self.validation_spearman,
                 "fp32_validation_spearman": self.fp32_validation, "cosine_to_fp32": self.test_cosine_mean,
-                "activation_16bits": list(self.recipe.activation_16bits), "n_16bit_sites": len(self.recipe.activation_16bits),
+                "activation_16bits": self.recipe.activation_16bits, "n_16bit_sites": len(self.recipe.activation_16bits),
                 "profile": self.profile, "tolerance": self.tolerance, "within_tolerance": self.within_tolerance,
                 "validation_cosine_to_fp32": self.validation_cosine, "min_cosine": self.min_cosine, "cosine_met": self.cosine_met,
                 "best_int8_only": {"recipe": self.best_int8.label(), "validation_spearman": self.best_int8_validation, "spearman": self.best_int8_test,
@@ -73,7 +74,7 @@ def format_pareto(result: PlanResult) -> str:
                 "on ARIES; --try-layernorm includes them)" if result.not_tried else ""),
              f"{'16-bit sites':>12}  {'validation':>10}  {'vs FP32 [paired 95% CI]':>26}  {'val cos':>7}  {'traffic@16':>10}  added"]
     for row in result.pareto:
-        mark = " <- chosen" if row["sites"] == list(result.recipe.activation_16bits) else ""
+        mark = " <- chosen" if tuple(row["sites"]) == result.recipe.activation_16bits else ""  # a table read back from JSON holds lists
         cos = row.get("validation_cosine", float("nan"))
         ci = row.get("diff_to_fp32_ci")
         diff = f"{row['diff_to_fp32']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "-"

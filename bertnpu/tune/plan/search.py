@@ -189,7 +189,8 @@ def plan_recipe(
     best_int8_val = scores0["spearman"]
     sim0 = p.simulation(current)
     noise, samples = p.interval_row(scores0)
-    pareto = [{"n_sites": 0, "sites": [], "added": None, "validation_spearman": best_int8_val, "validation_cosine": scores0["cosine"],
+    # a row's sites stay the recipe's tuple (lists only in the JSON written from it)
+    pareto = [{"n_sites": 0, "sites": (), "added": None, "validation_spearman": best_int8_val, "validation_cosine": scores0["cosine"],
                "proxy_cosine": int8_rows[0]["proxy_cosine"], "traffic_16bit": traffic_share(sim0.site_bits, p.elements), **noise}]
 
     candidates = [s for s in site_names if sim0.site_bits[s] <= 8 and (not s.startswith("pooler.") or model.pooling.mode == "pooler")]
@@ -214,7 +215,7 @@ def plan_recipe(
         scores = p.validation_scores(current, site_start(chosen, layers))
         val = scores["spearman"]
         noise, samples = p.interval_row(scores, samples)
-        pareto.append({"n_sites": len(current.activation_16bits), "sites": list(current.activation_16bits), "added": chosen,
+        pareto.append({"n_sites": len(current.activation_16bits), "sites": current.activation_16bits, "added": chosen,
                        "validation_spearman": val, "validation_cosine": scores["cosine"], "proxy_cosine": last_gain[chosen],
                        "traffic_16bit": traffic_share(p.simulation(current).site_bits, p.elements), **noise})
         log(f"+ {chosen}: validation Spearman {val:.4f} (FP32 {p.fp32_validation:.4f}; difference {noise['diff_to_fp32']:+.4f} "
@@ -224,7 +225,7 @@ def plan_recipe(
     bar.close()
 
     pick, within, both = pick_row(pareto, target, spec.min_cosine)
-    chosen_recipe = best_int8.with_(activation_16bits=tuple(pick["sites"]))
+    chosen_recipe = best_int8.with_(activation_16bits=pick["sites"])
     rule = next((r for k in range(len(pareto)) if (r := stop_rule(pareto[: k + 1], spec.min_cosine)) is not None), None)
     if rule is None:
         rule = "max_sites" if len(pareto) - 1 >= spec.max_sites else "no_candidates"
