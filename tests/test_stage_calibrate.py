@@ -64,7 +64,8 @@ def test_widget_and_stage_give_the_same_calibration_figures(tiny_model_dir, stsb
     builder = CalibrationBuilder(ws, count=16, seed=2)
     builder.build()
     validation = load_stsb("validation", stsb_dir).subset(30)
-    r = st.calibrate(st.CalibrateInputs(ws.model, tmp_path / "c", CalibrationSpec(count=16, seed=2), source=validation,  # the project's pairs, as the run
+    # the set is drawn from the whole split and its coverage measured on the project's (cut) evaluation pairs, as the run does
+    r = st.calibrate(st.CalibrateInputs(ws.model, tmp_path / "c", CalibrationSpec(count=16, seed=2), source=load_stsb("validation", stsb_dir),
                                         evaluation=validation, progress=False))
     assert builder.summary["validation_outside_fraction"] == pytest.approx(r.eval_outside_fraction, abs=0)
     assert "validation values outside" in builder.status.value and len(builder.pngs) == len(stage_figures(r))
