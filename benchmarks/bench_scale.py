@@ -66,7 +66,7 @@ def one_size(size: str, layers: int, quick: bool, plan: bool, tmp: Path, threads
 
         apply_policy(KernelPolicy(threads=threads))
     from bertnpu.memory import peak_rss_bytes, rss_bytes
-    from bertnpu.run_config import RunOptions
+    from bertnpu.run_config import RunConfig
     from bertnpu.ui.run import run_pipeline  # what `bertnpu run` calls: the stages, their figures and report.html
 
     spec = SIZES[size]
@@ -82,7 +82,7 @@ def one_size(size: str, layers: int, quick: bool, plan: bool, tmp: Path, threads
     model = load_model(model_dir)
     test = load_stsb("test", stsb_dir())
     if quick:
-        test = test.subset(RunOptions(quick=True).test_pairs)
+        test = test.subset(RunConfig.quick().test_pairs)
     sentences = unique_sentences(test)[0]
     encode = SentenceEncoder(model, progress=False)
     encode(sentences[:64])  # warm-up
@@ -104,7 +104,8 @@ def one_size(size: str, layers: int, quick: bool, plan: bool, tmp: Path, threads
 
     start = time.perf_counter()
     _reset_peak()
-    run_pipeline(RunOptions(model=model_dir, stsb_dir=stsb_dir(), out=str(tmp / f"run-{size}"), quick=quick, force=True, plan=plan), log=log)
+    config = (RunConfig.quick if quick else RunConfig.full)(model=model_dir, stsb_dir=stsb_dir(), out=str(tmp / f"run-{size}"), force=True, plan=plan)
+    run_pipeline(config, log=log)
     total = time.perf_counter() - start
     with open("/proc/self/status") as fh:
         hwm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))

@@ -188,7 +188,3 @@ class RunConfig:
             raise BertnpuError(f"Unknown run configuration key {unknown[0]!r}; use the keys of RunConfig.to_dict().")
         return cls(**data)
 
-
-def RunOptions(quick: bool = False, **changes: Any) -> RunConfig:  # noqa: N802  (the earlier class name, kept importable)
-    """``RunConfig.quick(**changes)`` when ``quick``, else ``RunConfig.full(**changes)`` (the earlier ``RunOptions(quick=...)``)."""
-    return RunConfig.quick(**changes) if quick else RunConfig.full(**changes)

@@ -105,9 +105,9 @@ def test_notebook_04_numbers_equal_the_package(executed, params, tiny_model, sts
     pick = next(r for r in rows if r["recommended"])  # the simplest cell tied with the best (tune.sweep.RECOMMENDATION_RULE)
     assert pick["tied_with_best"] and f"validation Spearman {pick['spearman']:.4f} [{pick['spearman_ci'][0]:.4f}, " in text
     assert f"tied with the best, {best['spearman']:.4f})" in text
-    from bertnpu.run_config import RunOptions
+    from bertnpu.run_config import RunConfig
 
-    run = RunOptions()
+    run = RunConfig.full()
     assert {r["method"] for r in rows} == set(run.methods)  # the same search as `bertnpu run`
     if hasattr(run, "outputs"):
         assert {r["output"] for r in rows} == set(run.outputs)

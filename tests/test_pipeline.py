@@ -6,7 +6,7 @@ import bertnpu.stages as stages_mod
 from bertnpu.cli import main
 from bertnpu.quant.config import QuantConfig
 from bertnpu.quant.recipe import Recipe
-from bertnpu.run_config import RunOptions
+from bertnpu.run_config import RunConfig
 from bertnpu.ui.run import run_pipeline
 
 
@@ -14,7 +14,7 @@ from bertnpu.ui.run import run_pipeline
 def first_run(tiny_model_dir, stsb_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
     lines = []
-    summary = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True), log=lines.append)
+    summary = run_pipeline(RunConfig.quick(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out)), log=lines.append)
     return out, summary, lines
 
 
@@ -75,17 +75,17 @@ def test_report_is_self_contained(first_run):
 def test_rerun_reuses_and_force_recomputes(first_run, tiny_model_dir, stsb_dir):
     out, summary, _ = first_run
     lines = []
-    again = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True), log=lines.append)
+    again = run_pipeline(RunConfig.quick(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out)), log=lines.append)
     assert sum("reused (inputs unchanged)" in line for line in lines) == 8
     assert again["evaluation"] == summary["evaluation"]
     lines.clear()
-    run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True, force=True), log=lines.append)
+    run_pipeline(RunConfig.quick(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), force=True), log=lines.append)
     assert not any("reused" in line for line in lines)
 
 
 def test_interrupted_run_resumes(tiny_model_dir, stsb_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    opts = RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True)
+    opts = RunConfig.quick(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out))
 
     def interrupt(self, *args):
         raise KeyboardInterrupt
@@ -182,7 +182,7 @@ def test_run_target_device_goes_into_the_compiled_recipe_and_changes_no_number(f
     out0, summary0, _ = first_run
     out = tmp_path / "out"
     shutil.copytree(out0, out)
-    summary = run_pipeline(RunOptions(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out), quick=True,
+    summary = run_pipeline(RunConfig.quick(model=str(tiny_model_dir), stsb_dir=str(stsb_dir), out=str(out),
                                       target_device="regulus-rb"), log=lambda line: None)
     assert Recipe.load(out / "compile_bundle" / "recipe.json").target_device == "regulus-rb"
     readme = (out / "compile_bundle" / "README.md").read_text()

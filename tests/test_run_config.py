@@ -9,7 +9,7 @@ import pytest
 
 from bertnpu.errors import BertnpuError
 from bertnpu.quant.config import QuantConfig
-from bertnpu.run_config import QUICK, SWEEP_FIELDS, RunConfig, RunOptions
+from bertnpu.run_config import QUICK, SWEEP_FIELDS, RunConfig
 from bertnpu.tune.plan.spec import PlanSpec
 from bertnpu.tune.sweep import CONFIRM, PERCENTILES, PROXY_SENTENCES, TOPK_RATIOS
 
@@ -22,7 +22,6 @@ def test_presets_and_the_earlier_name():
     assert all(getattr(quick, k) == v for k, v in QUICK.items())
     assert quick.plan_options == {"proxy_sentences": 16, "configs": QUICK["plan_configs"], "transforms": (),
                                   "candidate_roles": ("attention.residual", "ffn.residual")}
-    assert RunOptions(quick=True, out="x") == RunConfig.quick(out="x") and RunOptions() == full
     assert RunConfig.quick(calib_count=16).calib_count == 16  # a preset with one change
 
 

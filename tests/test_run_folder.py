@@ -12,7 +12,7 @@ import pytest
 from bertnpu.cli import main
 from bertnpu.project.folder import LOCK, MARKER, OutputFolder
 from bertnpu.project import ProjectStore
-from bertnpu.run_config import RunOptions
+from bertnpu.run_config import RunConfig
 from bertnpu.run_config import RunConfig
 
 
@@ -30,7 +30,7 @@ def stage_runner(tiny_model, tmp_path):
 
     def run_stage(key=None):
         lines = []
-        store = ProjectStore(RunOptions(out=str(out)), log=lines.append)
+        store = ProjectStore(RunConfig.full(out=str(out)), log=lines.append)
         with store.writing("stages", "weight_dict.pth"):
             store.stage("embeddings", key or {"model": "tiny"}, work)
         return lines

@@ -231,14 +231,14 @@ def test_cli_simulate_and_sweep(tiny_model_dir, calib, stsb_dir, tmp_path, capsy
 
 
 def test_sweep_stage_searches_the_wide_space_and_rejects_unknown_values(tiny_model, tiny_stats, stsb_validation):
-    from bertnpu.run_config import RunOptions
+    from bertnpu.run_config import RunConfig
     from bertnpu.quant.recipe import Recipe
     from bertnpu.stages.sweep import SweepInputs, grid
 
     base = Recipe(profile="all-int8")
     recipes = grid(SweepInputs(tiny_model, tiny_stats, stsb_validation, base, search="wide"))
     assert [r.calibration for r in recipes] == wide_grid(base.calibration) and {r.profile for r in recipes} == {"all-int8"}
-    full, quick = RunOptions(), RunOptions(quick=True)
+    full, quick = RunConfig.full(), RunConfig.quick()
     assert (full.search, full.methods, full.outputs, full.strategy) == ("wide", (0, 1, 2, 3), (0, 1), "fast")
     assert len(grid(SweepInputs(tiny_model, tiny_stats, stsb_validation, search=quick.search, percentiles=quick.percentiles,
                                 topk_ratios=quick.topk_ratios, methods=quick.methods, outputs=quick.outputs))) == 4  # 2 percentiles x 1 topk x 2 methods
