@@ -1,11 +1,11 @@
 """Where a stage's memory goes: the resident memory over time, and the code running at each new high.
 
-Runs the full run's planner (``bertnpu run``'s plan stage, the most memory-hungry one; ``--stage stats`` for the
-statistics alone) on one model size in this process, with a thread that samples the resident set
-size (RSS) every 50 ms. Each time the RSS passes its previous high by ``--step`` MB it records the
+Runs the statistics and then the full run's planner (``bertnpu run``'s plan stage, the most
+memory-hungry one; ``--stage stats``: the statistics alone) on one model size in this process, with a thread that samples the resident set
+size (RSS) every 50 ms. Each time the RSS passes its previous high by ``--step`` MB (100) it records the
 innermost bertnpu frames of the main thread, so the printout says which step of the stage holds the
 memory (issue 23, "where the memory goes, found by measurement"). Sizes as ``bench_scale.py``;
-``--layers N`` builds the random sizes with N layers (per-layer costs scale with the layer count).
+``--layers N`` builds base and large with N layers (per-layer costs scale with the layer count).
 
 Run: .venv/bin/python benchmarks/bench_memory_where.py [--size base] [--layers 4] [--stage plan]
 """
@@ -13,6 +13,7 @@ Run: .venv/bin/python benchmarks/bench_memory_where.py [--size base] [--layers 4
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -29,7 +30,10 @@ def _where(thread_id: int) -> str:
     frame = sys._current_frames().get(thread_id)
     if frame is None:
         return "?"
-    frames = [f for f in traceback.extract_stack(frame) if "/bertnpu/" in f.filename]
+    import bertnpu
+
+    package = str(Path(bertnpu.__file__).parent) + "/"
+    frames = [f for f in traceback.extract_stack(frame) if f.filename.startswith(package)]
     return " > ".join(f"{Path(f.filename).stem}:{f.name}:{f.lineno}" for f in frames[-6:]) or "(outside bertnpu)"
 
 
@@ -88,12 +92,14 @@ def main() -> None:
     validation, test = load_stsb("validation", stsb_dir()), load_stsb("test", stsb_dir())
     calib = build_calibration_set(model, tmp / "calib", CalibrationSpec(count=config.calib_count), pairs=validation, progress=False)
     release_free_memory()
-    print(f"{args.size} ({model.config.num_hidden_layers} layers), before the {args.stage} stage: {memory_line()}", flush=True)
+    print(f"{args.size} ({model.config.num_hidden_layers} layers), before the stats{' and plan' if args.stage == 'plan' else ''} stage: "
+          f"{memory_line()}", flush=True)
     with RssWatch(args.step * 1e6) as watch:
         stats = st.collect_stats(st.StatsInputs(model, calib, progress=False)).stats
         if args.stage == "plan":
             st.plan(st.PlanInputs(model, calib, validation, test, stats=stats, max_sites=config.plan_max_sites, bracket=config.plan_bracket,
                                   out=tmp / "recipe.json", progress=True, **config.plan_options))
+    shutil.rmtree(tmp, ignore_errors=True)  # the random model and calibration set
     print(f"after: {memory_line()}")
     print("| s | RSS GB | running (innermost bertnpu frames) |\n|---:|---:|---|")
     for t, gb, where in watch.highs:

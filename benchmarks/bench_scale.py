@@ -2,7 +2,7 @@
 
 Sizes: ``tiny`` (a 3 x 36 random BERT), ``minilm`` (the default model, 6 x 384), ``base`` (random
 weights, 12 x 768, 12 heads, 3072 intermediate: BERT-base size) and, with ``--large``, ``large``
-(24 x 1024, 16 heads, 4096). ``--layers N`` builds the random sizes with N layers instead (per-layer
+(24 x 1024, 16 heads, 4096). ``--layers N`` builds base and large with N layers instead (per-layer
 costs, to extrapolate when the full size does not fit the time at hand). Each size runs in its own
 process, so its peak resident memory (RSS) is its own; each stage's peak is measured by resetting the
 kernel's high-water mark (``/proc/self/clear_refs``) at the stage's start. The reference is one FP32
