@@ -12,6 +12,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# matplotlib's font cache lives per user (~/.cache/matplotlib) and names font files inside the environment that built it:
+# after that environment is deleted (a venv made again) every figure warns "findfont: Font family ... not found" on stderr,
+# which the notebook tests count as output. A cache per environment (the notebooks' kernels inherit it) cannot go stale so.
+os.environ.setdefault("MPLCONFIGDIR", str(Path(sys.prefix) / "matplotlib-cache"))
+
 # Property-based tests of every reader of user files (tests/test_fuzz_*.py). CI: derandomized, so a run is
 # reproducible and the fuzz files together stay under 60 s; `pytest --hypothesis-profile=deep` searches far longer.
 from hypothesis import HealthCheck, settings  # noqa: E402
