@@ -446,8 +446,7 @@ def sweep(model: LoadedModel, stats, pairs: StsPairs, configs: Sequence[QuantCon
             key = cache_key("proxy", _ident(signatures[i], stats, pairs, extra))
             if key not in log:
                 scorer = scorer or ProxyScorer(model, sample)
-                log.put(key, {"kind": "proxy", **scorer(sims[i])})
-                release_free_memory()  # the candidate's freed batches go back to the system (glibc keeps them otherwise)
+                log.put(key, {"kind": "proxy", **scorer(sims[i])})  # its encoding pass hands its freed heap back (SentenceEncoder)
             proxy_scores[signatures[i]] = log.get(key)
         metric = f"proxy_{proxy}"
         ranked = sorted(distinct, key=lambda i: -proxy_scores[signatures[i]][metric])

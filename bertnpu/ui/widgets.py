@@ -221,11 +221,6 @@ class ThresholdExplorer:
 SIMULATE_PAIRS = 500  # validation pairs the Simulate button scores (a seeded sample; 0 = the whole split)
 
 
-def sample_pairs(pairs, n: int, seed: int = 0):
-    """A seeded random sample of ``n`` pairs in file order (all of them when ``n`` is 0 or not smaller): ``StsPairs.sample``."""
-    return pairs.sample(n, seed)
-
-
 class SimulatePanel:
     """A Simulate button: predicted INT8 STS-B Spearman next to FP32, embedding fidelity and per-site SQNR,
     for the explorer's config with the selected sites kept in FP32 (a diagnostic: the NPU has no FP32 activations).
@@ -272,7 +267,7 @@ class SimulatePanel:
     def pairs(self):
         """The pairs a press scores: the seeded sample of the split (the same on every press)."""
         if self._pairs is None:
-            self._pairs = sample_pairs(self.ws.pairs(self.split), self.sample_size, self.seed)
+            self._pairs = self.ws.pairs(self.split).sample(self.sample_size, self.seed)
         return self._pairs
 
     def subset_label(self) -> str:
