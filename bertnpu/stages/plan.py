@@ -120,7 +120,10 @@ def plan(inputs: PlanInputs) -> PlanResult:
 
         for label, recipe in (("tutorial", _Recipe()), ("best_int8_only", result.best_int8), ("planned", result.recipe)):
             st = stats_for_recipe(inputs.model, base_stats, recipe, inputs.calib)
-            bracket_details[label] = profile_bracket(inputs.model, st, recipe, inputs.test, progress=inputs.progress, detail=True)
+            # the plan's test embeddings (FP32, the best INT8-only and the planned recipe under the plan's profile) are reused,
+            # and those encoded here join them for the evaluate stage of the same run
+            bracket_details[label] = profile_bracket(inputs.model, st, recipe, inputs.test, progress=inputs.progress, detail=True,
+                                                     known=result.test_embeddings)
             brackets[label] = {name: entry["spearman"] for name, entry in bracket_details[label].items()}
     return PlanResult(
         fp32_spearman=result.fp32_test, spearman=result.test_spearman, validation_spearman=result.validation_spearman,

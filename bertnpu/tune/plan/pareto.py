@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from ...data.stsb import StsPairs
 from ...model.load import LoadedModel
@@ -86,28 +87,40 @@ def format_pareto(result: PlanResult) -> str:
 
 
 def profile_bracket(model: LoadedModel, stats, recipe: Recipe | QuantConfig, pairs: StsPairs, *, progress: bool = False,
-                    detail: bool = False) -> dict:
+                    detail: bool = False, known: Optional[dict] = None) -> dict:
     """STS Spearman of one recipe under every precision profile (how much the unknowns matter).
 
     ``detail``: per profile a dict by what each number measures: ``spearman`` with its ``spearman_ci``, the paired
     ``diff_to_fp32`` / ``diff_to_fp32_ci``, and ``cosine_mean`` (mean embedding cosine to FP32, which follows the
-    precision where a Spearman within noise need not: a lower precision may score higher by chance)."""
+    precision where a Spearman within noise need not: a lower precision may score higher by chance).
+
+    ``known`` (with ``detail``): embeddings of ``pairs``' unique sentences already computed in this run, ``"fp32"`` and
+    :func:`~bertnpu.tune.evaluate.recipe_key` of a recipe (with its profile) -> rows; a model met there is not encoded
+    again, and each one encoded here is added to it (the same encode gives the same rows bit for bit)."""
     from ...model.sentence_encoder import SentenceEncoder
     from ...quant.simulate import as_recipe
-    from ..evaluate import entry_from_embeddings, unique_sentences
+    from ..evaluate import entry_from_embeddings, recipe_key, unique_sentences
 
     recipe = as_recipe(recipe)
     out = {}
     encoder = None
     sentences, rows1, rows2 = unique_sentences(pairs)
-    fp32_emb = SentenceEncoder(model, progress=False)(sentences) if detail else None
+    known = {} if known is None else known
+    if detail and "fp32" not in known:
+        known["fp32"] = SentenceEncoder(model, progress=False)(sentences)
+    fp32_emb = known["fp32"] if detail else None
     fp32 = entry_from_embeddings(fp32_emb, None, rows1, rows2, pairs.scores) if detail else None
     for name in PROFILE_NAMES:
-        sim = simulate(model, stats, recipe.with_(profile=name), encoder=encoder)
-        encoder = sim.encoder
-        if not detail:
-            out[name] = evaluate_sts(sim.encoder_for(progress=progress), pairs)["spearman"]
-            continue
-        entry = entry_from_embeddings(sim.encoder_for(progress=progress)(sentences), fp32_emb, rows1, rows2, pairs.scores, fp32)
+        one = recipe.with_(profile=name)
+        if detail and recipe_key(one) in known:
+            emb = known[recipe_key(one)]
+        else:
+            sim = simulate(model, stats, one, encoder=encoder)
+            encoder = sim.encoder
+            if not detail:
+                out[name] = evaluate_sts(sim.encoder_for(progress=progress), pairs)["spearman"]
+                continue
+            emb = known[recipe_key(one)] = sim.encoder_for(progress=progress)(sentences)
+        entry = entry_from_embeddings(emb, fp32_emb, rows1, rows2, pairs.scores, fp32)
         out[name] = {k: v for k, v in entry.items() if k != "pair_cosines"}
     return out
