@@ -41,7 +41,8 @@ class PlanResult:
     cosine_met: bool = True
     not_tried: list[str] = field(default_factory=list)  # sites left out because their override changes nothing on the device
     # test-split embeddings computed while confirming (rows of test_sentences): "fp32" and recipe_key(recipe) of each
-    # confirmed recipe, so the evaluate stage of the same run need not encode them again (empty when read from the cache)
+    # confirmed recipe, and those the plan stage's profile bracket adds, so the evaluate stage of the same run need not
+    # encode them again (empty when read from the cache)
     test_embeddings: dict = field(default_factory=dict)
     test_sentences: list = field(default_factory=list)
     stop_rule: str = ""  # a key of stopping.STOP_RULES: why the search stopped where it did
@@ -112,15 +113,16 @@ def profile_bracket(model: LoadedModel, stats, recipe: Recipe | QuantConfig, pai
     fp32 = entry_from_embeddings(fp32_emb, None, rows1, rows2, pairs.scores) if detail else None
     for name in PROFILE_NAMES:
         one = recipe.with_(profile=name)
-        if detail and recipe_key(one) in known:
-            emb = known[recipe_key(one)]
+        key = recipe_key(one)
+        if detail and key in known:
+            emb = known[key]
         else:
             sim = simulate(model, stats, one, encoder=encoder)
             encoder = sim.encoder
             if not detail:
                 out[name] = evaluate_sts(sim.encoder_for(progress=progress), pairs)["spearman"]
                 continue
-            emb = known[recipe_key(one)] = sim.encoder_for(progress=progress)(sentences)
+            emb = known[key] = sim.encoder_for(progress=progress)(sentences)
         entry = entry_from_embeddings(emb, fp32_emb, rows1, rows2, pairs.scores, fp32)
         out[name] = {k: v for k, v in entry.items() if k != "pair_cosines"}
     return out
