@@ -152,3 +152,66 @@ def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny
 
     fp32 = evaluate_sts(simulate(tiny_model, tiny_stats, Recipe(), quantize_weights=False, quantize_activations=False).encoder_for(), pairs)["spearman"]
     assert rows[0]["all_but_delta"] == evaluate_sts(kept.encoder_for(), pairs)["spearman"] - fp32
+
+
+@pytest.mark.parametrize("cfg", [QuantConfig(), QuantConfig(method=2, mode=2), QuantConfig(method=3, output=1, mode=0)])
+def test_codes_the_tap_hands_to_the_linears_give_the_embeddings_of_dividing_again(tiny_model, tiny_stats, stsb_test, monkeypatch, cfg):
+    from bertnpu.model.npu_part import with_int_inputs
+    from bertnpu.model.sentence_encoder import SentenceEncoder
+
+    sim = simulate(tiny_model, tiny_stats, Recipe(calibration=cfg))
+    sentences = stsb_test.sentence1[:12]  # one batch
+    divided = {"n": 0}
+    real = int_gemm.quantize_codes
+
+    def counting(*args):
+        divided["n"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(int_gemm, "quantize_codes", counting)
+    calls = _count_int_mm(monkeypatch)
+    handed = sim.encoder_for()(sentences)
+    layers = tiny_model.config.num_hidden_layers
+    assert calls["n"] == 6 * layers + 1  # every Linear still an integer GEMM
+    assert divided["n"] == 1  # only the pooler's input, a slice of the last hidden state, is divided again
+    # a wrapper returning a fresh copy carries no codes: every Linear input is divided again, as before the hand-off
+    copying = with_int_inputs(lambda site, x, mask: sim.tap(site, x, mask).clone(), sim.tap.int_input)
+    again = SentenceEncoder(tiny_model, tap=copying, encoder=sim.encoder, progress=False)(sentences)
+    assert divided["n"] == 1 + 4 * layers + 1
+    np.testing.assert_array_equal(handed, again)
+
+
+def test_the_tap_holds_codes_for_exactly_the_sites_whose_codes_the_linears_ask_for(tiny_model, tiny_stats, stsb_test):
+    from bertnpu.model.npu_part import with_int_inputs
+    from bertnpu.quant.precision import site_role
+    from bertnpu.quant.sites import GEMM_INPUT_ROLES
+
+    sim = simulate(tiny_model, tiny_stats, Recipe())
+    asked, holding = set(), set()
+
+    def ask(site):
+        asked.add(site_role(site))
+        return sim.tap.int_input(site)
+
+    def tap(site, x, mask):
+        y = sim.tap(site, x, mask)
+        if getattr(y, int_gemm._HELD, None) is not None:
+            holding.add(site_role(site))
+        return y
+
+    enc = sim.encoder_for()
+    batch = enc.batches(stsb_test.sentence1[:4])[0]
+    with torch.inference_mode():
+        sim.encoder(enc.embedding(batch.input_ids, batch.token_type_ids), batch.attention_mask, tap=with_int_inputs(tap, ask))
+    assert asked == holding == set(GEMM_INPUT_ROLES)
+
+
+def test_held_codes_are_dropped_when_the_tensor_changes_in_place():
+    spec = IntInput.of(torch.tensor(0.5), -127, 127)
+    codes = torch.tensor([1.0, -3.0, 4.0])
+    y = int_gemm.hold_codes(codes.clone().mul_(spec.scale), int_gemm.int8_codes(codes, spec), spec)
+    assert to_int8(y, spec).tolist() == [1, -3, 4]
+    y.mul_(2)  # no longer the tap's output: divided again
+    assert to_int8(y, spec).tolist() == [2, -6, 8]
+    other = IntInput.of(torch.tensor(0.5), -127, 127)  # another scale object: not the tap's mapping
+    assert to_int8(int_gemm.hold_codes(codes * spec.scale, torch.zeros(3, dtype=torch.int8), spec), other).tolist() == [1, -3, 4]

@@ -15,6 +15,10 @@ An activation range ``[qmin, qmax]`` that does not fit int8 (unsigned ``0..255``
 other than 128) is shifted by ``offset`` into it; the shift comes back exactly as
 ``offset * column_sum(q_w)``. Inputs at 16 bits, per-channel input scales, NormConv-folded
 weights, non-CPU tensors and dtypes other than float32 keep the float path.
+
+The simulator's tap already computed an input's integer codes when it fake-quantized it; on the sites that feed a
+Linear it keeps their int8 form on its output (:func:`hold_codes`) and :func:`to_int8` takes them instead of dividing
+``x̂ / scale`` again: the same integers (dividing recovers them exactly), one division, rounding and clamp fewer.
 """
 
 from __future__ import annotations
@@ -94,15 +98,46 @@ def _self_check() -> bool:
     return bool(torch.equal(got.to(torch.int64), a.to(torch.int64) @ b.to(torch.int64).t()))
 
 
+_HELD = "_bertnpu_int8"  # the attribute a fake-quant tap's output carries its int8 codes in (hold_codes)
+
+
+def _version(x: torch.Tensor) -> Optional[int]:
+    return None if x.is_inference() else x._version
+
+
+def _same_spec(a: IntInput, b: IntInput) -> bool:
+    return a.scale is b.scale and a.qmin == b.qmin and a.qmax == b.qmax
+
+
+def hold_codes(y: torch.Tensor, codes8: torch.Tensor, spec: IntInput) -> torch.Tensor:
+    """Attach to ``y``, a fake-quant tap's finished output, its int8 codes ``codes8`` (:func:`int8_codes` of the float
+    codes ``y`` was multiplied from), so the Linear it feeds takes them instead of dividing again (:func:`to_int8`).
+
+    They stay valid while ``y`` is unchanged: :func:`to_int8` checks the same spec and, outside inference mode, ``y``'s
+    in-place version (inference tensors keep none: there the encoder, and every wrapper tap by the contract of
+    :func:`~bertnpu.model.npu_part.with_int_inputs`, hands a tap's output to its Linear unchanged)."""
+    setattr(y, _HELD, (spec, _version(y), codes8))
+    return y
+
+
+def int8_codes(codes: torch.Tensor, spec: IntInput, scratch: bool = False) -> torch.Tensor:
+    """Float integer codes in ``[qmin, qmax]`` as the int8 ``q - offset`` the integer GEMM reads (``scratch``: ``codes``
+    may be changed in place; else it is left as it was)."""
+    if spec.offset:
+        codes = codes.sub_(spec.offset) if scratch else codes - spec.offset
+    return codes.to(torch.int8)
+
+
 def to_int8(x: torch.Tensor, spec: IntInput) -> torch.Tensor:
     """The int8 codes ``q - offset`` of a fake-quantized ``x`` (``x = q * scale`` exactly: dividing recovers ``q``).
 
     The clamp changes nothing for such an ``x``; for any other tensor it quantizes instead of letting a code wrap around in int8.
+    Codes the tap held (:func:`hold_codes`) for this same ``x`` and spec are the same integers, taken without a division.
     """
-    y = quantize_codes(x, spec.scale, spec.qmin, spec.qmax)
-    if spec.offset:
-        y.sub_(spec.offset)
-    return y.to(torch.int8)
+    held = getattr(x, _HELD, None)
+    if held is not None and held[1] == _version(x) and _same_spec(held[0], spec):
+        return held[2]
+    return int8_codes(quantize_codes(x, spec.scale, spec.qmin, spec.qmax), spec, scratch=True)
 
 
 def int_linear(codes: torch.Tensor, spec: IntInput, weight: IntWeight, bias: Optional[torch.Tensor]) -> torch.Tensor:

@@ -42,13 +42,14 @@ from ..model.load import LoadedModel
 from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
-from .fake_quant import fake_quant_affine_with, fake_quant_with_scale, quantize_weight_per_channel, weight_codes_per_channel
-from .int_gemm import IntInput, IntWeight, kernel
+from .fake_quant import fake_quant_affine_with, fake_quant_with_scale, quantize_codes, quantize_weight_per_channel, weight_codes_per_channel
+from .int_gemm import IntInput, IntWeight, hold_codes, int8_codes, kernel
+from .int_gemm import enabled as int_gemm_enabled
 from .kernel_policy import current_policy
 from .precision import DEFAULT_PROFILE, site_bits, site_role
 from .qparams import AFFINE, QParams, calculate_qparams, clip_plan
 from .recipe import Recipe
-from .sites import LAYER_LINEARS
+from .sites import GEMM_INPUT_ROLES, LAYER_LINEARS
 from .thresholds import ClipRange, clip_thresholds
 
 LINEAR_OUTPUT_ROLES = ("attention.query.out", "attention.key.out", "attention.value.out", "attention.output.out",
@@ -170,17 +171,34 @@ class FakeQuantTap:
         scale, qmin, qmax = op[1:]
         return IntInput.of(scale, qmin, qmax)
 
+    def _handoff(self, site: str, x: torch.Tensor) -> Optional[IntInput]:
+        """The int8 mapping of a site whose output feeds a quantized Linear (:data:`~bertnpu.quant.sites.GEMM_INPUT_ROLES`),
+        when its codes can go to the integer GEMM; else None."""
+        if x.dtype != torch.float32 or x.device.type != "cpu" or site_role(site) not in GEMM_INPUT_ROLES or not int_gemm_enabled():
+            return None
+        return self.int_input(site)
+
+    def _apply(self, op, site: str, x: torch.Tensor) -> torch.Tensor:
+        spec = self._handoff(site, x)
+        if spec is None:
+            return op[0](x, *op[1:])
+        # the same codes and product as op (both fake quantizers are quantize_codes(x, scale, qmin, qmax).mul_(scale)),
+        # their int8 form kept for the Linear this site feeds (int_gemm.to_int8 takes it instead of dividing again)
+        codes = quantize_codes(x, spec.scale, spec.qmin, spec.qmax)
+        codes8 = int8_codes(codes, spec)
+        return hold_codes(codes.mul_(spec.scale), codes8, spec)
+
     def __call__(self, site: str, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """``fake_quant_symmetric`` / ``fake_quant_affine`` of the site's plan, with the scale prepared on first use."""
         op = self._prepared(site, x.dtype)
         if op is None:
             return x
         if not current_policy().serial_fake_quant:  # the process's choice (kernel_policy), made once by the caller
-            return op[0](x, *op[1:])
+            return self._apply(op, site, x)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # elementwise passes: the same result on any number of threads
         try:
-            return op[0](x, *op[1:])
+            return self._apply(op, site, x)
         finally:
             torch.set_num_threads(threads)
 

@@ -21,6 +21,9 @@ LAYER_SITES = (
     ("ffn.residual", "token", "residual sum: FFN output + attention LayerNorm output"),
     ("ffn.layernorm.out", "token", "LayerNorm output: the layer's hidden state"),
 )
+# the sites whose output is the input of a quantized Linear (bertnpu.model.npu_part asks their int8 codes): the layer
+# input (embeddings.out, a layer's ffn.layernorm.out), the attention context, the attention LayerNorm and the GELU
+GEMM_INPUT_ROLES = ("embeddings.out", "ffn.layernorm.out", "attention.output.in", "attention.layernorm.out", "ffn.gelu.out")
 ROLES = ("cls", "sep", "content")
 # Linear layers whose weights the NPU quantizes, per encoder layer (module paths under BertLayer)
 LAYER_LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value",
