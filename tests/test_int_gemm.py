@@ -107,7 +107,7 @@ def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_m
         assert torch.allclose(with_ints[site], floats[site], atol=1e-5 * max(abs(pre.min), abs(pre.max)))
 
 
-def test_16_bit_and_fp32_inputs_and_folded_weights_keep_the_float_path(tiny_model, tiny_stats, tiny_calib, stsb_test, monkeypatch):
+def test_16_bit_and_fp32_inputs_keep_the_float_path(tiny_model, tiny_stats, stsb_test, monkeypatch):
     sentences = stsb_test.sentence1[:6]
     layers = tiny_model.config.num_hidden_layers
     calls = _count_int_mm(monkeypatch)
@@ -115,14 +115,47 @@ def test_16_bit_and_fp32_inputs_and_folded_weights_keep_the_float_path(tiny_mode
     sim = simulate(tiny_model, tiny_stats, Recipe(activation_16bits=("layer.0.ffn.gelu.out",)), keep_fp32=("layer.1.attention.output.in",))
     _site_outputs(sim, tiny_model, sentences)
     assert calls["n"] == 6 * layers + 1 - 2
-    # NormConv folds LayerNorm's affine into the next Linears' weights: those are not integer weights
+
+
+def test_norm_conv_folded_linears_take_the_codes_of_x_hat(tiny_model, tiny_stats, tiny_calib, stsb_test, monkeypatch):
+    """NormConv: the NPU quantizes x̂ and holds Q(W diag(gamma)); the folded Linear's integer GEMM gives
+    Q(W diag(gamma)) x̂ + W beta + b (float64 reference from the original weights), close to the float path."""
+    sentences = stsb_test.sentence1[:6]
+    layers = tiny_model.config.num_hidden_layers
     recipe = Recipe(equivalent_transformation=EquivalentTransformations(norm_conv=True))
     stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, recipe.equivalent_transformation)
-    folded = simulate(tiny_model, stats, recipe)
-    assert set(folded.encoder.folded_inputs).isdisjoint(folded.encoder.int_weights)
-    calls["n"] = 0
-    folded.encoder_for()(sentences)
-    assert calls["n"] < 6 * layers + 1
+    sim = simulate(tiny_model, stats, recipe)
+    assert set(sim.encoder.folded_inputs) <= set(sim.encoder.int_weights)
+    enc = sim.encoder_for()
+    batch = enc.batches(sentences)[0]
+    seen = {}
+
+    class Recording:  # keeps what the tap returns (no copy: a copy would drop the codes the tap holds)
+        def __call__(self, site, x, mask):
+            seen[site, "in"] = x
+            seen[site] = sim.tap(site, x, mask)
+            return seen[site]
+
+        def int_input(self, site):
+            return sim.tap.int_input(site)
+
+    calls = _count_int_mm(monkeypatch)
+    with torch.inference_mode():
+        sim.encoder(enc.embedding(batch.input_ids, batch.token_type_ids), batch.attention_mask, tap=Recording())
+    assert calls["n"] == 6 * layers + 1  # the folded Linears too
+    layer = tiny_model.bert.encoder.layer[1]  # the original weights, untouched by the simulation's private copy
+    ln = layer.attention.output.LayerNorm
+    w, gamma = layer.intermediate.dense.weight.detach(), ln.weight.detach()
+    codes_w, scale_w = weight_codes_per_channel(w * gamma[None, :])  # the weight the NPU holds, quantized per output channel
+    w, b, beta = w.double(), layer.intermediate.dense.bias.detach().double(), ln.bias.detach().double()
+    x_hat = seen["layer.1.attention.layernorm.out"].double()  # what the tap quantized: x̂, not gamma * x̂ + beta
+    expected = (x_hat @ (codes_w.double() * scale_w.double()).T + w @ beta + b).numpy()
+    got = seen["layer.1.ffn.intermediate.out", "in"].double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    # the float path computes the same function with float rounding: whole encodes agree closely
+    ints = sim.encoder_for()(sentences)
+    floats = simulate(tiny_model, stats, recipe, integer_gemm=False).encoder_for()(sentences)
+    np.testing.assert_allclose(ints, floats, atol=1e-3 * np.abs(floats).max())
 
 
 def test_the_process_policy_switches_the_float_path_on():

@@ -3,9 +3,11 @@
 import numpy as np
 
 from bertnpu.quant.config import QuantConfig
-from bertnpu.quant.recipe import Recipe
+from bertnpu.quant.recipe import EquivalentTransformations, Recipe
 from bertnpu.quant.simulate import simulate
+from bertnpu.quant.transforms import collect_transformed_stats
 from bertnpu.tune.plan import LayerCachedEncoder, site_start
+from bertnpu.tune.plan.layer_cache import MappedCodes
 
 SITES = ("embeddings.out", "layer.0.ffn.residual", "layer.1.attention.layernorm.out", "layer.2.ffn.layernorm.out", "pooler.out")
 
@@ -42,3 +44,11 @@ def test_reuse_is_bit_identical_zero_point_per_channel(tiny_model, tiny_stats, s
 
 def test_reuse_is_bit_identical_int4(tiny_model, tiny_stats, stsb_test):
     _check(tiny_model, tiny_stats, Recipe(calibration=QuantConfig(method=1, mode=2, bits=4)), stsb_test.sentence1[30:60])
+
+
+def test_reuse_is_bit_identical_norm_conv(tiny_model, tiny_stats, tiny_calib, stsb_test):
+    """NormConv's mapped sites are kept as the codes of x̂ and rebuilt through the site map; the folded Linears keep their integer GEMM."""
+    recipe = Recipe(equivalent_transformation=EquivalentTransformations(norm_conv=True, qk=True))
+    stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, recipe.equivalent_transformation)
+    cached = _check(tiny_model, stats, recipe, stsb_test.sentence1[60:90])
+    assert any(isinstance(slot, MappedCodes) for batch in cached.layer_inputs for slot in batch)

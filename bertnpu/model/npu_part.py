@@ -112,7 +112,7 @@ class NpuEncoder(torch.nn.Module):
         weight = self.int_weights.get(key) if codes is not None else None
         if weight is None:
             return linear(x)
-        return self.int_gemm.linear(codes[0], codes[1], weight, linear.bias)
+        return self.int_gemm.linear(codes[0], codes[1], weight, linear.bias if weight.bias is None else weight.bias)
 
     def _layer(self, i: int, layer, x: torch.Tensor, additive: torch.Tensor, t, fused: bool, ints=None) -> torch.Tensor:
         p = f"layer.{i}."

@@ -13,8 +13,14 @@ Why: on CPUs with int8 dot-product instructions (AVX512-VNNI, AVX-VNNI) ``torch.
 
 An activation range ``[qmin, qmax]`` that does not fit int8 (unsigned ``0..255``, a zero point
 other than 128) is shifted by ``offset`` into it; the shift comes back exactly as
-``offset * column_sum(q_w)``. Inputs at 16 bits, per-channel input scales, NormConv-folded
-weights, non-CPU tensors and dtypes other than float32 keep the float path.
+``offset * column_sum(q_w)``. Inputs at 16 bits, per-channel input scales, non-CPU tensors and
+dtypes other than float32 keep the float path.
+
+NormConv folds a LayerNorm's affine into the Linears that read it: the NPU quantizes ``x̂`` and
+holds ``Q(W diag(gamma))``, so such a Linear computes ``Q(W diag(gamma)) x̂ + W beta + b``. Its
+integer GEMM takes the codes of ``x̂`` that the tap made (:func:`carry_codes`; the encoder itself
+goes on with ``gamma * x̂ + beta``) and adds the bias ``b + W beta``; where no codes were carried
+it keeps the float path.
 
 The simulator's tap already computed an input's integer codes when it fake-quantized it; on the sites that feed a
 Linear it keeps their int8 form on its output (:func:`hold_codes`) and :func:`to_int8` takes them instead of dividing
@@ -41,12 +47,14 @@ class IntWeight:
     weight: torch.Tensor
     scale: torch.Tensor
     column_sums: torch.Tensor
+    bias: Optional[torch.Tensor] = None  # the bias the integer GEMM adds in place of the Linear's own (NormConv: ``b + W beta``)
 
     @classmethod
-    def from_quantized(cls, q: torch.Tensor, scale: torch.Tensor) -> "IntWeight":
+    def from_quantized(cls, q: torch.Tensor, scale: torch.Tensor, bias: Optional[torch.Tensor] = None) -> "IntWeight":
         """From integer-valued ``q`` ``[out, in]`` (within int8) and per-row ``scale`` (``[out]`` or ``[out, 1]``)."""
         q8 = q.detach().to(torch.int8)
-        return cls(q8.t(), scale.detach().reshape(-1).to(torch.float32).clone(), q8.to(torch.int32).sum(1, dtype=torch.int32))
+        return cls(q8.t(), scale.detach().reshape(-1).to(torch.float32).clone(), q8.to(torch.int32).sum(1, dtype=torch.int32),
+                   None if bias is None else bias.detach().to(torch.float32).clone())
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ def _self_check() -> bool:
 
 
 _HELD = "_bertnpu_int8"  # the attribute a fake-quant tap's output carries its int8 codes in (hold_codes)
+_MAPPED = "_bertnpu_int8_mapped"  # ... and a site map's image of that output, the codes of the tensor before the map (carry_codes)
 
 
 def _version(x: torch.Tensor) -> Optional[int]:
@@ -118,6 +127,37 @@ def hold_codes(y: torch.Tensor, codes8: torch.Tensor, spec: IntInput) -> torch.T
     :func:`~bertnpu.model.npu_part.with_int_inputs`, hands a tap's output to its Linear unchanged)."""
     setattr(y, _HELD, (spec, _version(y), codes8))
     return y
+
+
+def carry_codes(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out``, a site map's image of ``y`` (a NormConv site: the tap quantizes ``x̂`` and the encoder goes on with
+    ``gamma * x̂ + beta``), carrying the int8 codes ``y`` holds (:func:`hold_codes`) as the codes *of the quantized
+    tensor*, not of ``out``: only :func:`mapped_codes` reads them, for the folded Linears that take ``x̂`` on the NPU."""
+    held = getattr(y, _HELD, None)
+    if held is not None and held[1] == _version(y):
+        setattr(out, _MAPPED, (held[0], _version(out), held[2]))
+    return out
+
+
+def mapped_codes(x: torch.Tensor, spec: IntInput) -> Optional[torch.Tensor]:
+    """The int8 codes of the quantized tensor behind ``x`` (:func:`carry_codes`) under ``spec``, or None (no codes
+    carried, ``x`` changed since, or another mapping): never computed from ``x``, which is not that tensor."""
+    held = getattr(x, _MAPPED, None)
+    if held is not None and held[1] == _version(x) and _same_spec(held[0], spec):
+        return held[2]
+    return None
+
+
+def carried(x: torch.Tensor) -> Optional[tuple]:
+    """``(spec, int8 codes)`` that :func:`carry_codes` put on ``x`` (still valid), or None."""
+    held = getattr(x, _MAPPED, None)
+    return (held[0], held[2]) if held is not None and held[1] == _version(x) else None
+
+
+def carry(out: torch.Tensor, codes8: torch.Tensor, spec: IntInput) -> torch.Tensor:
+    """Put ``codes8`` on ``out`` as :func:`carry_codes` does (for a tensor rebuilt from kept codes)."""
+    setattr(out, _MAPPED, (spec, _version(out), codes8))
+    return out
 
 
 def int8_codes(codes: torch.Tensor, spec: IntInput, scratch: bool = False) -> torch.Tensor:

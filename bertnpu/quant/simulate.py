@@ -42,7 +42,7 @@ from ..model.load import LoadedModel
 from ..model.npu_part import NpuEncoder
 from ..model.sentence_encoder import SentenceEncoder
 from .config import QuantConfig
-from .fake_quant import fake_quant_affine_with, fake_quant_with_scale, quantize_codes, quantize_weight_per_channel, weight_codes_per_channel
+from .fake_quant import fake_quant_affine_with, fake_quant_with_scale, quantize_codes, weight_codes_per_channel
 from .int_gemm import IntInput, IntWeight, hold_codes, int8_codes, kernel
 from .int_gemm import enabled as int_gemm_enabled
 from .kernel_policy import current_policy
@@ -68,7 +68,7 @@ def quantize_weights_(encoder: NpuEncoder, bits: int = 8, *, integer_gemm: Optio
     ``gamma * x̂ + beta`` it computes exactly ``Q(W diag(gamma)) x̂ + W beta + b``.
     """
     folded = getattr(encoder, "folded_inputs", {}) or {}
-    ints = {}  # the integer weights of the Linears that take the integer GEMM (bits <= 8, not folded)
+    ints = {}  # the integer weights of the Linears that may take the integer GEMM (bits <= 8)
 
     def quantize(key, linear):
         codes, scale = weight_codes_per_channel(linear.weight, bits)
@@ -87,7 +87,10 @@ def quantize_weights_(encoder: NpuEncoder, bits: int = 8, *, integer_gemm: Optio
                 gamma, beta = affine
                 safe = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
                 w = linear.weight.detach().clone()
-                w_eff = quantize_weight_per_channel(w * gamma[None, :], bits) / safe[None, :]
+                codes, scale = weight_codes_per_channel(w * gamma[None, :], bits)
+                if bits <= 8:  # on the codes of x̂ (carried past the site map): Q(W diag(gamma)) x̂ + W beta + b
+                    ints[(i, path)] = IntWeight.from_quantized(codes, scale, bias=linear.bias + w @ beta)
+                w_eff = codes * scale / safe[None, :]
                 linear.bias.add_((w - w_eff) @ beta)
                 linear.weight.copy_(w_eff)
         if encoder.pooler is not None:

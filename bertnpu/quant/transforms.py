@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from ..errors import BertnpuError
-from ..model.npu_part import NpuEncoder, Tap
+from ..model.npu_part import NpuEncoder, Tap, with_int_inputs
+from .int_gemm import carry_codes, mapped_codes
 from .recipe import TRANSFORMATIONS, EquivalentTransformations
 
 SIMULATED = ("norm_conv", "qk", "vo")
@@ -100,9 +101,20 @@ class TransformedEncoder(NpuEncoder):
 
         def mapped(site, x, mask):
             m = maps.get(site)
-            return tap(site, x, mask) if m is None else m[1](tap(site, m[0](x), mask))
+            if m is None:
+                return tap(site, x, mask)
+            y = tap(site, m[0](x), mask)
+            return carry_codes(y, m[1](y))  # the codes of x̂ go on to the folded Linears (int_gemm.carry_codes)
 
-        return mapped
+        return with_int_inputs(mapped, getattr(tap, "int_input", None))
+
+    def _codes(self, x: torch.Tensor, ints, site: str):
+        """A mapped (NormConv) site's Linears read the codes of ``x̂`` carried past the map, or run in float."""
+        if site not in self.site_maps:
+            return super()._codes(x, ints, site)
+        spec = ints(site) if ints is not None else None
+        codes = mapped_codes(x, spec) if spec is not None else None
+        return None if codes is None else (codes, spec)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, tap: Optional[Tap] = None):
         return super().forward(hidden, attention_mask, self.wrap_tap(tap) if tap is not None else None)

@@ -13,6 +13,7 @@ from ...model.load import LoadedModel
 from ...model.npu_part import NpuEncoder
 from ...model.pooling import pool
 from ...model.sentence_encoder import SentenceEncoder
+from ...quant.int_gemm import carried, carry
 
 
 def run_layers(encoder: NpuEncoder, hidden: torch.Tensor, mask: torch.Tensor, tap, start: int = -1,
@@ -60,8 +61,35 @@ class QuantizedCodes:
         return self.codes.numel() * self.codes.element_size()
 
 
+class MappedCodes:
+    """A NormConv site's output ``gamma * x̂ + beta`` kept as the int8 codes of ``x̂`` it carries (:func:`~bertnpu.quant.int_gemm.carry_codes`).
+
+    :meth:`tensor` makes ``x̂`` from the codes and applies the encoder's site map as the encoder did (the same
+    operations on the same values: bit for bit), and carries the codes again for the folded Linears.
+    """
+
+    __slots__ = ("codes", "spec", "site")
+
+    def __init__(self, codes: torch.Tensor, spec, site: str):
+        self.codes, self.spec, self.site = codes, spec, site
+
+    def tensor(self, encoder) -> torch.Tensor:
+        x_hat = self.codes.to(torch.float32)
+        if self.spec.offset:
+            x_hat.add_(self.spec.offset)
+        return carry(encoder.site_maps[self.site][1](x_hat.mul_(self.spec.scale)), self.codes, self.spec)
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.numel() * self.codes.element_size()
+
+
 def compact(x: torch.Tensor, tap, site: str):
-    """``x`` (the output of ``site`` under ``tap``) as :class:`QuantizedCodes` when that is exact, else ``x`` itself."""
+    """``x`` (the output of ``site`` under ``tap``) as :class:`QuantizedCodes` (or :class:`MappedCodes`) when that is
+    exact, else ``x`` itself."""
+    held = carried(x)
+    if held is not None:
+        return MappedCodes(held[1], held[0], site)
     prepared = getattr(tap, "_prepared", None)
     op = prepared(site, x.dtype) if prepared is not None and x.dtype == torch.float32 and x.numel() else None
     if op is None:
@@ -77,7 +105,9 @@ def compact(x: torch.Tensor, tap, site: str):
     return kept if torch.equal(kept.tensor(), x) else x
 
 
-def _tensor(slot) -> torch.Tensor:
+def _tensor(slot, encoder) -> torch.Tensor:
+    if isinstance(slot, MappedCodes):
+        return slot.tensor(encoder)
     return slot.tensor() if isinstance(slot, QuantizedCodes) else slot
 
 
@@ -113,7 +143,7 @@ class LayerCachedEncoder:
     def kept_bytes(self) -> int:
         """Bytes the kept layer inputs take (codes or float32)."""
         slots = [s for batch in self.layer_inputs or () for s in batch if s is not None]
-        return sum(s.nbytes if isinstance(s, QuantizedCodes) else s.numel() * s.element_size() for s in slots)
+        return sum(s.nbytes if isinstance(s, (QuantizedCodes, MappedCodes)) else s.numel() * s.element_size() for s in slots)
 
     def _run(self, tap, start: int, record: bool) -> np.ndarray:
         assert self.encoder is not None, "call set_base first"
@@ -128,7 +158,7 @@ class LayerCachedEncoder:
                 for b, batch in enumerate(tqdm(self.batches, desc=self.desc, disable=not self.progress, leave=False)):
                     mask = batch.attention_mask
                     slots = list(self.layer_inputs[b] or [None] * (layers + 1)) if self.layer_inputs is not None else [None] * (layers + 1)
-                    x = self.probe.embedding(batch.input_ids, batch.token_type_ids) if start < 0 else _tensor(slots[min(start, layers)])
+                    x = self.probe.embedding(batch.input_ids, batch.token_type_ids) if start < 0 else _tensor(slots[min(start, layers)], self.encoder)
                     fresh = [None] * (layers + 1) if record else None
                     last, pooled = run_layers(self.encoder, x, mask, tap, start, fresh)
                     out[batch.order] = pool(last, mask, pooled, self.model.pooling.mode).float().numpy()
