@@ -143,9 +143,16 @@ def mapped_codes(x: torch.Tensor, spec: IntInput) -> Optional[torch.Tensor]:
     """The int8 codes of the quantized tensor behind ``x`` (:func:`carry_codes`) under ``spec``, or None (no codes
     carried, ``x`` changed since, or another mapping): never computed from ``x``, which is not that tensor."""
     held = getattr(x, _MAPPED, None)
-    if held is not None and held[1] == _version(x) and _same_spec(held[0], spec):
+    if held is not None and held[1] == _version(x) and _equal_spec(held[0], spec):
         return held[2]
     return None
+
+
+def _equal_spec(a: IntInput, b: IntInput) -> bool:
+    """The same mapping, by value (a tap built apart, e.g. for a rerun from kept layer inputs, has equal scales in other tensors)."""
+    if a.qmin != b.qmin or a.qmax != b.qmax:
+        return False
+    return a.scale is b.scale or bool(torch.equal(torch.as_tensor(a.scale, dtype=torch.float32), torch.as_tensor(b.scale, dtype=torch.float32)))
 
 
 def carried(x: torch.Tensor) -> Optional[tuple]:

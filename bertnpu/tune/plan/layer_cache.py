@@ -84,12 +84,13 @@ class MappedCodes:
         return self.codes.numel() * self.codes.element_size()
 
 
-def compact(x: torch.Tensor, tap, site: str):
-    """``x`` (the output of ``site`` under ``tap``) as :class:`QuantizedCodes` (or :class:`MappedCodes`) when that is
-    exact, else ``x`` itself."""
+def compact(x: torch.Tensor, tap, site: str, encoder=None):
+    """``x`` (the output of ``site`` under ``tap``) as :class:`QuantizedCodes` (or :class:`MappedCodes`, through
+    ``encoder``'s site map) when that is exact, else ``x`` itself."""
     held = carried(x)
-    if held is not None:
-        return MappedCodes(held[1], held[0], site)
+    if held is not None and encoder is not None and site in getattr(encoder, "site_maps", {}):
+        kept = MappedCodes(held[1], held[0], site)
+        return kept if torch.equal(kept.tensor(encoder), x) else x  # checked when kept, as below
     prepared = getattr(tap, "_prepared", None)
     op = prepared(site, x.dtype) if prepared is not None and x.dtype == torch.float32 and x.numel() else None
     if op is None:
@@ -164,7 +165,7 @@ class LayerCachedEncoder:
                     out[batch.order] = pool(last, mask, pooled, self.model.pooling.mode).float().numpy()
                     if record:  # in place, batch by batch: the old and new inputs are never all held at once
                         for i in range(max(start + 1, 0), layers + 1):  # slot ``start`` is the base's own input
-                            slots[i] = compact(fresh[i], tap, _slot_site(i))
+                            slots[i] = compact(fresh[i], tap, _slot_site(i), self.encoder)
                         self.layer_inputs[b] = slots
         except BaseException:
             if record:
