@@ -153,3 +153,20 @@ def qbcompiler_double(monkeypatch, tmp_path, request):
 
 def _calls(record):
     return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+@pytest.fixture
+def int_mm_calls(monkeypatch):
+    """Call it to start counting ``torch._int_mm`` calls (the simulator's integer GEMMs): returns ``{"n": count}``."""
+    def start() -> dict:
+        calls = {"n": 0}
+        real = torch._int_mm
+
+        def counting(a, b):
+            calls["n"] += 1
+            return real(a, b)
+
+        monkeypatch.setattr(torch, "_int_mm", counting)
+        return calls
+
+    return start

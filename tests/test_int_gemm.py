@@ -61,18 +61,6 @@ def test_int_input_refuses_what_int8_cannot_hold():
     assert IntInput.of(0.1, -200, 55).offset == -72  # affine, zero point 200: codes -200..55 stored as -128..127
 
 
-def _count_int_mm(monkeypatch) -> dict:
-    calls = {"n": 0}
-    real = torch._int_mm
-
-    def counting(a, b):
-        calls["n"] += 1
-        return real(a, b)
-
-    monkeypatch.setattr(torch, "_int_mm", counting)
-    return calls
-
-
 def _site_outputs(sim, model, sentences) -> dict:
     enc = sim.encoder_for()
     batch = enc.batches(sentences)[0]
@@ -92,10 +80,10 @@ def _site_outputs(sim, model, sentences) -> dict:
 
 
 @pytest.mark.parametrize("cfg", [QuantConfig(), QuantConfig(method=2, output=1, mode=2)])
-def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_model, tiny_stats, stsb_test, monkeypatch, cfg):
+def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_model, tiny_stats, stsb_test, int_mm_calls, cfg):
     sim = simulate(tiny_model, tiny_stats, Recipe(calibration=cfg))
     sentences = stsb_test.sentence1[:6]
-    calls = _count_int_mm(monkeypatch)
+    calls = int_mm_calls()
     with_ints = _site_outputs(sim, tiny_model, sentences)
     layers = tiny_model.config.num_hidden_layers
     assert calls["n"] == 6 * layers + 1  # every Linear of every layer, and the pooler
@@ -107,17 +95,17 @@ def test_simulated_linears_take_the_integer_path_and_match_the_float_path(tiny_m
         assert torch.allclose(with_ints[site], floats[site], atol=1e-5 * max(abs(pre.min), abs(pre.max)))
 
 
-def test_16_bit_and_fp32_inputs_keep_the_float_path(tiny_model, tiny_stats, stsb_test, monkeypatch):
+def test_16_bit_and_fp32_inputs_keep_the_float_path(tiny_model, tiny_stats, stsb_test, int_mm_calls):
     sentences = stsb_test.sentence1[:6]
     layers = tiny_model.config.num_hidden_layers
-    calls = _count_int_mm(monkeypatch)
+    calls = int_mm_calls()
     # a 16-bit GELU output feeds layer 0's FFN output Linear; a kept-FP32 context feeds its attention output Linear
     sim = simulate(tiny_model, tiny_stats, Recipe(activation_16bits=("layer.0.ffn.gelu.out",)), keep_fp32=("layer.1.attention.output.in",))
     _site_outputs(sim, tiny_model, sentences)
     assert calls["n"] == 6 * layers + 1 - 2
 
 
-def test_norm_conv_folded_linears_take_the_codes_of_x_hat(tiny_model, tiny_stats, tiny_calib, stsb_test, monkeypatch):
+def test_norm_conv_folded_linears_take_the_codes_of_x_hat(tiny_model, tiny_stats, tiny_calib, stsb_test, int_mm_calls):
     """NormConv: the NPU quantizes x̂ and holds Q(W diag(gamma)); the folded Linear's integer GEMM gives
     Q(W diag(gamma)) x̂ + W beta + b (float64 reference from the original weights), close to the float path."""
     sentences = stsb_test.sentence1[:6]
@@ -139,7 +127,7 @@ def test_norm_conv_folded_linears_take_the_codes_of_x_hat(tiny_model, tiny_stats
         def int_input(self, site):
             return sim.tap.int_input(site)
 
-    calls = _count_int_mm(monkeypatch)
+    calls = int_mm_calls()
     with torch.inference_mode():
         sim.encoder(enc.embedding(batch.input_ids, batch.token_type_ids), batch.attention_mask, tap=Recording())
     assert calls["n"] == 6 * layers + 1  # the folded Linears too
@@ -167,7 +155,7 @@ def test_the_process_policy_switches_the_float_path_on():
         assert int_gemm.enabled() is True and int_gemm.kernel() is int_gemm.INT_GEMM
 
 
-def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny_model, tiny_stats, stsb_test, monkeypatch):
+def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny_model, tiny_stats, stsb_test, int_mm_calls):
     """The SQNR forward and the sensitivity pass wrap the tap; their embeddings are the simulation's own (integer GEMMs included)."""
     from bertnpu.tune.error_analysis import SiteReference, site_sqnr, site_sensitivity
 
@@ -175,7 +163,7 @@ def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny
     sentences = list(dict.fromkeys(stsb_test.sentence1[:40]))
     own = sim.encoder_for(batch_size=32)(sentences)
     got = np.zeros_like(own)
-    calls = _count_int_mm(monkeypatch)
+    calls = int_mm_calls()
     site_sqnr(tiny_model, sim, sentences, reference=SiteReference(tiny_model, sentences), embeddings=got)
     assert calls["n"] > 0 and np.array_equal(got, own)
     pairs = stsb_test.subset(20)
@@ -188,7 +176,7 @@ def test_per_site_errors_and_sensitivity_run_the_simulated_encoder_as_it_is(tiny
 
 
 @pytest.mark.parametrize("cfg", [QuantConfig(), QuantConfig(method=2, mode=2), QuantConfig(method=3, output=1, mode=0)])
-def test_codes_the_tap_hands_to_the_linears_give_the_embeddings_of_dividing_again(tiny_model, tiny_stats, stsb_test, monkeypatch, cfg):
+def test_codes_the_tap_hands_to_the_linears_give_the_embeddings_of_dividing_again(tiny_model, tiny_stats, stsb_test, monkeypatch, int_mm_calls, cfg):
     from bertnpu.model.npu_part import with_int_inputs
     from bertnpu.model.sentence_encoder import SentenceEncoder
 
@@ -202,7 +190,7 @@ def test_codes_the_tap_hands_to_the_linears_give_the_embeddings_of_dividing_agai
         return real(*args)
 
     monkeypatch.setattr(int_gemm, "quantize_codes", counting)
-    calls = _count_int_mm(monkeypatch)
+    calls = int_mm_calls()
     handed = sim.encoder_for()(sentences)
     layers = tiny_model.config.num_hidden_layers
     assert calls["n"] == 6 * layers + 1  # every Linear still an integer GEMM

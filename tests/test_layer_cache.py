@@ -1,7 +1,6 @@
 """LayerCachedEncoder: embeddings from kept layer inputs equal, bit for bit, a whole encode in the same batches."""
 
 import numpy as np
-import torch
 
 from bertnpu.quant import int_gemm
 from bertnpu.quant.config import QuantConfig
@@ -48,7 +47,7 @@ def test_reuse_is_bit_identical_int4(tiny_model, tiny_stats, stsb_test):
     _check(tiny_model, tiny_stats, Recipe(calibration=QuantConfig(method=1, mode=2, bits=4)), stsb_test.sentence1[30:60])
 
 
-def test_reuse_is_bit_identical_norm_conv(tiny_model, tiny_stats, tiny_calib, stsb_test, monkeypatch):
+def test_reuse_is_bit_identical_norm_conv(tiny_model, tiny_stats, tiny_calib, stsb_test, int_mm_calls):
     """NormConv's mapped sites are kept as the codes of x̂ and rebuilt through the site map; the folded Linears keep their integer GEMM."""
     recipe = Recipe(equivalent_transformation=EquivalentTransformations(norm_conv=True, qk=True))
     stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, recipe.equivalent_transformation)
@@ -59,14 +58,7 @@ def test_reuse_is_bit_identical_norm_conv(tiny_model, tiny_stats, tiny_calib, st
         return
     # a rerun from layer 1 under a separately built tap (equal scales, other objects) keeps every Linear an integer GEMM
     variant = simulate(tiny_model, stats, recipe.with_(activation_16bits=("layer.2.ffn.residual",)), encoder=cached.encoder)
-    calls = {"n": 0}
-    real = torch._int_mm
-
-    def counting(a, b):
-        calls["n"] += 1
-        return real(a, b)
-
-    monkeypatch.setattr(torch, "_int_mm", counting)
+    calls = int_mm_calls()
     cached.embed(variant.tap, 1)
     layers = tiny_model.config.num_hidden_layers
     assert calls["n"] == len(cached.batches) * (6 * (layers - 1) + 1)
