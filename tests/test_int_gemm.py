@@ -114,6 +114,11 @@ def test_norm_conv_folded_linears_take_the_codes_of_x_hat(tiny_model, tiny_stats
     stats = collect_transformed_stats(tiny_model, tiny_calib, tiny_stats, recipe.equivalent_transformation)
     sim = simulate(tiny_model, stats, recipe)
     assert set(sim.encoder.folded_inputs) <= set(sim.encoder.int_weights)
+    # every Linear that reads a mapped site (and so takes x̂'s codes) is folded
+    for site in sim.encoder.site_maps:
+        i, role = int(site.split(".")[1]), site.split(".", 2)[2]
+        readers = [(i, "intermediate.dense")] if role == "attention.layernorm.out" else [(i + 1, f"attention.self.{p}") for p in ("query", "key", "value")]
+        assert set(readers) <= set(sim.encoder.folded_inputs), site
     enc = sim.encoder_for()
     batch = enc.batches(sentences)[0]
     seen = {}

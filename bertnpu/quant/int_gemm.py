@@ -134,18 +134,14 @@ def carry_codes(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     ``gamma * x̂ + beta``), carrying the int8 codes ``y`` holds (:func:`hold_codes`) as the codes *of the quantized
     tensor*, not of ``out``: only :func:`mapped_codes` reads them, for the folded Linears that take ``x̂`` on the NPU."""
     held = getattr(y, _HELD, None)
-    if held is not None and held[1] == _version(y):
-        setattr(out, _MAPPED, (held[0], _version(out), held[2]))
-    return out
+    return carry(out, held[2], held[0]) if held is not None and held[1] == _version(y) else out
 
 
 def mapped_codes(x: torch.Tensor, spec: IntInput) -> Optional[torch.Tensor]:
     """The int8 codes of the quantized tensor behind ``x`` (:func:`carry_codes`) under ``spec``, or None (no codes
     carried, ``x`` changed since, or another mapping): never computed from ``x``, which is not that tensor."""
-    held = getattr(x, _MAPPED, None)
-    if held is not None and held[1] == _version(x) and _equal_spec(held[0], spec):
-        return held[2]
-    return None
+    held = carried(x)
+    return held[1] if held is not None and _equal_spec(held[0], spec) else None
 
 
 def _equal_spec(a: IntInput, b: IntInput) -> bool:

@@ -86,7 +86,9 @@ class TransformedEncoder(NpuEncoder):
     ``site_maps[site] = (to_quantized, from_quantized)``: a tap sees ``to_quantized(x)`` at that
     site and the encoder continues with ``from_quantized`` of what the tap returns.
     ``folded_inputs[(layer, linear_path)] = (gamma, beta)``: the Linear's weight is quantized as
-    ``W diag(gamma)`` (NormConv). ``transforms`` lists what was applied.
+    ``W diag(gamma)`` (NormConv). :func:`transformed_encoder` adds a site map and the folds of every
+    Linear that reads that site together, so every Linear after a mapped site is folded (the one kind
+    that can take the codes of ``x̂``). ``transforms`` lists what was applied.
     """
 
     site_maps: dict
@@ -112,19 +114,9 @@ class TransformedEncoder(NpuEncoder):
         """A mapped (NormConv) site's Linears read the codes of ``x̂`` carried past the map, or run in float."""
         if site not in self.site_maps:
             return super()._codes(x, ints, site)
-        if not self._readers_folded(site):
-            return None  # x̂'s codes fit only a Linear that holds Q(W diag(gamma))
         spec = ints(site) if ints is not None else None
         codes = mapped_codes(x, spec) if spec is not None else None
         return None if codes is None else (codes, spec)
-
-    def _readers_folded(self, site: str) -> bool:
-        """Whether the Linears reading the mapped ``site`` hold its folded affine (``folded_inputs``)."""
-        parts = site.split(".")
-        layer, role = int(parts[1]), ".".join(parts[2:])
-        readers = [(layer, "intermediate.dense")] if role == "attention.layernorm.out" else \
-            [(layer + 1, p) for p in ("attention.self.query", "attention.self.key", "attention.self.value")]
-        return all(r in self.folded_inputs for r in readers)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, tap: Optional[Tap] = None):
         return super().forward(hidden, attention_mask, self.wrap_tap(tap) if tap is not None else None)
